@@ -1,0 +1,27 @@
+// seqgan_fast._C: declares the ops once; each device type registers its kernels in its own
+// file (csrc/cpu/*.cpp: CPU, csrc/cuda/*.cu: CUDA), so the torch dispatcher is the single
+// dispatch point per op. Seeds are unsigned 64-bit values carried in int64 (same bits).
+#include <torch/library.h>
+#include <Python.h>
+
+TORCH_LIBRARY(seqgan_fast, m) {
+  // One step: feed tokens (B,), state h, c (B, H) -> (next tokens (B,), h, c).
+  m.def(
+      "decode(Tensor tokens, Tensor h, Tensor c, Tensor emb, Tensor w_ih, Tensor w_hh, "
+      "Tensor bias, Tensor w_out, Tensor b_out, int seed, int step, int row_offset, "
+      "int stream, float temperature) -> (Tensor, Tensor, Tensor)");
+  // Whole sequences from the start token; prefix (B, P) fixes the first P tokens.
+  m.def(
+      "sample(Tensor prefix, Tensor emb, Tensor w_ih, Tensor w_hh, Tensor bias, Tensor w_out, "
+      "Tensor b_out, int seq_len, int start_token, int seed, int row_offset, float temperature) "
+      "-> Tensor");
+  // All (T-1)*N*B completions of x (B, T): output (T-1, N, B, T) int64.
+  m.def(
+      "rollout(Tensor x, int num_rollouts, Tensor emb, Tensor w_ih, Tensor w_hh, Tensor bias, "
+      "Tensor w_out, Tensor b_out, int start_token, int seed, float temperature) -> Tensor");
+}
+
+// A bare Python module, so that `import seqgan_fast._C` loads the library (and with it the
+// registrations above) without pulling pybind11 into every translation unit.
+static PyModuleDef seqgan_fast_module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+PyMODINIT_FUNC PyInit__C(void) { return PyModule_Create(&seqgan_fast_module); }

@@ -1,0 +1,140 @@
+"""Training configuration: one flat dataclass, named presets, ``key=value`` overrides."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A bad preset name, override key or value; the message is meant for the user."""
+
+
+@dataclass
+class TrainConfig:
+    # --- task and data -------------------------------------------------------------------
+    task: str = "oracle"                 # oracle | text | recsys
+    data: str = "oracle"                 # "oracle" or a path (text file, .inter or .csv)
+    test_data: str | None = None         # text: held-out file for nll_test / BLEU references
+    oracle_params: str | None = None     # oracle: path to target_params.npz (else seeded N(0,1))
+    oracle_seed: int = 0
+    num_train: int = 10_000              # oracle: training sequences drawn from the oracle
+    num_eval: int = 10_000               # samples for NLL_oracle / BLEU evaluation
+    tokenize: str = "word"               # text: word | char
+    max_len: int = 20                    # text/recsys: sequence length (pad/truncate)
+    min_count: int = 1                   # text/recsys: rarer tokens/items map to <unk>
+    mask_history: bool = True            # recsys: exclude items the user already has
+    topk: tuple[int, ...] = (5, 10, 20)  # recsys: HR@K / NDCG@K cut-offs
+    # --- model ---------------------------------------------------------------------------
+    vocab_size: int = 5000               # oracle task; data tasks take it from the data
+    seq_len: int = 20
+    g_emb_dim: int = 32
+    g_hidden_dim: int = 32
+    d_emb_dim: int = 64
+    d_filter_sizes: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
+    d_num_filters: tuple[int, ...] = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
+    d_dropout_keep: float = 0.75
+    d_l2_reg: float = 0.2
+    # --- optimisation and schedule -------------------------------------------------------
+    batch_size: int = 64
+    g_lr: float = 0.01
+    g_grad_clip: float = 5.0
+    d_lr: float = 1e-4
+    mle_epochs: int = 120
+    d_pretrain_rounds: int = 50          # each: regenerate negatives, then d_epochs epochs
+    d_epochs: int = 3
+    d_num_negatives: int = 10_000
+    adv_batches: int = 200
+    adv_g_steps: int = 1
+    adv_d_rounds: int = 5
+    num_rollouts: int = 16
+    rollout_update_rate: float = 0.8
+    temperature: float = 1.0
+    eval_every: int = 5                  # epochs (MLE) / batches (adversarial)
+    # --- runtime ----------------------------------------------------------------------------
+    seed: int = 0
+    device: str = "cpu"
+    backend: str = "auto"
+    preset: str = "custom"
+
+    # ---------------------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+        cfg = cls(**{**PRESETS[name], "preset": name})
+        return cfg.replace(**overrides) if overrides else cfg
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(self)}
+        bad = sorted(set(changes) - names)
+        if bad:
+            raise ConfigError(f"unknown config key(s) {bad}")
+        return dataclasses.replace(self, **changes)
+
+    def with_overrides(self, items: list[str]) -> TrainConfig:
+        """Apply ``key=value`` strings (as ``--set``), parsing values by the field's type."""
+        changes = {}
+        types = {f.name: f for f in dataclasses.fields(self)}
+        for item in items:
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise ConfigError(f"--set expects key=value, got {item!r}")
+            if key not in types:
+                raise ConfigError(f"unknown config key {key!r} in --set {item!r}")
+            changes[key] = _parse_value(key, raw.strip(), getattr(self, key), types[key])
+        return self.replace(**changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - names)
+        if bad:
+            raise ConfigError(f"unknown config key(s) {bad}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kwargs)
+
+
+def _parse_value(key: str, raw: str, current: Any, f: dataclasses.Field) -> Any:
+    annot = str(f.type)
+    try:
+        if isinstance(current, bool) or annot == "bool":
+            low = raw.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if annot.startswith("tuple"):
+            return tuple(int(v) for v in raw.replace(" ", "").split(",") if v)
+        if isinstance(current, int) or annot == "int":
+            return int(raw)
+        if isinstance(current, float) or annot == "float":
+            return float(raw)
+        if annot.startswith("str | None") and raw.lower() in ("", "none", "null"):
+            return None
+        return raw
+    except ValueError:
+        raise ConfigError(f"bad value {raw!r} for {key} (expected {annot})") from None
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The reference implementation's exact schedule on the synthetic oracle.
+    "paper": dict(),
+    # Same algorithm, scaled to a few minutes on 2 CPU cores (reductions documented in README).
+    "quick": dict(num_train=2000, num_eval=2000, mle_epochs=15, d_pretrain_rounds=3,
+                  d_num_negatives=2000, adv_batches=15, adv_d_rounds=1, d_epochs=1,
+                  eval_every=5, d_num_filters=(50, 100, 100, 100, 100, 50, 50, 50, 50, 50, 80, 80)),
+    # Text and recommendation presets (sizes tuned for CPU in issue 6).
+    "coco": dict(task="text", tokenize="word", max_len=37, seq_len=37),
+    "poems": dict(task="text", tokenize="char", max_len=20, seq_len=20),
+    "instacart": dict(task="recsys", max_len=20, seq_len=20),
+}

@@ -1,0 +1,285 @@
+"""SeqGAN's networks: the LSTM generator, the oracle ("target LSTM") and the CNN discriminator."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .ops.weights import LSTMWeights, lstm_step
+
+log = logging.getLogger(__name__)
+
+_ORACLE_GATES = ("i", "f", "c", "o")  # torch's gate order (i, f, g, o) in the oracle's names
+
+
+class Generator(nn.Module):
+    """Embedding -> single-layer LSTM -> linear over the vocabulary (Yu et al., 2017).
+
+    Every sequence starts from h = c = 0 with the start token as first input; all
+    ``seq_len`` positions are sampled (the start token is not part of the sequence).
+    Parameters are initialised N(0, 0.1) as in the paper's code.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_dim: int = 32,
+        hidden_dim: int = 32,
+        seq_len: int = 20,
+        start_token: int = 0,
+        init_std: float = 0.1,
+    ) -> None:
+        super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("emb_dim", emb_dim),
+                            ("hidden_dim", hidden_dim), ("seq_len", seq_len)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not 0 <= start_token < vocab_size:
+            raise ValueError(f"start_token must be in [0, {vocab_size}), got {start_token}")
+        self.vocab_size, self.emb_dim, self.hidden_dim = vocab_size, emb_dim, hidden_dim
+        self.seq_len, self.start_token = seq_len, start_token
+        self.embedding = nn.Embedding(vocab_size, emb_dim)
+        self.lstm = nn.LSTM(emb_dim, hidden_dim, batch_first=True)
+        self.output = nn.Linear(hidden_dim, vocab_size)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.normal_(0.0, init_std)
+            self.lstm.bias_hh_l0.zero_()  # one bias per gate, as the paper's cell
+
+    # -- layout shared with the kernels ---------------------------------------------------
+    def kernel_weights(self) -> LSTMWeights:
+        """Detached fp32 contiguous weights in the kernels' layout (see LSTMWeights)."""
+        def d(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().float().contiguous()
+
+        return LSTMWeights(
+            d(self.embedding.weight), d(self.lstm.weight_ih_l0), d(self.lstm.weight_hh_l0),
+            d(self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0), d(self.output.weight),
+            d(self.output.bias), start_token=self.start_token,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.embedding.weight.device
+
+    # -- teacher forcing ------------------------------------------------------------------
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        start = torch.full_like(x[:, :1], self.start_token)
+        return torch.cat([start, x[:, :-1]], dim=1)
+
+    def check_tokens(self, x: torch.Tensor, name: str = "x") -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != 2:
+            raise ValueError(f"{name} must be a (batch, seq_len) tensor")
+        if x.dtype != torch.int64:
+            raise TypeError(f"{name} must be int64, got {x.dtype}")
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
+            raise ValueError(f"{name} has token ids outside [0, {self.vocab_size})")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits: x (B, T) int64 -> (B, T, V); position t sees x[:, :t]."""
+        out, _ = self.lstm(self.embedding(self._inputs(x)))
+        return self.output(out)
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x_t | x_<t) for every position: (B, T) float (differentiable)."""
+        logp = F.log_softmax(self.forward(x), dim=-1)
+        return logp.gather(2, x.unsqueeze(2)).squeeze(2)
+
+    def mle_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean per-token negative log-likelihood of x (B, T) (differentiable)."""
+        logits = self.forward(x)
+        return F.cross_entropy(logits.reshape(-1, self.vocab_size), x.reshape(-1))
+
+    def pg_loss(self, x: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+        """Policy-gradient loss -sum_t log p(x_t) * R_t (paper eq. 7), averaged over the batch."""
+        return -(self.log_probs(x) * rewards.detach()).sum(dim=1).mean()
+
+    @torch.no_grad()
+    def nll(self, x: torch.Tensor, batch_size: int = 1024) -> float:
+        """Mean per-token NLL (nats) of x (N, T), teacher-forced from the start token."""
+        self.check_tokens(x)
+        x = x.to(self.device)
+        total = 0.0
+        for i in range(0, x.shape[0], batch_size):
+            chunk = x[i : i + batch_size]
+            total += float(-self.log_probs(chunk).double().sum())
+        return total / max(x.numel(), 1)
+
+    @torch.no_grad()
+    def prefix_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """LSTM state that predicts each position: h, c of shape (T, B, H); index t has
+        consumed the start token and x[:, :t]. One teacher-forced pass, O(B*T)."""
+        return prefix_states(self.kernel_weights(), x)
+
+    # -- sampling -------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(
+        self,
+        num_samples: int,
+        seed: int = 0,
+        temperature: float = 1.0,
+        backend: str = "auto",
+        prefix: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Generate (num_samples, seq_len) int64 tokens (canonical sampler, DESIGN §4)."""
+        from .ops.sample import sample
+
+        return sample(self, num_samples, seed=seed, temperature=temperature,
+                      backend=backend, prefix=prefix)
+
+
+def prefix_states(w: LSTMWeights, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, c) of shape (T, B, H): the state after the start token and x[:, :t], t = 0..T-1."""
+    B, T = x.shape
+    inp = torch.cat([torch.full_like(x[:, :1], w.start_token), x[:, :-1]], dim=1)
+    emb = w.emb[inp]  # (B, T, E)
+    h = torch.zeros(B, w.hidden_dim, device=x.device)
+    c = torch.zeros_like(h)
+    hs, cs = [], []
+    for t in range(T):
+        h, c = lstm_step(w, emb[:, t], h, c)
+        hs.append(h)
+        cs.append(c)
+    return torch.stack(hs), torch.stack(cs)
+
+
+class Oracle(Generator):
+    """The synthetic data's "target LSTM": fixed weights, same sample()/nll() as Generator.
+
+    ``Oracle(seed=s)`` draws N(0, 1) weights (the paper's oracle is N(0, 1) initialised);
+    ``Oracle.from_npz(path)`` loads the paper's exact weights (``target_params.npz``).
+    """
+
+    def __init__(self, vocab_size: int = 5000, emb_dim: int = 32, hidden_dim: int = 32,
+                 seq_len: int = 20, start_token: int = 0, seed: int = 0) -> None:
+        super().__init__(vocab_size, emb_dim, hidden_dim, seq_len, start_token)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen))
+            self.lstm.bias_hh_l0.zero_()
+        self.requires_grad_(False)
+
+    @classmethod
+    def from_npz(cls, path: str | os.PathLike, seq_len: int = 20, start_token: int = 0) -> Oracle:
+        """Load the reference code's oracle: row-vector convention ``x @ W + h @ U + b``,
+        gates (i, f, o, c), no forget-gate offset; see shared/data/README.md."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"oracle parameter file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                p = {k: torch.from_numpy(np.asarray(npz[k], dtype=np.float32)) for k in npz.files}
+        except Exception as exc:  # zip/npy errors come in many types
+            raise ValueError(f"{path}: not a readable .npz file ({exc})") from exc
+        needed = ["embedding", "W_out", "b_out"] + [
+            f"{m}_{g}" for g in _ORACLE_GATES for m in ("W", "U", "b")]
+        missing = [k for k in needed if k not in p]
+        if missing:
+            raise ValueError(f"{path}: missing arrays {missing}")
+        V, E = p["embedding"].shape
+        H = p["U_i"].shape[0]
+        expect = {"W_out": (H, V), "b_out": (V,)}
+        for g in _ORACLE_GATES:
+            expect.update({f"W_{g}": (E, H), f"U_{g}": (H, H), f"b_{g}": (H,)})
+        for k, shape in expect.items():
+            if tuple(p[k].shape) != shape:
+                raise ValueError(f"{path}: {k} has shape {tuple(p[k].shape)}, expected {shape}")
+        oracle = cls(V, E, H, seq_len, start_token)
+        with torch.no_grad():
+            oracle.embedding.weight.copy_(p["embedding"])
+            oracle.lstm.weight_ih_l0.copy_(torch.cat([p[f"W_{g}"].t() for g in _ORACLE_GATES]))
+            oracle.lstm.weight_hh_l0.copy_(torch.cat([p[f"U_{g}"].t() for g in _ORACLE_GATES]))
+            oracle.lstm.bias_ih_l0.copy_(torch.cat([p[f"b_{g}"] for g in _ORACLE_GATES]))
+            oracle.lstm.bias_hh_l0.zero_()
+            oracle.output.weight.copy_(p["W_out"].t())
+            oracle.output.bias.copy_(p["b_out"])
+        return oracle
+
+
+class Highway(nn.Module):
+    """y = t * relu(W_h x) + (1 - t) * x with t = sigmoid(W_t x + b_t) (Srivastava et al.)."""
+
+    def __init__(self, size: int, transform_bias: float = 0.0) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(size, size)
+        self.gate = nn.Linear(size, size)
+        nn.init.constant_(self.gate.bias, transform_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = torch.sigmoid(self.gate(x))
+        return t * F.relu(self.hidden(x)) + (1 - t) * x
+
+
+PAPER_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
+PAPER_NUM_FILTERS = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
+
+
+class Discriminator(nn.Module):
+    """CNN text classifier (Kim, 2014) with a highway layer, as SeqGAN's discriminator.
+
+    Class 1 is "real". Filters wider than ``seq_len`` are dropped (logged).
+    ``l2_loss()`` is the paper code's L2 term on the output layer (weight ``l2_reg``).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        seq_len: int = 20,
+        emb_dim: int = 64,
+        filter_sizes: Sequence[int] = PAPER_FILTER_SIZES,
+        num_filters: Sequence[int] = PAPER_NUM_FILTERS,
+        dropout_keep: float = 0.75,
+        l2_reg: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if len(filter_sizes) != len(num_filters):
+            raise ValueError("filter_sizes and num_filters must have the same length")
+        if not 0 < dropout_keep <= 1:
+            raise ValueError(f"dropout_keep must be in (0, 1], got {dropout_keep}")
+        kept = [(k, n) for k, n in zip(filter_sizes, num_filters) if k <= seq_len]
+        if len(kept) < len(filter_sizes):
+            log.info("discriminator: dropped filters wider than seq_len=%d", seq_len)
+        if not kept:
+            raise ValueError(f"no filter fits seq_len={seq_len}")
+        self.vocab_size, self.seq_len, self.l2_reg = vocab_size, seq_len, l2_reg
+        self.embedding = nn.Embedding(vocab_size, emb_dim)
+        nn.init.uniform_(self.embedding.weight, -1.0, 1.0)
+        self.convs = nn.ModuleList(nn.Conv1d(emb_dim, n, k) for k, n in kept)
+        for conv in self.convs:
+            nn.init.trunc_normal_(conv.weight, std=0.1, a=-0.2, b=0.2)
+            nn.init.constant_(conv.bias, 0.1)
+        total = sum(n for _, n in kept)
+        self.highway = Highway(total)
+        self.dropout = nn.Dropout(1.0 - dropout_keep)
+        self.output = nn.Linear(total, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, seq_len) int64 -> class logits (B, 2); class 1 = real."""
+        e = self.embedding(x).transpose(1, 2)  # (B, E, T)
+        pooled = torch.cat([F.relu(conv(e)).amax(dim=2) for conv in self.convs], dim=1)
+        return self.output(self.dropout(self.highway(pooled)))
+
+    def l2_loss(self) -> torch.Tensor:
+        return self.l2_reg * 0.5 * (self.output.weight.square().sum()
+                                    + self.output.bias.square().sum())
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.forward(x), labels) + self.l2_loss()
+
+    @torch.no_grad()
+    def prob_real(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """P(real) for x (M, seq_len), in eval mode, scored in chunks: (M,) float."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = [torch.softmax(self.forward(x[i : i + batch_size]), dim=1)[:, 1]
+                   for i in range(0, x.shape[0], batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(out) if out else x.new_zeros(0, dtype=torch.float32)

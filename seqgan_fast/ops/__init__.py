@@ -1,0 +1,13 @@
+"""Ops with one Python entry point each and several backends (DESIGN §3):
+``sample``, ``decode``, ``rollout`` (+ ``rollout_rewards``)."""
+from .backends import available_backends, is_available, resolve
+from .decode import decode
+from .philox import philox4x32, to_uniform
+from .rollout import rollout, rollout_rewards
+from .sample import sample
+from .sample_ref import canonical_sample
+from .weights import LSTMWeights
+
+__all__ = ["available_backends", "is_available", "resolve", "decode", "rollout",
+           "rollout_rewards", "sample", "canonical_sample", "philox4x32", "to_uniform",
+           "LSTMWeights"]

@@ -1,0 +1,53 @@
+"""Argument checks shared by every op, run before any backend is launched."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .weights import LSTMWeights
+
+
+def check_seed(seed) -> int:
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return seed
+
+
+def check_temperature(temperature) -> float:
+    t = float(temperature)
+    if not (t > 0 and math.isfinite(t)):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    return t
+
+
+def check_tokens(x: torch.Tensor, w: LSTMWeights, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must have shape (batch, seq_len), got {tuple(x.shape)}")
+    if x.dtype != torch.int64:
+        raise TypeError(f"{name} must be int64, got {x.dtype}")
+    if x.device != w.device:
+        raise ValueError(f"{name} is on {x.device} but the generator is on {w.device}")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= w.vocab_size):
+        raise ValueError(f"{name} has token ids outside [0, {w.vocab_size})")
+
+
+def check_weights(w: LSTMWeights) -> None:
+    V, E = w.emb.shape
+    H = w.w_hh.shape[1]
+    expect = {"emb": (V, E), "w_ih": (4 * H, E), "w_hh": (4 * H, H), "bias": (4 * H,),
+              "w_out": (V, H), "b_out": (V,)}
+    for name, shape in expect.items():
+        t = getattr(w, name)
+        if tuple(t.shape) != shape:
+            raise ValueError(f"weight {name} has shape {tuple(t.shape)}, expected {shape}")
+        if t.dtype != torch.float32:
+            raise TypeError(f"weight {name} must be float32, got {t.dtype}")
+        if t.device != w.device:
+            raise ValueError(f"weight {name} is on {t.device}, emb on {w.device}")
+    if not 0 <= w.start_token < V:
+        raise ValueError(f"start_token must be in [0, {V}), got {w.start_token}")

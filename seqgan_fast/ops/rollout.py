@@ -1,0 +1,119 @@
+"""``rollout``: Monte-Carlo completions of every prefix, without the O(T^2) (DESIGN §5).
+
+One teacher-forced pass gives the state after every prefix; all B*N*(T-1) completions then
+start from those states and decode together. Completion rows are logical:
+r = ((t-1)*N + n)*B + b for prefix length t, rollout n, batch row b; they are kept in that
+order, so the rows still decoding at step s (those with t <= s) are always a leading block.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import _ext
+from .backends import resolve
+from .checks import check_seed, check_temperature, check_tokens, check_weights
+from .philox import STREAM_ROLLOUT
+from .sample_ref import canonical_sample
+from .weights import LSTMWeights, as_weights, lstm_step, project
+
+# The reference backend holds at most this many bytes of logits (and as many again of
+# softmax temporaries) at once; completions are decoded in row chunks that fit.
+REF_LOGIT_BYTES = 8 * 2**20  # measured best of 2, 8, 32, 64 MiB at the paper size
+
+
+@torch.no_grad()
+def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
+                temperature: float = 1.0, logit_bytes: int = REF_LOGIT_BYTES) -> torch.Tensor:
+    """Reference rollout: x (B, T) int64 -> completions (T-1, N, B, T) int64."""
+    from ..models import prefix_states
+
+    B, T = x.shape
+    N = num_rollouts
+    out = x.expand(max(T - 1, 0), N, B, T).clone()
+    if T < 2 or B == 0 or N == 0:
+        return out
+    h_pref, c_pref = prefix_states(w, x)  # (T, B, H): index t predicts position t
+    flat = out.view(-1, T)
+    R = flat.shape[0]
+    all_rows = torch.arange(R, device=x.device)
+    start_step = all_rows // (N * B) + 1  # the prefix length t, = the first sampled position
+    chunk = max(1, logit_bytes // (4 * w.vocab_size))
+    for r0 in range(0, R, chunk):
+        rows = all_rows[r0 : r0 + chunk]
+        t_rows = start_step[r0 : r0 + chunk]
+        b_rows = rows % B
+        h, c = h_pref[t_rows, b_rows], c_pref[t_rows, b_rows]
+        for s in range(int(t_rows[0]), T):
+            n = int(torch.searchsorted(t_rows, s, right=True))  # rows with t <= s
+            tok = canonical_sample(project(w, h[:n]), seed, s, rows[:n], STREAM_ROLLOUT,
+                                   temperature)
+            flat[r0 : r0 + n, s] = tok
+            if s < T - 1:
+                h[:n], c[:n] = lstm_step(w, w.emb[tok], h[:n], c[:n])
+    return out
+
+
+def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature):
+    return torch.ops.seqgan_fast.rollout(x.contiguous(), num_rollouts, *w.tensors(),
+                                         w.start_token, _ext.signed_seed(seed), temperature)
+
+
+def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature):
+    from .triton_rollout import rollout_triton
+
+    return rollout_triton(w, x, num_rollouts, seed, temperature)
+
+
+_IMPLS = {"reference": rollout_ref, "cpp": _rollout_kernel, "cuda": _rollout_kernel,
+          "triton": _rollout_triton}
+
+
+def rollout(
+    policy,
+    x: torch.Tensor,
+    num_rollouts: int = 16,
+    seed: int = 0,
+    temperature: float = 1.0,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Complete every proper prefix of x ``num_rollouts`` times with the rollout policy.
+
+    policy: Generator/Oracle or LSTMWeights; x: (B, T) int64.
+    Returns (T-1, N, B, T) int64; completion [t-1, n, b, :t] == x[b, :t]. Memory: the output
+    plus, for the reference backend, ``REF_LOGIT_BYTES``-bounded logit chunks; the fused
+    kernels never materialise logits beyond a tile per thread.
+    """
+    w = as_weights(policy)
+    check_weights(w)
+    check_tokens(x, w, "x")
+    if not isinstance(num_rollouts, int) or num_rollouts < 1:
+        raise ValueError(f"num_rollouts must be a positive int, got {num_rollouts!r}")
+    B, T = x.shape
+    if (T - 1) * num_rollouts * B > 2**32:
+        raise ValueError("too many completions: (T-1)*num_rollouts*B must fit in 32 bits")
+    seed, temperature = check_seed(seed), check_temperature(temperature)
+    impl = _IMPLS[resolve(backend, w.device)]
+    return impl(w, x, num_rollouts, seed, temperature)
+
+
+@torch.no_grad()
+def rollout_rewards(
+    policy,
+    discriminator,
+    x: torch.Tensor,
+    num_rollouts: int = 16,
+    seed: int = 0,
+    temperature: float = 1.0,
+    backend: str = "auto",
+    score_batch: int = 4096,
+) -> torch.Tensor:
+    """Per-token rewards (B, T) float: column t-1 (t < T) is the mean over the N completions
+    of prefix t of D's P(real); the last column is D(x). Scored ``score_batch`` rows at a time.
+    """
+    B, T = x.shape
+    comps = rollout(policy, x, num_rollouts, seed, temperature, backend)
+    scores = discriminator.prob_real(comps.view(-1, T), batch_size=score_batch)
+    rewards = torch.empty(B, T, dtype=torch.float32, device=x.device)
+    rewards[:, : T - 1] = scores.view(T - 1, num_rollouts, B).mean(dim=1).t()
+    rewards[:, T - 1] = discriminator.prob_real(x, batch_size=score_batch)
+    return rewards

@@ -1,0 +1,84 @@
+"""``sample``: whole-sequence generation from the start token (or given prefixes)."""
+from __future__ import annotations
+
+import torch
+
+from .. import _ext
+from .backends import resolve
+from .checks import check_seed, check_temperature, check_tokens, check_weights
+from .philox import STREAM_SAMPLE
+from .sample_ref import canonical_sample
+from .weights import LSTMWeights, as_weights, lstm_step, project
+
+
+@torch.no_grad()
+def sample_ref(w: LSTMWeights, prefix: torch.Tensor, seq_len: int, seed: int,
+               temperature: float = 1.0, row_offset: int = 0) -> torch.Tensor:
+    """Reference: prefix (B, P) int64 -> (B, seq_len); positions P.. drawn at row row_offset+b."""
+    B, P = prefix.shape
+    out = torch.empty(B, seq_len, dtype=torch.int64, device=prefix.device)
+    out[:, :P] = prefix
+    rows = torch.arange(B, device=prefix.device) + row_offset
+    h = torch.zeros(B, w.hidden_dim, device=prefix.device)
+    c = torch.zeros_like(h)
+    tok = torch.full((B,), w.start_token, dtype=torch.int64, device=prefix.device)
+    for s in range(seq_len):
+        h, c = lstm_step(w, w.emb[tok], h, c)
+        if s < P:
+            tok = prefix[:, s]
+            continue
+        tok = canonical_sample(project(w, h), seed, s, rows, STREAM_SAMPLE, temperature)
+        out[:, s] = tok
+    return out
+
+
+def _sample_kernel(w: LSTMWeights, prefix, seq_len, seed, temperature, row_offset):
+    return torch.ops.seqgan_fast.sample(prefix.contiguous(), *w.tensors(), seq_len,
+                                        w.start_token, _ext.signed_seed(seed), row_offset,
+                                        temperature)
+
+
+def _sample_triton(w: LSTMWeights, prefix, seq_len, seed, temperature, row_offset):
+    from .triton_sample import sample_triton
+
+    return sample_triton(w, prefix, seq_len, seed, temperature, row_offset)
+
+
+_IMPLS = {"reference": sample_ref, "cpp": _sample_kernel, "cuda": _sample_kernel,
+          "triton": _sample_triton}
+
+
+def sample(
+    generator,
+    num_samples: int,
+    seed: int = 0,
+    temperature: float = 1.0,
+    backend: str = "auto",
+    prefix: torch.Tensor | None = None,
+    seq_len: int | None = None,
+    row_offset: int = 0,
+) -> torch.Tensor:
+    """Draw ``num_samples`` sequences: (num_samples, seq_len) int64.
+
+    generator: Generator/Oracle or LSTMWeights (then pass ``seq_len``). ``prefix`` (B, P)
+    fixes the first P tokens. Row b uses Philox row ``row_offset + b`` (so a batch split in
+    parts reproduces the whole when offsets are given).
+    """
+    w = as_weights(generator)
+    check_weights(w)
+    seq_len = seq_len if seq_len is not None else getattr(generator, "seq_len", None)
+    if not isinstance(seq_len, int) or seq_len < 1:
+        raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
+    if not isinstance(num_samples, int) or num_samples < 0:
+        raise ValueError(f"num_samples must be an int >= 0, got {num_samples!r}")
+    if not isinstance(row_offset, int) or row_offset < 0 or row_offset + num_samples > 2**32:
+        raise ValueError(f"row_offset must be an int in [0, 2**32 - num_samples], got {row_offset}")
+    seed, temperature = check_seed(seed), check_temperature(temperature)
+    if prefix is None:
+        prefix = torch.zeros(num_samples, 0, dtype=torch.int64, device=w.device)
+    check_tokens(prefix, w, "prefix")
+    if prefix.shape[0] != num_samples or prefix.shape[1] > seq_len:
+        raise ValueError(f"prefix must have shape ({num_samples}, <= {seq_len}), "
+                         f"got {tuple(prefix.shape)}")
+    impl = _IMPLS[resolve(backend, w.device)]
+    return impl(w, prefix, seq_len, seed, temperature, row_offset)

@@ -1,0 +1,67 @@
+"""Builds seqgan_fast._C: CPU kernels always; CUDA kernels when the toolchain has CUDA.
+
+CUDA is decided by the toolchain, never by a visible GPU: torch built with CUDA and nvcc
+found (CUDA_HOME), or forced with SEQGAN_FAST_CUDA=1; SEQGAN_FAST_CUDA=0 turns it off.
+Arch list: TORCH_CUDA_ARCH_LIST, default "8.0;9.0".
+Install with: pip install --no-build-isolation -e .
+"""
+import glob
+import os
+
+from setuptools import setup
+
+try:
+    import torch
+    from torch.utils import cpp_extension
+except ImportError as exc:  # torch is deliberately not a build requirement (DESIGN §6)
+    raise SystemExit(
+        "seqgan_fast needs torch installed before it is built: "
+        "pip install torch==2.13.0 (CPU) then pip install --no-build-isolation -e ."
+    ) from exc
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_ARCH_LIST = "8.0;9.0"
+
+
+def want_cuda() -> bool:
+    flag = os.environ.get("SEQGAN_FAST_CUDA", "")
+    if flag == "0":
+        return False
+    if flag == "1":
+        return True
+    return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+
+
+def rel(pattern: str) -> list:
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def extension():
+    sources = rel("csrc/*.cpp") + rel("csrc/cpu/*.cpp")
+    cxx = ["-O3", "-std=c++17", "-fopenmp"]
+    if os.environ.get("SEQGAN_FAST_PORTABLE", "0") != "1":  # wheels for other CPUs: set it
+        cxx.append("-march=native")
+    define_macros = []
+    extra = {"cxx": cxx}
+    if want_cuda():
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCH_LIST)
+        sources += rel("csrc/cuda/*.cu") + rel("kernels/*.cu")
+        define_macros.append(("WITH_CUDA", None))
+        extra["nvcc"] = ["-O3", "-std=c++17", "-lineinfo"]
+        cls = cpp_extension.CUDAExtension
+    else:
+        cls = cpp_extension.CppExtension
+    return cls(
+        "seqgan_fast._C",
+        sources,
+        include_dirs=[os.path.join(ROOT, "csrc"), os.path.join(ROOT, "kernels")],
+        define_macros=define_macros,
+        extra_compile_args=extra,
+        extra_link_args=["-fopenmp"],
+    )
+
+
+setup(
+    ext_modules=[extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+)

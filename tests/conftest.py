@@ -1,0 +1,26 @@
+import pytest
+import torch
+
+from seqgan_fast.data.paths import ENV_VAR, data_dir
+
+
+@pytest.fixture
+def shared_data():
+    """The shared data folder; tests that need it skip where it is absent."""
+    path = data_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared data folder not found at {path} (set {ENV_VAR})")
+    return path
+
+
+@pytest.fixture
+def oracle_npz(shared_data):
+    path = shared_data / "seqgan_oracle" / "target_params.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed_torch():
+    torch.manual_seed(1234)

@@ -1,0 +1,42 @@
+"""Assertion helpers shared by the tests."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.stats import chisquare
+
+from seqgan_fast import Generator
+
+
+def small_generator(vocab=300, emb=8, hidden=16, seq_len=7, seed=0, scale=1.0) -> Generator:
+    """A generator with larger-than-init weights, so its softmaxes are far from uniform."""
+    torch.manual_seed(seed)
+    g = Generator(vocab, emb, hidden, seq_len)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.mul_(scale)
+    return g
+
+
+def assert_tokens_agree(actual: torch.Tensor, expected: torch.Tensor, min_agree=0.999):
+    """Same shape, and the same token on at least ``min_agree`` of positions (float ties)."""
+    assert actual.shape == expected.shape, f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    assert actual.dtype == expected.dtype
+    same = (actual == expected).double().mean().item()
+    if same < min_agree:
+        where = torch.nonzero(actual != expected)[:10].tolist()
+        raise AssertionError(f"tokens agree on {same:.5f} < {min_agree}; first mismatches at {where}")
+
+
+def chi_square_pvalue(tokens: torch.Tensor, probs: torch.Tensor, min_expected=5.0) -> float:
+    """Chi-square goodness of fit of token counts against probs; rare bins are pooled."""
+    n = tokens.numel()
+    counts = torch.bincount(tokens.flatten().cpu(), minlength=probs.numel()).double().numpy()
+    expected = (probs.double().cpu() * n).numpy()
+    big = expected >= min_expected
+    obs = np.append(counts[big], counts[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    if exp[-1] == 0:
+        obs, exp = obs[:-1], exp[:-1]
+    exp *= obs.sum() / exp.sum()
+    return float(chisquare(obs, exp).pvalue)
