@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -21,11 +21,13 @@ class TrainConfig:
     oracle_seed: int = 0
     num_train: int = 10_000              # oracle: training sequences drawn from the oracle
     num_eval: int = 10_000               # samples for NLL_oracle / BLEU evaluation
+    num_test: int = 0                    # oracle: held-out oracle samples for nll_test (0: off)
     tokenize: str = "word"               # text: word | char
     max_len: int = 20                    # text/recsys: sequence length (pad/truncate)
     min_count: int = 1                   # text/recsys: rarer tokens/items map to <unk>
     mask_history: bool = True            # recsys: exclude items the user already has
     topk: tuple[int, ...] = (5, 10, 20)  # recsys: HR@K / NDCG@K cut-offs
+    columns: str | None = None           # recsys: "USER,ITEM[,ORDER...]" (None: auto-detect)
     # --- model ---------------------------------------------------------------------------
     vocab_size: int = 5000               # oracle task; data tasks take it from the data
     seq_len: int = 20
@@ -52,6 +54,7 @@ class TrainConfig:
     rollout_update_rate: float = 0.8
     temperature: float = 1.0
     eval_every: int = 5                  # epochs (MLE) / batches (adversarial)
+    checkpoint_every: int = 1            # checkpoint every this many evaluations (+ phase ends)
     # --- runtime ----------------------------------------------------------------------------
     seed: int = 0
     device: str = "cpu"
@@ -59,13 +62,6 @@ class TrainConfig:
     preset: str = "custom"
 
     # ---------------------------------------------------------------------------------------
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
-        cfg = cls(**{**PRESETS[name], "preset": name})
-        return cfg.replace(**overrides) if overrides else cfg
-
     def replace(self, **changes: Any) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(self)}
         bad = sorted(set(changes) - names)
@@ -87,6 +83,46 @@ class TrainConfig:
             changes[key] = _parse_value(key, raw.strip(), getattr(self, key), types[key])
         return self.replace(**changes)
 
+    def validate(self) -> TrainConfig:
+        """Check value ranges and names; raises ConfigError naming the key. Returns self."""
+        def bad(key: str, why: str) -> ConfigError:
+            return ConfigError(f"bad value {getattr(self, key)!r} for {key}: {why}")
+
+        positive = ("vocab_size", "seq_len", "g_emb_dim", "g_hidden_dim", "d_emb_dim",
+                    "batch_size", "num_train", "num_eval", "d_epochs", "d_num_negatives",
+                    "adv_g_steps", "num_rollouts", "eval_every", "checkpoint_every", "max_len",
+                    "min_count")
+        non_negative = ("mle_epochs", "d_pretrain_rounds", "adv_batches", "adv_d_rounds",
+                        "num_test", "seed", "oracle_seed")
+        for key in positive:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise bad(key, "expected an int >= 1")
+        for key in non_negative:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise bad(key, "expected an int >= 0")
+        for key in ("g_lr", "d_lr", "g_grad_clip", "temperature"):
+            if not float(getattr(self, key)) > 0:
+                raise bad(key, "expected a number > 0")
+        if not 0.0 <= self.rollout_update_rate <= 1.0:
+            raise bad("rollout_update_rate", "expected a number in [0, 1]")
+        if not 0.0 < self.d_dropout_keep <= 1.0:
+            raise bad("d_dropout_keep", "expected a number in (0, 1]")
+        if self.d_l2_reg < 0:
+            raise bad("d_l2_reg", "expected a number >= 0")
+        if len(self.d_filter_sizes) != len(self.d_num_filters) or not self.d_filter_sizes:
+            raise ConfigError("d_filter_sizes and d_num_filters must be non-empty and of "
+                              f"equal length, got {len(self.d_filter_sizes)} and "
+                              f"{len(self.d_num_filters)}")
+        if self.task not in ("oracle", "text", "recsys"):
+            raise bad("task", "choose from oracle, text, recsys")
+        if self.backend not in ("auto", "reference", "cpp", "triton", "cuda"):
+            raise bad("backend", "choose from auto, reference, cpp, triton, cuda")
+        if self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise bad("device", "choose from cpu, cuda (or cuda:N)")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -103,6 +139,19 @@ class TrainConfig:
         return cls(**kwargs)
 
 
+def _preset(cls: type[TrainConfig], name: str, **overrides: Any) -> TrainConfig:
+    """``TrainConfig.preset(name, **overrides)``: a named preset, optionally overridden."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+    cfg = cls(**{**PRESETS[name], "preset": name})
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+# Attached after @dataclass: a classmethod defined in the class body would shadow the
+# ``preset`` field and become its default value.
+TrainConfig.preset = classmethod(_preset)  # type: ignore[assignment,method-assign]
+
+
 def _parse_value(key: str, raw: str, current: Any, f: dataclasses.Field) -> Any:
     annot = str(f.type)
     try:
@@ -114,7 +163,8 @@ def _parse_value(key: str, raw: str, current: Any, f: dataclasses.Field) -> Any:
                 return False
             raise ValueError
         if annot.startswith("tuple"):
-            return tuple(int(v) for v in raw.replace(" ", "").split(",") if v)
+            inner = raw.replace(" ", "").strip("()[]")
+            return tuple(int(v) for v in inner.split(",") if v)
         if isinstance(current, int) or annot == "int":
             return int(raw)
         if isinstance(current, float) or annot == "float":
@@ -134,7 +184,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                   d_num_negatives=2000, adv_batches=15, adv_d_rounds=1, d_epochs=1,
                   eval_every=5, d_num_filters=(50, 100, 100, 100, 100, 50, 50, 50, 50, 50, 80, 80)),
     # Text and recommendation presets (sizes tuned for CPU in issue 6).
-    "coco": dict(task="text", tokenize="word", max_len=37, seq_len=37),
+    "coco": dict(task="text", data="text/coco_train.txt", test_data="text/coco_test.txt",
+                 tokenize="word", max_len=37, seq_len=37, num_eval=500),
     "poems": dict(task="text", tokenize="char", max_len=20, seq_len=20),
     "instacart": dict(task="recsys", max_len=20, seq_len=20),
 }

@@ -38,6 +38,13 @@ class Task:
     def save(self, run_dir: Path) -> None:
         """Write what ``load`` needs to rebuild the task's decoding (e.g. vocab.json)."""
 
+    @classmethod
+    def load(cls, run_dir: Path, cfg: Any) -> Task:
+        """Rebuild the task from a finished run folder, enough to ``decode`` samples
+        (``seqgan-fast sample``). Default: ``cls(cfg)``; tasks that need files written by
+        ``save`` (e.g. a vocabulary) override this and must not need the training data."""
+        return cls(cfg)
+
     def decode(self, tokens: torch.Tensor) -> list[str]:
         """Human-readable form of (N, T) tokens, one string per sequence."""
         return [" ".join(str(int(t)) for t in row) for row in tokens]

@@ -1,0 +1,209 @@
+// The three ops on plain pointers and sizes (torch-free): decode, sample, rollout.
+// csrc/cpu/*.cpp validate torch tensors and call these; tests/cpp runs them without torch.
+//
+// Work is split into blocks of up to kBlockRows rows; a block is owned by one OpenMP thread
+// from its first step to its last, so h, c, the logit tile and the winner's tile stay in that
+// core's cache. Per vocabulary tile the block runs one small GEMM (rows x 256 logits, 4-row
+// x 64-column register microkernel over w_out packed in panels), then the tile sampler.
+// Logits never exist beyond one rows x 256 tile per thread.
+//
+// Memory (bytes), beyond inputs and the output:
+//   packed weights  4 * (tiles*256*(Hp + 1) + (E + Hp + 1) * 4*Hp)   (+ a transient 16*H*(E+H))
+//   per thread      BlockWorkspace::bytes(kBlockRows) ~ 4*kBlockRows*(E + 7*Hp + 512 + 2*tiles)
+//   rollout only    prefix states 2 * 4 * (T-1) * B * Hp
+// e.g. paper (V=5000, H=32): ~0.7 MB packed + ~45 KB per thread + 0.3 MB of prefix states.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "lstm.h"
+#include "sampler.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace seqgan {
+
+constexpr int64_t kBlockRows = 16;
+
+// Samples one token per row of the block from softmax(project(h) / temperature).
+// rows_id[r]: the logical Philox row of block row r.
+inline void sample_block(const PackedLSTM& p, BlockWorkspace& ws, int64_t rows, uint64_t seed,
+                         uint32_t step, const uint32_t* row_ids, uint32_t stream,
+                         float temperature, int64_t* tokens) {
+  const int64_t J = p.tiles;
+  for (int64_t r = 0; r < rows; ++r)
+    tile_noise(seed, step, row_ids[r], stream, J, ws.u0.data() + r * J,
+               ws.gumbel.data() + r * J);
+  const float* hA = ws.xin.data() + p.E;
+  for (int64_t j = 0; j < J; ++j) {
+    gemm_panels(hA, p.Kx, rows, p.out_panels.data() + j * (kTile / kPanel) * p.Hp * kPanel,
+                kTile / kPanel, p.out_bias.data() + j * kTile, p.Hp, ws.logits.data(), kTile);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* z = ws.logits.data() + r * kTile;
+      float m;
+      const float S = tile_exp_sum(z, temperature, &m);
+      const float score = tile_score(m, S, ws.gumbel[r * J + j]);
+      if (j == 0 || score > ws.best_score[r]) {  // strict: ties keep the lowest tile
+        ws.best_score[r] = score;
+        ws.best_S[r] = S;
+        ws.best_j[r] = j;
+        std::memcpy(ws.best.data() + r * kTile, z, sizeof(float) * kTile);
+      }
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t j = ws.best_j[r];
+    const int len = static_cast<int>(std::min<int64_t>(kTile, p.V - j * kTile));
+    const float thr = ws.u0[r * J + j] * ws.best_S[r];
+    tokens[r] = j * kTile + tile_candidate(ws.best.data() + r * kTile, len, thr);
+  }
+}
+
+inline int resolve_threads(int num_threads) {
+#ifdef _OPENMP
+  return num_threads > 0 ? num_threads : omp_get_max_threads();
+#else
+  (void)num_threads;
+  return 1;
+#endif
+}
+
+// decode: feed tokens (B,), state h_in, c_in (B,H) -> next tokens (B,), h_out, c_out (B,H).
+// Row b samples with Philox row row_offset + b.
+inline void decode_core(const LSTMWeightsView& w, const int64_t* tokens, const float* h_in,
+                        const float* c_in, int64_t B, uint64_t seed, uint32_t step,
+                        uint32_t row_offset, uint32_t stream, float temperature,
+                        int64_t* tok_out, float* h_out, float* c_out, int num_threads) {
+  if (B <= 0) return;
+  const PackedLSTM p(w);
+  const int64_t nblocks = (B + kBlockRows - 1) / kBlockRows;
+  const int nt = static_cast<int>(std::min<int64_t>(resolve_threads(num_threads), nblocks));
+#pragma omp parallel num_threads(nt)
+  {
+    BlockWorkspace ws(p, kBlockRows);
+    uint32_t ids[kBlockRows];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t blk = 0; blk < nblocks; ++blk) {
+      const int64_t b0 = blk * kBlockRows, rows = std::min(kBlockRows, B - b0);
+      load_state(p, ws, rows, h_in + b0 * p.H, c_in + b0 * p.H);
+      lstm_block(p, ws, rows, tokens + b0);
+      for (int64_t r = 0; r < rows; ++r) {
+        ids[r] = row_offset + static_cast<uint32_t>(b0 + r);
+        std::memcpy(h_out + (b0 + r) * p.H, ws.h(p, r), sizeof(float) * p.H);
+        std::memcpy(c_out + (b0 + r) * p.H, ws.cell(p, r), sizeof(float) * p.H);
+      }
+      sample_block(p, ws, rows, seed, step, ids, stream, temperature, tok_out + b0);
+    }
+  }
+}
+
+// sample: out (B, T); positions < P copied from prefix (B, P) and fed to the LSTM,
+// positions >= P drawn with Philox (step = position, row = row_offset + b, stream 0).
+inline void sample_core(const LSTMWeightsView& w, const int64_t* prefix, int64_t B, int64_t P,
+                        int64_t T, int64_t start_token, uint64_t seed, uint32_t row_offset,
+                        float temperature, int64_t* out, int num_threads) {
+  if (B <= 0 || T <= 0) return;
+  const PackedLSTM p(w);
+  const int64_t nblocks = (B + kBlockRows - 1) / kBlockRows;
+  const int nt = static_cast<int>(std::min<int64_t>(resolve_threads(num_threads), nblocks));
+#pragma omp parallel num_threads(nt)
+  {
+    BlockWorkspace ws(p, kBlockRows);
+    uint32_t ids[kBlockRows];
+    int64_t tok[kBlockRows];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t blk = 0; blk < nblocks; ++blk) {
+      const int64_t b0 = blk * kBlockRows, rows = std::min(kBlockRows, B - b0);
+      load_state(p, ws, rows, nullptr, nullptr);
+      for (int64_t r = 0; r < rows; ++r) {
+        ids[r] = row_offset + static_cast<uint32_t>(b0 + r);
+        tok[r] = start_token;
+      }
+      for (int64_t s = 0; s < T; ++s) {
+        lstm_block(p, ws, rows, tok);
+        if (s < P) {
+          for (int64_t r = 0; r < rows; ++r) tok[r] = prefix[(b0 + r) * P + s];
+        } else {
+          sample_block(p, ws, rows, seed, static_cast<uint32_t>(s), ids, 0u, temperature, tok);
+        }
+        for (int64_t r = 0; r < rows; ++r) out[(b0 + r) * T + s] = tok[r];
+      }
+    }
+  }
+}
+
+// rollout: x (B, T) -> out (T-1, N, B, T). Completion row r = ((t-1)*N + n)*B + b keeps
+// x[b, :t] and samples positions s = t..T-1 with Philox (step s, row r, stream 1), starting
+// from the state after the start token and x[b, :t] (one teacher-forced pass for all t).
+inline void rollout_core(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T,
+                         int64_t N, int64_t start_token, uint64_t seed, float temperature,
+                         int64_t* out, int num_threads) {
+  if (B <= 0 || T < 2 || N <= 0) return;
+  const PackedLSTM p(w);
+  const int64_t Hp = p.Hp;
+  // prefix states: hp/cp[(t-1)*B + b] = state after start, x[b, 0..t-1], for t = 1..T-1
+  std::vector<float> hp(static_cast<size_t>((T - 1) * B * Hp)), cp(hp.size());
+  const int64_t bblocks = (B + kBlockRows - 1) / kBlockRows;
+  const int nt_all = resolve_threads(num_threads);
+  {
+    const int nt = static_cast<int>(std::min<int64_t>(nt_all, bblocks));
+#pragma omp parallel num_threads(nt)
+    {
+      BlockWorkspace ws(p, kBlockRows);
+      int64_t tok[kBlockRows];
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t blk = 0; blk < bblocks; ++blk) {
+        const int64_t b0 = blk * kBlockRows, rows = std::min(kBlockRows, B - b0);
+        load_state(p, ws, rows, nullptr, nullptr);
+        for (int64_t r = 0; r < rows; ++r) tok[r] = start_token;
+        for (int64_t t = 0; t < T; ++t) {  // input: start token at t = 0, else x[b, t-1]
+          lstm_block(p, ws, rows, tok);
+          for (int64_t r = 0; r < rows; ++r) {
+            if (t > 0) {
+              std::memcpy(&hp[((t - 1) * B + b0 + r) * Hp], ws.h(p, r), sizeof(float) * Hp);
+              std::memcpy(&cp[((t - 1) * B + b0 + r) * Hp], ws.cell(p, r), sizeof(float) * Hp);
+            }
+            if (t < T - 1) tok[r] = x[(b0 + r) * T + t];
+          }
+        }
+      }
+    }
+  }
+  // completions: blocks never straddle two prefix lengths, so a block's rows all run
+  // T - t steps; blocks of short prefixes (longest work) come first for dynamic balance.
+  const int64_t NB = N * B;
+  const int64_t per_t = (NB + kBlockRows - 1) / kBlockRows;
+  const int64_t nblocks = (T - 1) * per_t;
+  const int nt = static_cast<int>(std::min<int64_t>(nt_all, nblocks));
+#pragma omp parallel num_threads(nt)
+  {
+    BlockWorkspace ws(p, kBlockRows);
+    uint32_t ids[kBlockRows];
+    int64_t tok[kBlockRows];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t blk = 0; blk < nblocks; ++blk) {
+      const int64_t t = blk / per_t + 1;
+      const int64_t i0 = (blk % per_t) * kBlockRows, rows = std::min(kBlockRows, NB - i0);
+      const int64_t row0 = (t - 1) * NB + i0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t b = (i0 + r) % B;
+        ids[r] = static_cast<uint32_t>(row0 + r);
+        std::memcpy(ws.h(p, r), &hp[((t - 1) * B + b) * Hp], sizeof(float) * Hp);
+        std::memcpy(ws.cell(p, r), &cp[((t - 1) * B + b) * Hp], sizeof(float) * Hp);
+        std::memcpy(out + (row0 + r) * T, x + b * T, sizeof(int64_t) * t);
+      }
+      for (int64_t s = t; s < T; ++s) {
+        sample_block(p, ws, rows, seed, static_cast<uint32_t>(s), ids, 1u, temperature, tok);
+        for (int64_t r = 0; r < rows; ++r) out[(row0 + r) * T + s] = tok[r];
+        if (s < T - 1) lstm_block(p, ws, rows, tok);
+      }
+    }
+  }
+}
+
+}  // namespace seqgan

@@ -1,0 +1,130 @@
+// The generator's LSTM (torch layout, gate order i, f, g, o) packed for the fused kernels,
+// and one cell step for a block of rows.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "gemm.h"
+#include "sampler.h"
+#include "vec.h"
+
+namespace seqgan {
+
+// Borrowed pointers to the weights exactly as LSTMWeights holds them (fp32, contiguous):
+// emb (V,E), w_ih (4H,E), w_hh (4H,H), bias (4H), w_out (V,H), b_out (V).
+struct LSTMWeightsView {
+  const float* emb;
+  const float* w_ih;
+  const float* w_hh;
+  const float* bias;
+  const float* w_out;
+  const float* b_out;
+  int64_t V, E, H;
+};
+
+// Weights repacked once per call. Per-row vectors: xin = [emb(token) (E) | h (Hp)] with
+// Hp = H rounded up to 16 (padding lanes stay exactly 0); gates laid out as 4 segments of Hp
+// so every gate slice is whole vectors.
+struct PackedLSTM {
+  const float* emb = nullptr;
+  int64_t V = 0, E = 0, H = 0, Hp = 0, Kx = 0, G = 0, tiles = 0;
+  std::vector<float> gate_panels, gate_bias;  // (E + Hp) -> 4 * Hp
+  std::vector<float> out_panels, out_bias;    // Hp -> tiles * 256; padding bias -inf
+
+  explicit PackedLSTM(const LSTMWeightsView& w)
+      : emb(w.emb), V(w.V), E(w.E), H(w.H), Hp((w.H + kLanes - 1) / kLanes * kLanes),
+        Kx(w.E + Hp), G(4 * Hp), tiles(num_tiles(w.V)) {
+    // gates: input column k < E from w_ih, E <= k < E + H from w_hh, then zero rows
+    std::vector<float> wcat(static_cast<size_t>(4 * H * Kx), 0.0f);
+    for (int64_t g = 0; g < 4 * H; ++g) {
+      std::memcpy(&wcat[g * Kx], w.w_ih + g * E, sizeof(float) * E);
+      std::memcpy(&wcat[g * Kx + E], w.w_hh + g * H, sizeof(float) * H);
+    }
+    std::vector<int64_t> src(static_cast<size_t>(G), -1);
+    gate_bias.assign(static_cast<size_t>(G), 0.0f);
+    for (int64_t gate = 0; gate < 4; ++gate) {
+      for (int64_t i = 0; i < H; ++i) {
+        src[gate * Hp + i] = gate * H + i;
+        gate_bias[gate * Hp + i] = w.bias[gate * H + i];
+      }
+    }
+    pack_panels(wcat.data(), Kx, Kx, Kx, src, gate_panels);
+    std::vector<int64_t> vsrc(static_cast<size_t>(tiles * kTile), -1);
+    out_bias.assign(static_cast<size_t>(tiles * kTile), -std::numeric_limits<float>::infinity());
+    for (int64_t v = 0; v < V; ++v) {
+      vsrc[v] = v;
+      out_bias[v] = w.b_out[v];
+    }
+    pack_panels(w.w_out, H, H, Hp, vsrc, out_panels);
+  }
+  int64_t gate_npanels() const { return G / kPanel + (G % kPanel != 0); }
+};
+
+// Per-block scratch for up to `rows` rows; allocated once per thread, reused every step.
+struct BlockWorkspace {
+  int64_t rows;
+  std::vector<float> xin, gates, c, logits, best, u0, gumbel, best_S, best_score;
+  std::vector<int64_t> best_j;
+  BlockWorkspace(const PackedLSTM& p, int64_t rows_)
+      : rows(rows_),
+        xin(static_cast<size_t>(rows_ * p.Kx), 0.0f),
+        gates(static_cast<size_t>(rows_ * (p.gate_npanels() * kPanel)), 0.0f),
+        c(static_cast<size_t>(rows_ * p.Hp), 0.0f),
+        logits(static_cast<size_t>(rows_ * kTile)),
+        best(static_cast<size_t>(rows_ * kTile)),
+        u0(static_cast<size_t>(rows_ * p.tiles)),
+        gumbel(static_cast<size_t>(rows_ * p.tiles)),
+        best_S(static_cast<size_t>(rows_)),
+        best_score(static_cast<size_t>(rows_)),
+        best_j(static_cast<size_t>(rows_)) {}
+  float* h(const PackedLSTM& p, int64_t r) { return xin.data() + r * p.Kx + p.E; }
+  float* cell(const PackedLSTM& p, int64_t r) { return c.data() + r * p.Hp; }
+  // Number of bytes held (for the documented memory bound).
+  static int64_t bytes(const PackedLSTM& p, int64_t rows) {
+    const int64_t gcols = p.gate_npanels() * kPanel;
+    return 4 * rows * (p.Kx + gcols + p.Hp + 2 * kTile + 2 * p.tiles + 2) + 8 * rows;
+  }
+};
+
+// Loads h, c (H floats each, row stride H) of `rows` rows into the workspace (padding 0).
+inline void load_state(const PackedLSTM& p, BlockWorkspace& ws, int64_t rows, const float* h,
+                       const float* c) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* hr = ws.h(p, r);
+    float* cr = ws.cell(p, r);
+    std::memset(hr, 0, sizeof(float) * p.Hp);
+    std::memset(cr, 0, sizeof(float) * p.Hp);
+    if (h) std::memcpy(hr, h + r * p.H, sizeof(float) * p.H);
+    if (c) std::memcpy(cr, c + r * p.H, sizeof(float) * p.H);
+  }
+}
+
+// One LSTM cell step for `rows` rows fed tokens[r] (ids already validated in [0, V)):
+// gates = bias + W_ih emb + W_hh h; c = s(f) c + s(i) tanh(g); h = s(o) tanh(c).
+inline void lstm_block(const PackedLSTM& p, BlockWorkspace& ws, int64_t rows,
+                       const int64_t* tokens) {
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(ws.xin.data() + r * p.Kx, p.emb + tokens[r] * p.E, sizeof(float) * p.E);
+  const int64_t ldg = p.gate_npanels() * kPanel;
+  gemm_panels(ws.xin.data(), p.Kx, rows, p.gate_panels.data(), p.gate_npanels(),
+              p.gate_bias.data(), p.Kx, ws.gates.data(), ldg);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* gr = ws.gates.data() + r * ldg;
+    float* hr = ws.h(p, r);
+    float* cr = ws.cell(p, r);
+    for (int64_t i = 0; i < p.Hp; i += kLanes) {
+      const v16 ig = vsigmoid(vload(gr + i));
+      const v16 fg = vsigmoid(vload(gr + p.Hp + i));
+      const v16 gg = vtanh(vload(gr + 2 * p.Hp + i));
+      const v16 og = vsigmoid(vload(gr + 3 * p.Hp + i));
+      const v16 cn = fg * vload(cr + i) + ig * gg;  // ISO C++: two roundings, as torch does
+      vstore(cr + i, cn);
+      vstore(hr + i, og * vtanh(cn));
+    }
+  }
+}
+
+}  // namespace seqgan

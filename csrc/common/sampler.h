@@ -1,0 +1,106 @@
+// The canonical exact sampler of DESIGN §4, split into the pieces a fused kernel calls per
+// vocabulary tile (K = 256 logits in a cache-resident buffer):
+//   tile_noise      Philox (j, step, row, stream) -> u0 (in-tile uniform), Gumbel g_j;
+//   tile_exp_sum    z = logit / temperature, m = max z, e = exp(z - m) in place, S = sum e;
+//   tile_candidate  first index whose running sum of e exceeds u0 * S.
+// The winning tile is argmax_j (m_j + log S_j + g_j), ties to the lowest j, so only the
+// winner's e values need to be kept (the caller copies them when a tile takes the lead).
+// Sums are accumulated in double as the reference (torch.cumsum on CPU) does, so S and the
+// running sums round to the same floats.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "philox.h"
+#include "vec.h"
+
+namespace seqgan {
+
+constexpr int kTile = 256;
+constexpr float kGumbelFloor = 1e-20f;
+
+inline int64_t num_tiles(int64_t vocab) { return (vocab + kTile - 1) / kTile; }
+
+inline void tile_noise(uint64_t seed, uint32_t step, uint32_t row, uint32_t stream,
+                       int64_t tiles, float* u0, float* gumbel) {
+  for (int64_t j = 0; j < tiles; ++j) {
+    const Philox4 w = philox4x32_10(seed, static_cast<uint32_t>(j), step, row, stream);
+    u0[j] = to_uniform(w.w[0]);
+    const float u1 = std::fmax(to_uniform(w.w[1]), kGumbelFloor);
+    gumbel[j] = -std::log(-std::log(u1));
+  }
+}
+
+// z: kTile logits (padding entries -inf), replaced by exp(z/temperature - m). Returns S;
+// *m_out = m. temperature == 1 skips the division (x / 1.0f == x).
+inline float tile_exp_sum(float* z, float temperature, float* m_out) {
+  constexpr int nv = kTile / kLanes;
+  v16 v[nv];
+  for (int i = 0; i < nv; ++i) v[i] = vload(z + i * kLanes);
+  if (temperature != 1.0f) {
+    const v16 t = vset1(temperature);
+    for (int i = 0; i < nv; ++i) v[i] = v[i] / t;
+  }
+  v16 mx = v[0];
+  for (int i = 1; i < nv; ++i) mx = vmax(mx, v[i]);
+  const float m = hmax(mx);
+  const v16 mv = vset1(m);
+  typedef double v16d __attribute__((vector_size(128)));
+  v16d acc{};
+  for (int i = 0; i < nv; ++i) {
+    const v16 e = vexp(v[i] - mv);
+    vstore(z + i * kLanes, e);
+    acc += __builtin_convertvector(e, v16d);
+  }
+  double s = 0.0;
+  for (int i = 0; i < kLanes; ++i) s += acc[i];
+  *m_out = m;
+  return static_cast<float>(s);
+}
+
+// First index i < len with float(e[0] + ... + e[i]) > thr (sums in double); len - 1 if none.
+inline int tile_candidate(const float* e, int len, float thr) {
+  double run = 0.0;
+  for (int i = 0; i < len; ++i) {
+    run += e[i];
+    if (static_cast<float>(run) > thr) return i;
+  }
+  return len - 1;
+}
+
+// One tile's Gumbel-max score; evaluated in float in the reference's order.
+inline float tile_score(float m, float S, float gumbel) { return (m + std::log(S)) + gumbel; }
+
+// Whole-row convenience over an explicit logits vector (tests, and rows with no fused
+// projection): the same pieces in the same order as the fused kernels.
+inline int64_t sample_logits(const float* logits, int64_t vocab, uint64_t seed, uint32_t step,
+                             uint32_t row, uint32_t stream, float temperature, float* u0,
+                             float* gumbel) {
+  const int64_t tiles = num_tiles(vocab);
+  tile_noise(seed, step, row, stream, tiles, u0, gumbel);
+  alignas(64) float z[kTile], best[kTile];
+  float best_score = 0.0f, best_S = 0.0f;
+  int64_t best_j = 0;
+  for (int64_t j = 0; j < tiles; ++j) {
+    const int64_t len = std::min<int64_t>(kTile, vocab - j * kTile);
+    for (int64_t i = 0; i < kTile; ++i)
+      z[i] = i < len ? logits[j * kTile + i] : -std::numeric_limits<float>::infinity();
+    float m;
+    const float S = tile_exp_sum(z, temperature, &m);
+    const float score = tile_score(m, S, gumbel[j]);
+    if (j == 0 || score > best_score) {
+      best_score = score;
+      best_S = S;
+      best_j = j;
+      std::memcpy(best, z, sizeof z);
+    }
+  }
+  const int len = static_cast<int>(std::min<int64_t>(kTile, vocab - best_j * kTile));
+  return best_j * kTile + tile_candidate(best, len, u0[best_j] * best_S);
+}
+
+}  // namespace seqgan

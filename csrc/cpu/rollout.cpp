@@ -1,0 +1,36 @@
+// CPU kernel of seqgan_fast::rollout: the prefix-state pass and all (T-1)*N*B completions in
+// one call — a thin checked wrapper around seqgan::rollout_core (memory bound: see
+// csrc/common/generate.h; the output plus packed weights, prefix states and per-thread
+// block workspaces).
+#include "cpu/checks.h"
+#include "common/generate.h"
+
+namespace {
+
+at::Tensor rollout_cpu(const at::Tensor& x, int64_t num_rollouts, const at::Tensor& emb,
+                       const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& bias,
+                       const at::Tensor& w_out, const at::Tensor& b_out, int64_t start_token,
+                       int64_t seed, double temperature) {
+  const seqgan::LSTMWeightsView w = seqgan::check_weights(emb, w_ih, w_hh, bias, w_out, b_out);
+  seqgan::check_cpu_tensor(x, "x", at::kLong, 2);
+  const int64_t B = x.size(0), T = x.size(1), N = num_rollouts;
+  TORCH_CHECK(N >= 1, "num_rollouts must be >= 1, got ", N);
+  seqgan::check_start_token(start_token, w.V);
+  seqgan::check_token_range(x, "x", w.V);
+  const int64_t completions = std::max<int64_t>(T - 1, 0);
+  const int64_t rows_per_rollout = completions * B;  // <= numel(x): no overflow
+  TORCH_CHECK(N <= (int64_t{1} << 32) && rows_per_rollout <= (int64_t{1} << 32) &&
+                  (rows_per_rollout == 0 || N <= (int64_t{1} << 32) / rows_per_rollout),
+              "num_rollouts: (T-1) * num_rollouts * B = ", completions, " * ", N, " * ", B,
+              " rows must fit Philox's 32-bit row counter");
+  const float temp = seqgan::check_temperature(temperature);
+  at::Tensor out = at::empty({completions, N, B, T}, x.options());
+  seqgan::rollout_core(w, x.data_ptr<int64_t>(), B, T, N, start_token,
+                       static_cast<uint64_t>(seed), temp, out.data_ptr<int64_t>(),
+                       seqgan::torch_threads());
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(seqgan_fast, CPU, m) { m.impl("rollout", &rollout_cpu); }

@@ -1,0 +1,41 @@
+// CUDA kernel of seqgan_fast::rollout: checks, then kernels/rollout.cu's launch_rollout on the
+// current stream: the prefix-state pass and one persistent launch for all (T-1)*N*B
+// completions. Memory: the output, transposed weights and the prefix states 2*T*B*H fp32.
+#include "cuda/checks.cuh"
+
+namespace {
+
+at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Tensor& emb,
+                        const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& bias,
+                        const at::Tensor& w_out, const at::Tensor& b_out, int64_t start_token,
+                        int64_t seed, double temperature) {
+  using namespace seqgan_cuda;
+  const LstmWeightsView w = check_weights(emb, w_ih, w_hh, bias, w_out, b_out, start_token);
+  const c10::cuda::CUDAGuard guard(emb.device());
+  check_cuda_tensor(x, "x", at::kLong, 2, emb.device());
+  const int64_t B = x.size(0), T = x.size(1), N = num_rollouts;
+  TORCH_CHECK(N >= 1 && N < (int64_t{1} << 31), "num_rollouts must be in [1, 2**31), got ", N);
+  TORCH_CHECK(B < (int64_t{1} << 31) && T < (int64_t{1} << 31), "x: shape must fit 32 bits, got ",
+              x.sizes());
+  const int64_t completions = std::max<int64_t>(T - 1, 0);
+  TORCH_CHECK(completions * B == 0 || N <= (int64_t{1} << 32) / (completions * B),
+              "num_rollouts: (T-1) * num_rollouts * B = ", completions, " * ", N, " * ", B,
+              " rows must fit Philox's 32-bit row counter");
+  const float temp = check_temperature(temperature);
+  check_token_range(x, "x", w.V);
+  at::Tensor out = at::empty({completions, N, B, T}, x.options());
+  if (out.numel() == 0) return out;
+  at::Tensor ws = workspace(rollout_workspace_floats(w.V, w.E, w.H, static_cast<int>(B),
+                                                     static_cast<int>(T)),
+                            emb);
+  check_cuda(launch_rollout(w, x.data_ptr<int64_t>(), static_cast<int>(B), static_cast<int>(T),
+                            static_cast<int>(N), static_cast<uint64_t>(seed), temp,
+                            out.data_ptr<int64_t>(), ws.data_ptr<float>(),
+                            c10::cuda::getCurrentCUDAStream()),
+             "rollout");
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(seqgan_fast, CUDA, m) { m.impl("rollout", &rollout_cuda); }

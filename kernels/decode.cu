@@ -1,0 +1,70 @@
+// decode: one fused generator step (embedding, LSTM cell, projection, exact sample) for B
+// rows; one block owns kRows rows. See common.cuh for the block geometry.
+#include "common.cuh"
+
+namespace seqgan_cuda {
+namespace {
+
+__global__ void __launch_bounds__(kThreads)
+decode_kernel(LstmWeightsView w, const int64_t* __restrict__ tokens,
+              const float* __restrict__ h_in, const float* __restrict__ c_in, int B,
+              uint64_t seed, uint32_t step, uint32_t row_offset, uint32_t stream_id,
+              float temperature, int64_t* __restrict__ next, float* __restrict__ h_out,
+              float* __restrict__ c_out, const float* __restrict__ wcat,
+              const float* __restrict__ woutT, bool staged) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  const BlockState s = block_state(smem, wcat, w.E, w.H, staged);
+  const int H = w.H;
+  const int64_t b0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
+    const bool valid = b0 + r < B;
+    s.active[r] = valid;
+    s.tok[r] = valid ? tokens[b0 + r] : 0;
+  }
+  for (int p = threadIdx.x; p < kRows * H; p += blockDim.x) {
+    const int64_t b = b0 + p / H;
+    const bool valid = b < B;
+    s.h[0][p] = valid ? h_in[b0 * H + p] : 0.0f;
+    s.c[p] = valid ? c_in[b0 * H + p] : 0.0f;
+  }
+  __syncthreads();
+  embed_rows(s, w.emb, w.E);
+  __syncthreads();
+  lstm_cell_rows(s, 0, w.bias, w.E, H);
+  __syncthreads();
+  sample_rows(s, s.h[1], woutT, w.b_out, w.V, H, temperature, seed, step,
+              static_cast<uint64_t>(row_offset) + b0, stream_id);
+  __syncthreads();
+  for (int r = threadIdx.x; r < kRows; r += blockDim.x)
+    if (b0 + r < B) next[b0 + r] = s.tok[r];
+  for (int p = threadIdx.x; p < kRows * H; p += blockDim.x) {
+    if (b0 + p / H < B) {
+      h_out[b0 * H + p] = s.h[1][p];
+      c_out[b0 * H + p] = s.c[p];
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_decode(const LstmWeightsView& w, const int64_t* tokens, const float* h,
+                          const float* c, int B, uint64_t seed, uint32_t step,
+                          uint32_t row_offset, uint32_t stream_id, float temperature,
+                          int64_t* next, float* h_out, float* c_out, float* workspace,
+                          cudaStream_t stream) {
+  if (B == 0) return cudaSuccess;
+  float* wcat = workspace;
+  float* woutT = workspace + static_cast<size_t>(w.E + w.H) * 4 * w.H;
+  cudaError_t err = launch_transpose(w, wcat, woutT, stream);
+  if (err != cudaSuccess) return err;
+  const bool staged = stage_weights(w.E, w.H);
+  const size_t smem = block_smem_bytes(w.E, w.H, staged);
+  if ((err = set_smem(decode_kernel, smem)) != cudaSuccess) return err;
+  const int blocks = (B + kRows - 1) / kRows;
+  decode_kernel<<<blocks, kThreads, smem, stream>>>(w, tokens, h, c, B, seed, step, row_offset,
+                                                    stream_id, temperature, next, h_out, c_out,
+                                                    wcat, woutT, staged);
+  return cudaGetLastError();
+}
+
+}  // namespace seqgan_cuda

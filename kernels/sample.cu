@@ -1,0 +1,66 @@
+// sample: whole sequences in one launch, persistent over the steps: one block owns kRows rows
+// for all L positions, h and c stay in shared memory, logits only in registers.
+#include "common.cuh"
+
+namespace seqgan_cuda {
+namespace {
+
+__global__ void __launch_bounds__(kThreads)
+sample_kernel(LstmWeightsView w, const int64_t* __restrict__ prefix, int B, int P, int L,
+              uint64_t seed, uint32_t row_offset, float temperature,
+              int64_t* __restrict__ out, const float* __restrict__ wcat,
+              const float* __restrict__ woutT, bool staged) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  const BlockState s = block_state(smem, wcat, w.E, w.H, staged);
+  const int H = w.H;
+  const int64_t b0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
+    s.active[r] = b0 + r < B;
+    s.tok[r] = w.start_token;
+  }
+  for (int p = threadIdx.x; p < kRows * H; p += blockDim.x) {
+    s.h[0][p] = 0.0f;
+    s.c[p] = 0.0f;
+  }
+  __syncthreads();
+  int cur = 0;
+  for (int step = 0; step < L; ++step) {
+    // position `step` consumes the token before it (the start token at 0)
+    embed_rows(s, w.emb, w.E);
+    __syncthreads();
+    lstm_cell_rows(s, cur, w.bias, w.E, H);
+    cur ^= 1;
+    __syncthreads();
+    if (step < P) {
+      for (int r = threadIdx.x; r < kRows; r += blockDim.x)
+        if (s.active[r]) s.tok[r] = prefix[(b0 + r) * P + step];
+    } else {
+      sample_rows(s, s.h[cur], woutT, w.b_out, w.V, H, temperature, seed,
+                  static_cast<uint32_t>(step), static_cast<uint64_t>(row_offset) + b0, 0u);
+    }
+    __syncthreads();
+    for (int r = threadIdx.x; r < kRows; r += blockDim.x)
+      if (s.active[r]) out[(b0 + r) * L + step] = s.tok[r];
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_sample(const LstmWeightsView& w, const int64_t* prefix, int B, int P, int L,
+                          uint64_t seed, uint32_t row_offset, float temperature, int64_t* out,
+                          float* workspace, cudaStream_t stream) {
+  if (B == 0 || L == 0) return cudaSuccess;
+  float* wcat = workspace;
+  float* woutT = workspace + static_cast<size_t>(w.E + w.H) * 4 * w.H;
+  cudaError_t err = launch_transpose(w, wcat, woutT, stream);
+  if (err != cudaSuccess) return err;
+  const bool staged = stage_weights(w.E, w.H);
+  const size_t smem = block_smem_bytes(w.E, w.H, staged);
+  if ((err = set_smem(sample_kernel, smem)) != cudaSuccess) return err;
+  const int blocks = (B + kRows - 1) / kRows;
+  sample_kernel<<<blocks, kThreads, smem, stream>>>(w, prefix, B, P, L, seed, row_offset,
+                                                    temperature, out, wcat, woutT, staged);
+  return cudaGetLastError();
+}
+
+}  // namespace seqgan_cuda

@@ -1,0 +1,74 @@
+"""``decode`` in Triton: one fused step — embedding, LSTM cell, projection, exact sample.
+
+One program owns BLOCK_R rows: it loads their tokens and state, runs the cell with h, c in
+registers, then produces the logits tile by tile (tl.dot) and samples as it goes (DESIGN §4).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .backends import triton_interpret
+from .triton_common import (
+    TILE_K,
+    check_precision,
+    embed,
+    launch_config,
+    lstm_cell,
+    next_pow2,
+    sample_rows,
+)
+from .weights import LSTMWeights
+
+
+@triton.jit
+def _decode_kernel(tok_ptr, h_ptr, c_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr,
+                   b_out_ptr, next_ptr, h_out_ptr, c_out_ptr,
+                   B, V, E, H, seed, step, row_offset, stream, temperature,
+                   BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr,
+                   K: tl.constexpr, PRECISION: tl.constexpr):
+    pid = tl.program_id(0)
+    b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rmask = b < B
+    oh = tl.arange(0, HP)
+    smask = rmask[:, None] & (oh[None, :] < H)
+    tok = tl.load(tok_ptr + b, mask=rmask, other=0)
+    h = tl.load(h_ptr + b[:, None] * H + oh[None, :], mask=smask, other=0.0)
+    c = tl.load(c_ptr + b[:, None] * H + oh[None, :], mask=smask, other=0.0)
+    x = embed(emb_ptr, tok, E, rmask, EP)
+    h, c = lstm_cell(x, h, c, w_ih_ptr, w_hh_ptr, bias_ptr, H, E, HP, EP, PRECISION)
+    nxt = sample_rows(h, w_out_ptr, b_out_ptr, V, H, temperature, seed, step, row_offset + b,
+                      stream, HP, K, PRECISION)
+    tl.store(next_ptr + b, nxt, mask=rmask)
+    tl.store(h_out_ptr + b[:, None] * H + oh[None, :], h, mask=smask)
+    tl.store(c_out_ptr + b[:, None] * H + oh[None, :], c, mask=smask)
+
+
+def decode_triton(w: LSTMWeights, tokens: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+                  seed: int, step: int, row_offset: int, stream: int, temperature: float,
+                  precision: str = "ieee", block_rows: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """tokens (B,) int64, h, c (B, H) float32 -> (next (B,) int64, h (B, H), c (B, H)).
+
+    Arguments are validated by ``ops.decode``. ``precision``: "ieee" (fp32, default) or "tf32"
+    (faster tl.dot on tensor cores; tokens then agree with the reference less often).
+    ``block_rows`` overrides the rows per program (a power of two >= 16).
+    """
+    check_precision(precision)
+    B = tokens.shape[0]
+    V, E = w.emb.shape
+    H = w.hidden_dim
+    nxt = torch.empty(B, dtype=torch.int64, device=tokens.device)
+    h_out = torch.empty(B, H, dtype=torch.float32, device=tokens.device)
+    c_out = torch.empty_like(h_out)
+    if B == 0:
+        return nxt, h_out, c_out
+    HP, EP = next_pow2(H), next_pow2(E)
+    block, warps = launch_config(B, HP, triton_interpret())
+    block = block_rows or block
+    _decode_kernel[(triton.cdiv(B, block),)](
+        tokens.contiguous(), h.contiguous(), c.contiguous(), *w.tensors(), nxt, h_out, c_out,
+        B, V, E, H, seed, step, row_offset, stream, float(temperature),
+        BLOCK_R=block, HP=HP, EP=EP, K=TILE_K, PRECISION=precision, num_warps=warps)
+    return nxt, h_out, c_out

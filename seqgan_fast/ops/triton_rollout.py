@@ -1,0 +1,121 @@
+"""``rollout`` in Triton (DESIGN §5): two launches, no O(T^2) and no logits in memory.
+
+1. ``_prefix_kernel``: one teacher-forced pass over x gives (h_t, c_t) for every prefix
+   length t, (T, B, H) fp32: O(B*T) cell steps.
+2. ``_rollout_kernel`` (persistent): one program owns BLOCK_R logical completion rows
+   r = ((t-1)*N + n)*B + b for all their steps; it copies the prefix x[b, :t], starts from
+   (h_t, c_t) of its rows and decodes positions t..T-1 with h, c in registers, the projection
+   tile by tile and the canonical sampler consuming each tile (stream 1, counter row r).
+   Rows are ordered by t, so a block's rows share (almost always) one start step; a row joins
+   the block's loop at its own t (masked before).
+Memory: the output (T-1)*N*B*T int64 plus the prefix states 2*T*B*H fp32.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .backends import triton_interpret
+from .philox import STREAM_ROLLOUT
+from .triton_common import (
+    TILE_K,
+    check_precision,
+    embed,
+    launch_config,
+    lstm_cell,
+    next_pow2,
+    sample_rows,
+)
+from .weights import LSTMWeights
+
+
+@triton.jit
+def _prefix_kernel(x_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, hs_ptr, cs_ptr,
+                   B, T, E, H, start_token,
+                   BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr,
+                   PRECISION: tl.constexpr):
+    pid = tl.program_id(0)
+    b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rmask = b < B
+    oh = tl.arange(0, HP)
+    smask = rmask[:, None] & (oh[None, :] < H)
+    h = tl.zeros((BLOCK_R, HP), tl.float32)
+    c = tl.zeros((BLOCK_R, HP), tl.float32)
+    tok = tl.zeros((BLOCK_R,), tl.int64) + start_token
+    for t in range(0, T):
+        h, c = lstm_cell(embed(emb_ptr, tok, E, rmask, EP), h, c, w_ih_ptr, w_hh_ptr, bias_ptr,
+                         H, E, HP, EP, PRECISION)
+        off = (t * B + b)[:, None] * H + oh[None, :]
+        tl.store(hs_ptr + off, h, mask=smask)
+        tl.store(cs_ptr + off, c, mask=smask)
+        tok = tl.load(x_ptr + b * T + t, mask=rmask, other=0)
+
+
+@triton.jit
+def _rollout_kernel(x_ptr, hs_ptr, cs_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr,
+                    b_out_ptr, out_ptr, R, B, N, T, V, E, H, seed, temperature,
+                    STREAM: tl.constexpr, BLOCK_R: tl.constexpr, HP: tl.constexpr,
+                    EP: tl.constexpr, K: tl.constexpr, PRECISION: tl.constexpr):
+    pid = tl.program_id(0)
+    r0 = pid.to(tl.int64) * BLOCK_R
+    r = r0 + tl.arange(0, BLOCK_R)
+    rmask = r < R
+    t_row = r // (N * B) + 1  # prefix length = first sampled position
+    b = r % B
+    oh = tl.arange(0, HP)
+    smask = rmask[:, None] & (oh[None, :] < H)
+    off = (t_row * B + b)[:, None] * H + oh[None, :]
+    h = tl.load(hs_ptr + off, mask=smask, other=0.0)
+    c = tl.load(cs_ptr + off, mask=smask, other=0.0)
+    for s in range(0, T - 1):  # the prefix x[b, :t]
+        keep = rmask & (s < t_row)
+        tl.store(out_ptr + r * T + s, tl.load(x_ptr + b * T + s, mask=keep, other=0), mask=keep)
+    t_first = (r0 // (N * B) + 1).to(tl.int32)
+    for s in range(t_first, T - 1):
+        active = rmask & (s >= t_row)
+        tok = sample_rows(h, w_out_ptr, b_out_ptr, V, H, temperature, seed, s, r, STREAM,
+                          HP, K, PRECISION)
+        tl.store(out_ptr + r * T + s, tok, mask=active)
+        h2, c2 = lstm_cell(embed(emb_ptr, tok, E, active, EP), h, c, w_ih_ptr, w_hh_ptr,
+                           bias_ptr, H, E, HP, EP, PRECISION)
+        h = tl.where(active[:, None], h2, h)
+        c = tl.where(active[:, None], c2, c)
+    tok = sample_rows(h, w_out_ptr, b_out_ptr, V, H, temperature, seed, T - 1, r, STREAM,
+                      HP, K, PRECISION)
+    tl.store(out_ptr + r * T + (T - 1), tok, mask=rmask)
+
+
+def rollout_triton(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
+                   temperature: float = 1.0, precision: str = "ieee",
+                   block_rows: int | None = None) -> torch.Tensor:
+    """x (B, T) int64 -> completions (T-1, N, B, T) int64 with [t-1, n, b, :t] == x[b, :t].
+
+    Arguments are validated by ``ops.rollout``. ``precision``/``block_rows``: see
+    ``decode_triton``.
+    """
+    check_precision(precision)
+    B, T = x.shape
+    N = num_rollouts
+    V, E = w.emb.shape
+    H = w.hidden_dim
+    out = torch.empty(max(T - 1, 0), N, B, T, dtype=torch.int64, device=x.device)
+    R = out.numel() // max(T, 1)
+    if R == 0:
+        return out
+    x = x.contiguous()
+    HP, EP = next_pow2(H), next_pow2(E)
+    interpret = triton_interpret()
+    hs = torch.empty(T, B, H, dtype=torch.float32, device=x.device)
+    cs = torch.empty_like(hs)
+    block, warps = launch_config(B, HP, interpret)
+    _prefix_kernel[(triton.cdiv(B, block),)](
+        x, w.emb, w.w_ih, w.w_hh, w.bias, hs, cs, B, T, E, H, w.start_token,
+        BLOCK_R=block, HP=HP, EP=EP, PRECISION=precision, num_warps=warps)
+    block, warps = launch_config(R, HP, interpret)
+    block = block_rows or block
+    _rollout_kernel[(triton.cdiv(R, block),)](
+        x, hs, cs, *w.tensors(), out, R, B, N, T, V, E, H, seed, float(temperature),
+        STREAM=STREAM_ROLLOUT, BLOCK_R=block, HP=HP, EP=EP, K=TILE_K, PRECISION=precision,
+        num_warps=warps)
+    return out

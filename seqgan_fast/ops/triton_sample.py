@@ -1,0 +1,73 @@
+"""``sample`` in Triton: whole sequences in one launch, persistent over the steps.
+
+One program owns BLOCK_R rows for all seq_len steps; h and c stay in registers; each step
+runs the LSTM cell, then the output projection tile by tile with the canonical sampler
+consuming each tile as it is produced (no logits in global memory).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .backends import triton_interpret
+from .philox import STREAM_SAMPLE
+from .triton_common import (
+    TILE_K,
+    check_precision,
+    embed,
+    launch_config,
+    lstm_cell,
+    next_pow2,
+    sample_rows,
+)
+from .weights import LSTMWeights
+
+
+@triton.jit
+def _sample_kernel(prefix_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr, b_out_ptr,
+                   out_ptr, B, P, L, V, E, H, start_token, seed, row_offset, temperature,
+                   STREAM: tl.constexpr, BLOCK_R: tl.constexpr, HP: tl.constexpr,
+                   EP: tl.constexpr, K: tl.constexpr, PRECISION: tl.constexpr):
+    pid = tl.program_id(0)
+    b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rmask = b < B
+    h = tl.zeros((BLOCK_R, HP), tl.float32)
+    c = tl.zeros((BLOCK_R, HP), tl.float32)
+    tok = tl.zeros((BLOCK_R,), tl.int64) + start_token
+    # teacher-forced over the given prefix: position s consumes the token before it
+    for s in range(0, P):
+        h, c = lstm_cell(embed(emb_ptr, tok, E, rmask, EP), h, c, w_ih_ptr, w_hh_ptr, bias_ptr,
+                         H, E, HP, EP, PRECISION)
+        tok = tl.load(prefix_ptr + b * P + s, mask=rmask, other=0)
+        tl.store(out_ptr + b * L + s, tok, mask=rmask)
+    for s in range(P, L):
+        h, c = lstm_cell(embed(emb_ptr, tok, E, rmask, EP), h, c, w_ih_ptr, w_hh_ptr, bias_ptr,
+                         H, E, HP, EP, PRECISION)
+        tok = sample_rows(h, w_out_ptr, b_out_ptr, V, H, temperature, seed, s, row_offset + b,
+                          STREAM, HP, K, PRECISION)
+        tl.store(out_ptr + b * L + s, tok, mask=rmask)
+
+
+def sample_triton(w: LSTMWeights, prefix: torch.Tensor, seq_len: int, seed: int,
+                  temperature: float = 1.0, row_offset: int = 0, precision: str = "ieee",
+                  block_rows: int | None = None) -> torch.Tensor:
+    """prefix (B, P) int64 -> (B, seq_len) int64; position s >= P of row b is drawn with
+    Philox counter (tile, s, row_offset + b, 0). Arguments are validated by ``ops.sample``.
+    ``precision``/``block_rows``: see ``decode_triton``.
+    """
+    check_precision(precision)
+    B, P = prefix.shape
+    V, E = w.emb.shape
+    H = w.hidden_dim
+    out = torch.empty(B, seq_len, dtype=torch.int64, device=prefix.device)
+    if B == 0:
+        return out
+    HP, EP = next_pow2(H), next_pow2(E)
+    block, warps = launch_config(B, HP, triton_interpret())
+    block = block_rows or block
+    _sample_kernel[(triton.cdiv(B, block),)](
+        prefix.contiguous(), *w.tensors(), out, B, P, seq_len, V, E, H, w.start_token, seed,
+        row_offset, float(temperature), STREAM=STREAM_SAMPLE, BLOCK_R=block, HP=HP, EP=EP,
+        K=TILE_K, PRECISION=precision, num_warps=warps)
+    return out

@@ -1,0 +1,419 @@
+// Tests of the torch-free CPU core (csrc/common), run by ctest: Philox known answers, the
+// vectorised exp, the tile sampler on hand-made logits, the LSTM cell, and sample/rollout
+// against tokens exported from the reference backend (fixture.txt, make_fixture.py).
+// Usage: seqgan_core_tests CASE [fixture.txt]
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/generate.h"
+#include "common/philox.h"
+#include "common/sampler.h"
+#include "common/vec.h"
+
+using namespace seqgan;
+
+static int g_failures = 0;
+#define EXPECT(cond, ...)                                          \
+  do {                                                             \
+    if (!(cond)) {                                                 \
+      ++g_failures;                                                \
+      std::fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
+      std::fprintf(stderr, __VA_ARGS__);                           \
+      std::fprintf(stderr, "\n");                                  \
+    }                                                              \
+  } while (0)
+
+// ---- Philox: DESIGN §4 known answers ------------------------------------------------------
+static void test_philox() {
+  struct Kat {
+    uint64_t seed;
+    uint32_t c[4], w[4];
+    float u0, u1;
+  };
+  const Kat kats[] = {
+      {0, {0, 0, 0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}, 0.798092902f,
+       0.238959596f},
+      {42, {0, 0, 0, 0}, {0x9ceaf053, 0x77f5493b, 0x12bf50ad, 0x5742b3d7}, 0.774080157f,
+       0.937172949f},
+      {42, {3, 7, 11, 0}, {0x1db06504, 0xecb98830, 0xc7b07025, 0x345fdb63}, 0.231945619f,
+       0.150587991f},
+      {12345678901ull, {19, 5, 1023, 1}, {0x0e448539, 0xf5862701, 0x7f756149, 0x165d9c9a},
+       0.111466072f, 0.0818434879f},
+  };
+  for (const Kat& k : kats) {
+    const Philox4 w = philox4x32_10(k.seed, k.c[0], k.c[1], k.c[2], k.c[3]);
+    for (int i = 0; i < 4; ++i)
+      EXPECT(w.w[i] == k.w[i], "seed %" PRIu64 " word %d: %08x != %08x", k.seed, i, w.w[i],
+             k.w[i]);
+    EXPECT(std::fabs(to_uniform(w.w[0]) - k.u0) <= 1e-7f, "u0 %.9g != %.9g",
+           to_uniform(w.w[0]), k.u0);
+    EXPECT(std::fabs(to_uniform(w.w[1]) - k.u1) <= 1e-7f, "u1 %.9g != %.9g",
+           to_uniform(w.w[1]), k.u1);
+  }
+  EXPECT(to_uniform(0u) == 0.0f, "u(0) must be exactly 0");
+  EXPECT(to_uniform(0xFFFFFFFFu) == 0.0f, "u(-1) must be exactly 0");
+  EXPECT(to_uniform(0x80000000u) == to_uniform(0x7FFFFFFFu), "INT32_MIN maps like INT32_MAX");
+}
+
+// ---- vexp: within 2 ulp of exp over the range the sampler and the LSTM use -----------------
+static int64_t ulp_distance(float a, float b) {
+  int32_t ia, ib;
+  std::memcpy(&ia, &a, 4);
+  std::memcpy(&ib, &b, 4);
+  if (ia < 0) ia = INT32_MIN - ia;
+  if (ib < 0) ib = INT32_MIN - ib;
+  return std::llabs(static_cast<int64_t>(ia) - ib);
+}
+
+static void test_exp() {
+  int64_t worst = 0;
+  float worst_x = 0;
+  alignas(64) float in[16], out[16];
+  const int64_t n = 2000000;
+  for (int64_t i = 0; i < n; i += 16) {
+    for (int l = 0; l < 16; ++l) in[l] = -104.0f + 192.0f * static_cast<float>(i + l) / n;
+    vstore(out, vexp(vload(in)));
+    for (int l = 0; l < 16; ++l) {
+      const float ref = static_cast<float>(std::exp(static_cast<double>(in[l])));
+      const int64_t d = ulp_distance(out[l], ref);
+      if (d > worst) worst = d, worst_x = in[l];
+    }
+  }
+  std::printf("vexp: max error %" PRId64 " ulp (at x = %.9g)\n", worst, worst_x);
+  EXPECT(worst <= 2, "vexp error %" PRId64 " ulp at %.9g", worst, worst_x);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float special[16] = {-inf, -1000.0f, -110.0f, 0.0f, -0.0f, 1.0f, 100.0f, inf};
+  vstore(out, vexp(vload(special)));
+  EXPECT(out[0] == 0.0f && out[1] == 0.0f && out[2] == 0.0f, "exp(-inf/-1000/-110) = 0");
+  EXPECT(out[3] == 1.0f && out[4] == 1.0f, "exp(0) = 1");
+  EXPECT(out[6] == inf && out[7] == inf, "exp overflow -> inf");
+}
+
+// ---- sampler: hand-made logits -------------------------------------------------------------
+// An independent, plain transcription of DESIGN §4 (std::exp, sequential double sums).
+static int64_t sample_plain(const std::vector<float>& logits, uint64_t seed, uint32_t step,
+                            uint32_t row, uint32_t stream, float temperature) {
+  const int64_t V = static_cast<int64_t>(logits.size()), J = (V + 255) / 256;
+  int64_t best = -1;
+  float best_score = 0;
+  for (int64_t j = 0; j < J; ++j) {
+    const int64_t len = std::min<int64_t>(256, V - 256 * j);
+    std::vector<float> z(len);
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < len; ++i) {
+      z[i] = logits[256 * j + i] / temperature;
+      m = std::max(m, z[i]);
+    }
+    std::vector<float> run(len);
+    double acc = 0;
+    for (int64_t i = 0; i < len; ++i) run[i] = static_cast<float>(acc += std::exp(z[i] - m));
+    const Philox4 w = philox4x32_10(seed, static_cast<uint32_t>(j), step, row, stream);
+    const float u0 = to_uniform(w.w[0]), u1 = std::max(to_uniform(w.w[1]), 1e-20f);
+    const float S = run[len - 1];
+    int64_t cand = len - 1;
+    for (int64_t i = 0; i < len; ++i)
+      if (run[i] > u0 * S) {
+        cand = i;
+        break;
+      }
+    const float score = (m + std::log(S)) + -std::log(-std::log(u1));
+    if (best < 0 || score > best_score) best = 256 * j + cand, best_score = score;
+  }
+  return best;
+}
+
+static void test_sampler() {
+  std::vector<float> u0(64), g(64);
+  // (1) by hand: one tile, p = (.1, .2, .3, .4): first running sum above u0 * S
+  {
+    const std::vector<float> z = {std::log(0.1f), std::log(0.2f), std::log(0.3f),
+                                  std::log(0.4f)};
+    for (uint32_t row = 0; row < 50; ++row) {
+      const float u = to_uniform(philox4x32_10(5, 0, 0, row, 0).w[0]);
+      const float cum[4] = {0.1f, 0.3f, 0.6f, 1.0f};
+      int64_t expect = 0;
+      while (expect < 3 && cum[expect] <= u) ++expect;  // S = 1 (up to an ulp)
+      const int64_t got = sample_logits(z.data(), 4, 5, 0, row, 0, 1.0f, u0.data(), g.data());
+      if (std::fabs(u - cum[expect]) > 1e-6f)
+        EXPECT(got == expect, "row %u: u0 %.7f -> %" PRId64 ", expected %" PRId64, row, u, got,
+               expect);
+    }
+  }
+  // (2) masked vocabulary: only two live entries, in different tiles, the second in a short
+  // last tile; nothing else (padding included) may ever be drawn, and both are drawn.
+  {
+    const int64_t V = 256 + 5;
+    std::vector<float> z(V, -1e30f);
+    z[3] = 0.0f;
+    z[256 + 4] = 0.0f;
+    int64_t hits[2] = {0, 0};
+    for (uint32_t row = 0; row < 20000; ++row) {
+      const int64_t t = sample_logits(z.data(), V, 0, 0, row, 0, 1.0f, u0.data(), g.data());
+      EXPECT(t == 3 || t == 256 + 4, "row %u drew masked token %" PRId64, row, t);
+      if (t == 3) ++hits[0];
+      if (t == 260) ++hits[1];
+    }
+    EXPECT(hits[0] > 9000 && hits[1] > 9000, "split %" PRId64 "/%" PRId64, hits[0], hits[1]);
+  }
+  // (3) a dominant logit is always drawn, at any temperature
+  {
+    std::vector<float> z(700, 0.0f);
+    z[517] = 200.0f;
+    for (uint32_t row = 0; row < 2000; ++row)
+      EXPECT(sample_logits(z.data(), 700, 9, 2, row, 1, row % 2 ? 1.0f : 3.0f, u0.data(),
+                           g.data()) == 517, "row %u", row);
+  }
+  // (4) agreement with the plain transcription on random logits (float ties aside)
+  {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd(0.0f, 3.0f);
+    int64_t same = 0, total = 0;
+    for (int64_t V : {1, 3, 255, 256, 257, 1000, 5000}) {
+      std::vector<float> z(V);
+      for (auto& v : z) v = nd(rng);
+      for (uint32_t row = 0; row < 400; ++row) {
+        const float temp = row % 3 == 0 ? 0.7f : 1.0f;
+        const int64_t a = sample_logits(z.data(), V, 123, 4, row, 0, temp, u0.data(), g.data());
+        const int64_t b = sample_plain(z, 123, 4, row, 0, temp);
+        EXPECT(a >= 0 && a < V, "token %" PRId64 " outside [0, %" PRId64 ")", a, V);
+        same += a == b;
+        ++total;
+      }
+    }
+    std::printf("sampler vs plain transcription: %" PRId64 " / %" PRId64 " agree\n", same,
+                total);
+    EXPECT(same >= total - 3, "agreement %" PRId64 " / %" PRId64, same, total);
+  }
+  // (5) frequencies over 200k draws match softmax (Pearson chi-square, generous bound)
+  {
+    const int64_t V = 600, draws = 200000;
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd(0.0f, 1.5f);
+    std::vector<float> z(V);
+    for (auto& v : z) v = nd(rng);
+    std::vector<double> p(V);
+    double zmax = -1e30, tot = 0;
+    for (float v : z) zmax = std::max<double>(zmax, v);
+    for (int64_t i = 0; i < V; ++i) tot += p[i] = std::exp(z[i] - zmax);
+    std::vector<int64_t> count(V, 0);
+    for (int64_t r = 0; r < draws; ++r)
+      ++count[sample_logits(z.data(), V, 77, 1, static_cast<uint32_t>(r), 0, 1.0f, u0.data(),
+                            g.data())];
+    double chi2 = 0, rare_obs = 0, rare_exp = 0;
+    int dof = 0;
+    for (int64_t i = 0; i < V; ++i) {
+      const double e = draws * p[i] / tot;
+      if (e < 5) {
+        rare_obs += count[i], rare_exp += e;
+        continue;
+      }
+      chi2 += (count[i] - e) * (count[i] - e) / e;
+      ++dof;
+    }
+    if (rare_exp > 0) chi2 += (rare_obs - rare_exp) * (rare_obs - rare_exp) / rare_exp, ++dof;
+    const double bound = dof + 6.0 * std::sqrt(2.0 * dof);  // ~ p < 1e-6 for dof in the 100s
+    std::printf("chi-square %.1f over %d bins (bound %.1f)\n", chi2, dof, bound);
+    EXPECT(chi2 < bound, "chi2 %.1f >= %.1f", chi2, bound);
+  }
+}
+
+// ---- LSTM cell against a plain double-precision cell ---------------------------------------
+static void test_lstm() {
+  const int64_t V = 50, E = 7, H = 20, R = 6;  // H not a multiple of 16: padded lanes
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 0.5f);
+  auto fill = [&](int64_t n) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = nd(rng);
+    return v;
+  };
+  auto emb = fill(V * E), wih = fill(4 * H * E), whh = fill(4 * H * H), bias = fill(4 * H),
+       wout = fill(V * H), bout = fill(V), h0 = fill(R * H), c0 = fill(R * H);
+  const LSTMWeightsView w{emb.data(), wih.data(), whh.data(), bias.data(),
+                          wout.data(), bout.data(), V, E, H};
+  const PackedLSTM p(w);
+  BlockWorkspace ws(p, kBlockRows);
+  load_state(p, ws, R, h0.data(), c0.data());
+  const int64_t tok[R] = {0, 49, 3, 3, 17, 25};
+  lstm_block(p, ws, R, tok);
+  double worst = 0;
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t i = 0; i < H; ++i) {
+      double gate[4];
+      for (int k = 0; k < 4; ++k) {
+        const int64_t row = k * H + i;
+        double a = bias[row];
+        for (int64_t e = 0; e < E; ++e) a += double(wih[row * E + e]) * emb[tok[r] * E + e];
+        for (int64_t j = 0; j < H; ++j) a += double(whh[row * H + j]) * h0[r * H + j];
+        gate[k] = a;
+      }
+      auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+      const double c = sig(gate[1]) * c0[r * H + i] + sig(gate[0]) * std::tanh(gate[2]);
+      const double h = sig(gate[3]) * std::tanh(c);
+      worst = std::max(worst, std::fabs(c - ws.cell(p, r)[i]));
+      worst = std::max(worst, std::fabs(h - ws.h(p, r)[i]));
+    }
+    for (int64_t i = H; i < p.Hp; ++i)
+      EXPECT(ws.h(p, r)[i] == 0.0f && ws.cell(p, r)[i] == 0.0f, "padding lane %" PRId64
+             " of row %" PRId64 " is not 0", i, r);
+  }
+  std::printf("lstm cell: max |error| %.3g\n", worst);
+  EXPECT(worst < 2e-6, "lstm cell error %.3g", worst);
+}
+
+// ---- fixture: same tokens as the reference backend ------------------------------------------
+static uint32_t hash32(uint32_t x) {
+  x = (x ^ (x >> 16)) * 0x45D9F3Bu;
+  x = (x ^ (x >> 16)) * 0x45D9F3Bu;
+  return x ^ (x >> 16);
+}
+static std::vector<float> hashed(uint32_t salt, int64_t n, float scale) {
+  std::vector<float> v(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t k = hash32(salt * 1000003u + static_cast<uint32_t>(i)) >> 8;
+    v[i] = (static_cast<float>(k) / 8388608.0f - 1.0f) * scale;
+  }
+  return v;
+}
+
+struct Fixture {
+  int64_t V = 0, E = 0, H = 0, B = 0, N = 0, T = 0, start = 0;
+  std::map<std::string, std::vector<std::string>> rows;
+  std::vector<float> emb, wih, whh, bias, wout, bout;
+  LSTMWeightsView view() const {
+    return {emb.data(), wih.data(), whh.data(), bias.data(), wout.data(), bout.data(), V, E, H};
+  }
+};
+
+static bool load_fixture(const char* path, Fixture& f) {
+  std::ifstream in(path);
+  if (!in) {
+    std::fprintf(stderr, "cannot open fixture %s\n", path);
+    return false;
+  }
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ss(line);
+    std::string key, tok;
+    ss >> key;
+    while (ss >> tok) f.rows[key].push_back(tok);
+  }
+  const auto& d = f.rows["dims"];
+  if (d.size() != 7) return false;
+  f.V = std::stoll(d[0]), f.E = std::stoll(d[1]), f.H = std::stoll(d[2]), f.B = std::stoll(d[3]);
+  f.N = std::stoll(d[4]), f.T = std::stoll(d[5]), f.start = std::stoll(d[6]);
+  f.emb = hashed(1, f.V * f.E, 1.0f);
+  f.wih = hashed(2, 4 * f.H * f.E, 0.5f);
+  f.whh = hashed(3, 4 * f.H * f.H, 0.5f);
+  f.bias = hashed(4, 4 * f.H, 0.5f);
+  f.wout = hashed(5, f.V * f.H, 2.0f);
+  f.bout = hashed(6, f.V, 0.5f);
+  return true;
+}
+
+static std::vector<int64_t> ints(const std::vector<std::string>& v, size_t from) {
+  std::vector<int64_t> out;
+  for (size_t i = from; i < v.size(); ++i) out.push_back(std::stoll(v[i]));
+  return out;
+}
+
+static void expect_same(const std::vector<int64_t>& got, const std::vector<int64_t>& want,
+                        const char* what) {
+  EXPECT(got.size() == want.size(), "%s: size %zu != %zu", what, got.size(), want.size());
+  int64_t diff = 0;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) diff += got[i] != want[i];
+  EXPECT(diff == 0, "%s: %" PRId64 " of %zu tokens differ", what, diff, want.size());
+}
+
+static void test_fixture(const char* path, bool threads_only) {
+  Fixture f;
+  if (!load_fixture(path, f)) {
+    EXPECT(false, "fixture %s unreadable", path);
+    return;
+  }
+  const LSTMWeightsView w = f.view();
+  const std::vector<int64_t> x = ints(f.rows["x"], 0);
+  EXPECT(static_cast<int64_t>(x.size()) == f.B * f.T, "x size");
+  for (const char* key : {"rollout", "rollout_t"}) {
+    const auto& r = f.rows[key];
+    const uint64_t seed = std::stoull(r[0]);
+    const float temp = static_cast<float>(std::stod(r[1]));
+    std::vector<int64_t> out((f.T - 1) * f.N * f.B * f.T, -1);
+    for (int nt : {1, 2, 3}) {
+      std::fill(out.begin(), out.end(), -1);
+      rollout_core(w, x.data(), f.B, f.T, f.N, f.start, seed, temp, out.data(), nt);
+      if (threads_only) {
+        static std::vector<int64_t> first;
+        if (nt == 1) first = out;
+        else expect_same(out, first, "rollout across thread counts");
+      } else {
+        expect_same(out, ints(r, 2), key);
+      }
+    }
+  }
+  if (threads_only) return;
+  {
+    const auto& r = f.rows["sample"];
+    std::vector<int64_t> out(f.B * f.T);
+    sample_core(w, nullptr, f.B, 0, f.T, f.start, std::stoull(r[0]),
+                static_cast<uint32_t>(std::stoll(r[2])), static_cast<float>(std::stod(r[1])),
+                out.data(), 2);
+    expect_same(out, ints(r, 3), "sample");
+  }
+  {
+    const auto& r = f.rows["sample_prefix"];
+    const int64_t P = 2;
+    const std::vector<int64_t> all = ints(r, 3);
+    const std::vector<int64_t> prefix(all.begin(), all.begin() + f.B * P);
+    const std::vector<int64_t> want(all.begin() + f.B * P, all.end());
+    std::vector<int64_t> out(f.B * f.T);
+    sample_core(w, prefix.data(), f.B, P, f.T, f.start, std::stoull(r[0]),
+                static_cast<uint32_t>(std::stoll(r[2])), static_cast<float>(std::stod(r[1])),
+                out.data(), 1);
+    expect_same(out, want, "sample_prefix");
+  }
+  {  // decode: T steps from the start token reproduce sample()
+    const auto& r = f.rows["sample"];
+    std::vector<int64_t> tok(f.B, f.start), nxt(f.B), got;
+    std::vector<float> h(f.B * f.H, 0.0f), c(h), h2(h), c2(h);
+    std::vector<int64_t> seq(f.B * f.T);
+    for (int64_t s = 0; s < f.T; ++s) {
+      decode_core(w, tok.data(), h.data(), c.data(), f.B, std::stoull(r[0]),
+                  static_cast<uint32_t>(s), 0, 0, 1.0f, nxt.data(), h2.data(), c2.data(), 2);
+      for (int64_t b = 0; b < f.B; ++b) seq[b * f.T + s] = nxt[b];
+      tok.swap(nxt), h.swap(h2), c.swap(c2);
+    }
+    expect_same(seq, ints(r, 3), "decode loop");
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s philox|exp|sampler|lstm|fixture|threads [fixture]\n",
+                 argv[0]);
+    return 2;
+  }
+  const std::string which = argv[1];
+  const char* fixture = argc > 2 ? argv[2] : "tests/cpp/fixture.txt";
+  if (which == "philox") test_philox();
+  else if (which == "exp") test_exp();
+  else if (which == "sampler") test_sampler();
+  else if (which == "lstm") test_lstm();
+  else if (which == "fixture") test_fixture(fixture, false);
+  else if (which == "threads") test_fixture(fixture, true);
+  else {
+    std::fprintf(stderr, "unknown case %s\n", which.c_str());
+    return 2;
+  }
+  std::printf("%s: %s\n", which.c_str(), g_failures ? "FAILED" : "ok");
+  return g_failures ? 1 : 0;
+}

@@ -1,0 +1,170 @@
+"""The seqgan-fast command line: train / sample / bench, and one-line errors on bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgan_fast.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["vocab_size=61", "seq_len=7", "g_emb_dim=8", "g_hidden_dim=16", "num_train=120",
+        "num_eval=90", "mle_epochs=2", "eval_every=2", "d_pretrain_rounds=1",
+        "d_num_negatives=64", "d_epochs=1", "d_emb_dim=8", "d_filter_sizes=2,3",
+        "d_num_filters=8,8", "adv_batches=1", "num_rollouts=2", "batch_size=32"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny run through the CLI, shared by the tests that only read it."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    torch.set_num_threads(1)
+    rc = main(["train", "--out", str(out), "--backend", "reference", "-q", "--set", *TINY])
+    assert rc == 0
+    return out
+
+
+def test_train_in_process(trained_run, capsys):
+    records = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text()
+               .splitlines()]
+    assert [(r["phase"], r["epoch"]) for r in records] == [("mle", 0), ("mle", 2), ("adv", 1)]
+    cfg = json.loads((trained_run / "config.json").read_text())
+    assert cfg["preset"] == "quick" and cfg["vocab_size"] == 61 and cfg["d_num_filters"] == [8, 8]
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert {"nll_oracle", "nll_oracle_init", "nll_oracle_mle", "nll_oracle_adv"} <= set(summary)
+    for name in ("curves.png", "checkpoints/LATEST"):
+        assert (trained_run / name).is_file()
+
+
+def test_train_prints_a_short_summary(tmp_path, capsys):
+    rc = main(["train", "--out", str(tmp_path / "r"), "--backend", "reference", "--seed", "5",
+               "-q", "--set", *TINY, "adv_batches=0", "d_pretrain_rounds=0"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    assert out[0].startswith("done in ") and str(tmp_path / "r") in out[0]
+    assert out[1].strip().startswith("nll_oracle:") and "(init) -> " in out[1]
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["seed"] == 5
+
+
+def test_train_as_a_module_subprocess(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqgan_fast", "train", "--out", str(tmp_path / "run"),
+         "--backend", "reference", "--threads", "1", "-q", "--set", *TINY],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "nll_oracle" in proc.stdout
+    assert (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_sample_prints_n_lines(trained_run, capsys):
+    assert main(["sample", "--run", str(trained_run), "-n", "7", "--seed", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 7
+    tokens = [[int(t) for t in line.split()] for line in lines]
+    assert all(len(row) == 7 and all(0 <= t < 61 for t in row) for row in tokens)
+    assert main(["sample", "--run", str(trained_run), "-n", "7", "--seed", "3"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines  # seeded
+    assert main(["sample", "--run", str(trained_run), "-n", "3", "--temperature", "0.5"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_resume_through_the_cli(trained_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(trained_run, run)
+    assert main(["train", "--out", str(run), "--resume", "-q", "--set", "adv_batches=2"]) == 0
+    records = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in records][-2:] == [1, 2]
+
+
+def _bad(tmp_path: Path) -> list[list[str]]:
+    empty = tmp_path / "empty"
+    empty.mkdir(exist_ok=True)
+    return [
+        ["train", "--preset", "nope"],
+        ["train", "--set", "nosuchkey=1"],
+        ["train", "--set", "mle_epochs=abc"],
+        ["train", "--set", "mle_epochs"],
+        ["train", "--set", "batch_size=0"],
+        ["train", "--data", str(tmp_path / "missing.txt")],
+        ["train", "--data", str(tmp_path / "missing.xyz")],
+        ["train", "--set", f"oracle_params={tmp_path / 'missing.npz'}"],
+        ["train", "--resume", "--out", str(empty)],
+        ["train", "--task", "bogus"],
+        ["train", "--task", "text"],
+        ["train", "--device", "tpu"],
+        ["train", "--backend", "opencl"],
+        ["train", "--seed", "x"],
+        ["train", "--frobnicate"],
+        ["sample", "--run", str(empty)],
+        ["sample", "--run", str(tmp_path / "nowhere")],
+        ["sample"],
+        ["dance"],
+        [],
+    ]
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default output folder would be ./runs/...
+    for argv in _bad(tmp_path):
+        rc = main(argv)
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert rc == 2, argv
+        assert len(lines) == 1 and lines[0].startswith("seqgan-fast: error: "), (argv, lines)
+        assert "Traceback" not in captured.err and captured.out == "", argv
+    assert not (tmp_path / "runs").exists()  # nothing was written
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_unavailable_is_one_line(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "r"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CUDA is not available" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_input_never_touches_an_existing_run(trained_run, capsys):
+    before = {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()}
+    for argv in (["train", "--out", str(trained_run)],  # a run is there: needs --resume
+                 ["train", "--out", str(trained_run), "--overwrite", "--set", "mle_epochs=-1"],
+                 ["train", "--out", str(trained_run), "--resume", "--set", "g_hidden_dim=9"],
+                 ["train", "--out", str(trained_run), "--resume", "--preset", "paper"]):
+        assert main(argv) == 2, argv
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()} == before
+
+
+def test_bench_forwards_argv(monkeypatch):
+    seen = []
+    fake = types.ModuleType("seqgan_fast.benchmarks.harness")
+    fake.main = lambda argv: seen.append(argv) or 3
+    pkg = types.ModuleType("seqgan_fast.benchmarks")
+    pkg.harness = fake
+    monkeypatch.setitem(sys.modules, "seqgan_fast.benchmarks", pkg)
+    monkeypatch.setitem(sys.modules, "seqgan_fast.benchmarks.harness", fake)
+    assert main(["bench", "--op", "rollout", "--config", "paper"]) == 3
+    assert seen == [["--op", "rollout", "--config", "paper"]]
+
+
+def test_bench_without_harness_is_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "seqgan_fast.benchmarks", None)  # import fails
+    assert main(["bench"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("seqgan-fast: error: ")

@@ -1,0 +1,255 @@
+"""SeqGANTrainer, checkpoints and the oracle task, on tiny configurations (seconds each)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgan_fast import Generator, SeqGANTrainer, TrainConfig
+from seqgan_fast import checkpoint as ckpt
+from seqgan_fast.config import ConfigError
+from seqgan_fast.tasks.oracle import OracleTask
+from seqgan_fast.trainer import derive_seed, update_rollout_policy
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny ops on a shared 2-core machine: intra-op threads only add barrier waits.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(**changes) -> TrainConfig:
+    """The quick preset shrunk to a toy oracle (odd sizes on purpose)."""
+    base = dict(vocab_size=61, seq_len=7, g_emb_dim=8, g_hidden_dim=16, num_train=200,
+                num_eval=150, mle_epochs=3, eval_every=2, d_pretrain_rounds=1,
+                d_num_negatives=100, d_epochs=1, d_emb_dim=8, d_filter_sizes=(2, 3),
+                d_num_filters=(8, 8), adv_batches=3, adv_d_rounds=1, num_rollouts=3,
+                batch_size=32, backend="reference")
+    return TrainConfig.preset("quick", **{**base, **changes})
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def temp_files(run: Path) -> list[Path]:
+    return [p for p in run.rglob("*") if p.name.startswith(ckpt._TMP_PREFIX)]
+
+
+def test_fit_writes_every_artefact(tmp_path):
+    cfg = tiny(num_test=50)
+    summary = SeqGANTrainer(cfg, tmp_path, progress=False).fit()
+
+    assert json.loads((tmp_path / "config.json").read_text()) == json.loads(cfg.to_json())
+    records = read_metrics(tmp_path)
+    assert [(r["phase"], r["epoch"]) for r in records] == [
+        ("mle", 0), ("mle", 2), ("mle", 3), ("adv", 2), ("adv", 3)]
+    for r in records:
+        assert {"phase", "epoch", "time_s", "nll_oracle", "nll_test"} <= set(r)
+        assert r["nll_oracle"] > 0 and r["nll_test"] > 0
+    times = [r["time_s"] for r in records]
+    assert times == sorted(times)
+
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk == summary
+    for key, value in records[-1].items():
+        assert summary[key] == value  # final metrics at the top level, same keys
+    assert summary["nll_oracle_init"] == records[0]["nll_oracle"]
+    assert summary["nll_oracle_mle"] == records[2]["nll_oracle"]
+    assert summary["nll_oracle_adv"] == records[4]["nll_oracle"]
+    assert summary["backend"] == "reference" and summary["adv_batches"] == 3
+
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    latest = ckpt.latest_checkpoint(tmp_path)
+    assert latest is not None and latest.parent == tmp_path / "checkpoints"
+    tensors, state = ckpt.load_checkpoint(latest)
+    assert set(tensors) == {"generator", "rollout", "discriminator", "optimizers", "rng"}
+    assert state["phase"] == "done" and state["adv_batch"] == 3 and state["mle_epoch"] == 3
+    assert state["model"]["vocab_size"] == 61 and state["model"]["seq_len"] == 7
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 2  # LATEST + one checkpoint
+    assert temp_files(tmp_path) == []
+
+
+def test_mle_lowers_nll_oracle(tmp_path):
+    summary = SeqGANTrainer(tiny(mle_epochs=6, d_pretrain_rounds=0, adv_batches=0), tmp_path,
+                            progress=False).fit()
+    records = read_metrics(tmp_path)
+    assert [r["phase"] for r in records] == ["mle"] * 4
+    nll = [r["nll_oracle"] for r in records]
+    assert nll[-1] < nll[0] - 0.3, nll
+    assert "nll_oracle_adv" not in summary and summary["phase"] == "mle"
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path, monkeypatch):
+    # Evaluations: MLE 0, 2, 3; adversarial 2, 4, 5. Checkpoints: every 2nd evaluation
+    # (MLE 2, adversarial 2) and at each phase end.
+    cfg = tiny(adv_batches=5, eval_every=2, checkpoint_every=2, num_test=30)
+    full = SeqGANTrainer(cfg, tmp_path / "full", progress=False).fit()
+
+    calls = {"n": 0}
+    original = SeqGANTrainer.policy_gradient_step
+
+    def flaky(self):
+        calls["n"] += 1
+        if calls["n"] == 5:  # inside adversarial batch 5; last checkpoint: after batch 2
+            raise _Interrupt
+        return original(self)
+
+    monkeypatch.setattr(SeqGANTrainer, "policy_gradient_step", flaky)
+    with pytest.raises(_Interrupt):
+        SeqGANTrainer(cfg, tmp_path / "cut", progress=False).fit()
+    monkeypatch.setattr(SeqGANTrainer, "policy_gradient_step", original)
+    _, state = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "cut"))
+    assert state["phase"] == "adv" and state["adv_batch"] == 2
+    assert len(read_metrics(tmp_path / "cut")) == 5  # adversarial 4 was evaluated later
+
+    resumed = SeqGANTrainer(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert resumed.state["adv_batch"] == 2 and resumed.state["phase"] == "adv"
+    summary = resumed.fit()
+
+    def strip(rs):
+        return [{k: v for k, v in r.items() if k != "time_s"} for r in rs]
+
+    assert strip(read_metrics(tmp_path / "cut")) == strip(read_metrics(tmp_path / "full"))
+    assert summary["nll_test"] == full["nll_test"]
+    # Bit-identical models (sampled-token metrics alone would hide small differences).
+    a, _ = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "full"))
+    b, _ = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "cut"))
+    for group in ("generator", "rollout", "discriminator", "optimizers"):
+        assert a[group].keys() == b[group].keys()
+        for key in a[group]:
+            assert torch.equal(a[group][key], b[group][key]), (group, key)
+    assert temp_files(tmp_path) == []
+
+
+def test_resume_extends_a_finished_schedule(tmp_path):
+    SeqGANTrainer(tiny(adv_batches=1), tmp_path, progress=False).fit()
+    summary = SeqGANTrainer(tiny(adv_batches=3), tmp_path, resume=True, progress=False).fit()
+    assert summary["adv_batches"] == 3
+    assert [(r["phase"], r["epoch"]) for r in read_metrics(tmp_path)][-3:] == [
+        ("adv", 1), ("adv", 2), ("adv", 3)]
+
+
+def test_resume_refuses_without_checkpoint_or_with_other_model(tmp_path):
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        SeqGANTrainer(tiny(), tmp_path / "empty", resume=True)
+    SeqGANTrainer(tiny(adv_batches=1, d_pretrain_rounds=0), tmp_path / "run",
+                  progress=False).fit()
+    with pytest.raises(ConfigError, match="g_hidden_dim"):
+        SeqGANTrainer(tiny(g_hidden_dim=12), tmp_path / "run", resume=True)
+
+
+def test_existing_run_is_kept_unless_overwrite(tmp_path):
+    cfg = tiny(mle_epochs=1, d_pretrain_rounds=0, adv_batches=0)
+    SeqGANTrainer(cfg, tmp_path, progress=False).fit()
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="already holds a run"):
+        SeqGANTrainer(cfg, tmp_path)
+    with pytest.raises(ConfigError):  # invalid config: refused before anything is written
+        SeqGANTrainer(cfg.replace(mle_epochs=-1), tmp_path, overwrite=True)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    SeqGANTrainer(cfg.replace(mle_epochs=2), tmp_path, overwrite=True, progress=False).fit()
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [0, 2]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_unavailable_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        SeqGANTrainer(tiny(device="cuda"), tmp_path)
+    assert not tmp_path.joinpath("config.json").exists()
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    g = {"w": torch.arange(5.0)}
+    ckpt.save_checkpoint(tmp_path, 1, {"a": g, "b": g}, {"step": 1})
+    ckpt.save_checkpoint(tmp_path, 2, {"a": {"w": g["w"] + 1}, "b": g}, {"step": 2})
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["000002", "LATEST"]
+
+    calls = {"n": 0}
+    real_save = ckpt.save_file
+
+    def failing_save(tensors, path):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second tensor group of checkpoint 3
+            raise OSError("disk full")
+        real_save(tensors, path)
+
+    monkeypatch.setattr(ckpt, "save_file", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.save_checkpoint(tmp_path, 3, {"a": {"w": g["w"] * 7}, "b": g}, {"step": 3})
+    latest = ckpt.latest_checkpoint(tmp_path)
+    tensors, state = ckpt.load_checkpoint(latest)
+    assert latest.name == "000002" and state["step"] == 2
+    assert torch.equal(tensors["a"]["w"], g["w"] + 1)
+    assert temp_files(tmp_path) == []
+
+    ckpt.atomic_write_json(tmp_path / "x.json", {"k": [1, 2]})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"k": [1, 2]}
+    assert temp_files(tmp_path) == []
+
+
+def test_optimizer_state_round_trips(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(4, 3)).square().sum().backward()
+        opt.step()
+    flat = ckpt.optimizer_tensors(opt, "g")
+    other = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=0.01)
+    ckpt.load_optimizer(other, flat, "g")
+    a, b = opt.state_dict()["state"], other.state_dict()["state"]
+    assert a.keys() == b.keys()
+    for pid in a:
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(a[pid][key], b[pid][key])
+
+
+def test_rollout_policy_update_rule():
+    torch.manual_seed(3)
+    generator, rollout = Generator(23, 5, 6, 4), Generator(23, 5, 6, 4)
+    g0 = {k: v.clone() for k, v in generator.state_dict().items()}
+    r0 = {k: v.clone() for k, v in rollout.state_dict().items()}
+    update_rollout_policy(rollout, generator, 0.8)
+    r1 = rollout.state_dict()
+    assert torch.equal(r1["embedding.weight"], g0["embedding.weight"])
+    mixed = [k for k in r0 if not k.startswith("embedding.")]
+    assert {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "output.weight",
+            "output.bias"} <= set(mixed)
+    for k in mixed:
+        torch.testing.assert_close(r1[k], 0.8 * r0[k] + 0.2 * g0[k])
+    for k, v in generator.state_dict().items():
+        assert torch.equal(v, g0[k])  # the generator is untouched
+
+
+def test_derived_seeds_are_stable_and_distinct():
+    seeds = [derive_seed(0, 1, i) for i in range(100)]
+    assert len(set(seeds)) == 100 and all(0 <= s < 2**64 for s in seeds)
+    assert seeds == [derive_seed(0, 1, i) for i in range(100)]
+    assert derive_seed(1, 1, 0) != seeds[0] and derive_seed(0, 2, 0) != seeds[0]
+
+
+def test_oracle_task_seeded_and_from_file(tmp_path, oracle_npz):
+    task = OracleTask(tiny(num_test=40))
+    x = task.train_sequences()
+    assert x.shape == (200, 7) and x.dtype == torch.int64
+    assert torch.equal(x, OracleTask(tiny(num_test=40)).train_sequences())  # fixed seed
+    assert not torch.equal(x, OracleTask(tiny(oracle_seed=1)).train_sequences())
+    metrics = task.evaluate(task.oracle, phase="mle", epoch=0)
+    assert set(metrics) == {"nll_oracle", "nll_test"}
+
+    with pytest.raises(FileNotFoundError, match="oracle parameter file"):
+        OracleTask(tiny(oracle_params=str(tmp_path / "missing.npz")))
+    paper = OracleTask(TrainConfig(oracle_params=str(oracle_npz), num_train=37))
+    assert paper.vocab_size == 5000 and paper.train_sequences().shape == (37, 20)
+    # The paper's oracle scores its own samples at about 5.75 nats/token (data README).
+    assert abs(paper.oracle.nll(paper.train_sequences()) - 5.75) < 0.6
