@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
-from typing import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -133,8 +133,8 @@ def corpus_bleu(hyps: Sequence[Sentence], refs: Sequence[Sentence], max_n: int =
     hyp_len = ref_len = 0
     for hyp in hyps:
         m, t = table._stats(hyp, max_n)
-        matches = [a + b for a, b in zip(matches, m)]
-        totals = [a + max(1, b) for a, b in zip(totals, t)]  # nltk: max(1, .) per hypothesis
+        matches = [a + b for a, b in zip(matches, m, strict=True)]
+        totals = [a + max(1, b) for a, b in zip(totals, t, strict=True)]  # nltk: max(1, .)
         hyp_len += len(hyp)
         ref_len += _closest(table.ref_lens, len(hyp))
     return _sentence_score(matches, totals, hyp_len, ref_len, max_n)

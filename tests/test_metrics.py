@@ -5,12 +5,18 @@ import random
 import numpy as np
 import pytest
 import torch
-from nltk.translate.bleu_score import SmoothingFunction
+from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
-from nltk.translate.bleu_score import sentence_bleu
 
-from seqgan_fast.metrics import (BleuReferences, bleu, corpus_bleu, hit_rate, ndcg, self_bleu,
-                                 self_bleu_scores)
+from seqgan_fast.metrics import (
+    BleuReferences,
+    bleu,
+    corpus_bleu,
+    hit_rate,
+    ndcg,
+    self_bleu,
+    self_bleu_scores,
+)
 
 SMOOTH = SmoothingFunction().method1
 
@@ -82,8 +88,9 @@ def test_bleu_matches_nltk_on_coco(shared_data):
 
 
 def _naive_self_bleu(samples, n):
-    return sum(sentence_bleu(samples[:i] + samples[i + 1:], s, _weights(n),
-                             smoothing_function=SMOOTH) for i, s in enumerate(samples)) / len(samples)
+    total = sum(sentence_bleu(samples[:i] + samples[i + 1:], s, _weights(n),
+                              smoothing_function=SMOOTH) for i, s in enumerate(samples))
+    return total / len(samples)
 
 
 @pytest.mark.parametrize("seed", [0, 3])

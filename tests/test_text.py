@@ -5,8 +5,17 @@ import pytest
 import torch
 
 from seqgan_fast.config import ConfigError, TrainConfig
-from seqgan_fast.data.text import (BOS, PAD, UNK, DataError, Vocab, count_tokens, encode_file,
-                                   resolve_data_path, tokenize)
+from seqgan_fast.data.text import (
+    BOS,
+    PAD,
+    UNK,
+    DataError,
+    Vocab,
+    count_tokens,
+    encode_file,
+    resolve_data_path,
+    tokenize,
+)
 from seqgan_fast.metrics import bleu
 from seqgan_fast.tasks.text import TextTask
 from tests.helpers import small_generator
@@ -189,6 +198,6 @@ def test_coco_preset_loads(shared_data):
     assert task.test_sequences().shape[1] == 37
     # every row is words then only padding
     ends = (x == PAD).int().argmax(1)
-    for row, e in zip(x[:200], ends[:200]):
+    for row, e in zip(x[:200], ends[:200], strict=True):
         if row[e] == PAD:
             assert (row[e:] == PAD).all() and (row[:e] != PAD).all()

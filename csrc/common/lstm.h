@@ -75,8 +75,8 @@ struct BlockWorkspace {
         c(static_cast<size_t>(rows_ * p.Hp), 0.0f),
         logits(static_cast<size_t>(rows_ * kTile)),
         best(static_cast<size_t>(rows_ * kTile)),
-        u0(static_cast<size_t>(rows_ * p.tiles)),
-        gumbel(static_cast<size_t>(rows_ * p.tiles)),
+        u0(static_cast<size_t>(rows_ * noise_len(p.tiles))),
+        gumbel(static_cast<size_t>(rows_ * noise_len(p.tiles))),
         best_S(static_cast<size_t>(rows_)),
         best_score(static_cast<size_t>(rows_)),
         best_j(static_cast<size_t>(rows_)) {}
@@ -85,7 +85,7 @@ struct BlockWorkspace {
   // Number of bytes held (for the documented memory bound).
   static int64_t bytes(const PackedLSTM& p, int64_t rows) {
     const int64_t gcols = p.gate_npanels() * kPanel;
-    return 4 * rows * (p.Kx + gcols + p.Hp + 2 * kTile + 2 * p.tiles + 2) + 8 * rows;
+    return 4 * rows * (p.Kx + gcols + p.Hp + 2 * kTile + 2 * noise_len(p.tiles) + 2) + 8 * rows;
   }
 };
 

@@ -5,8 +5,10 @@
 //   tile_candidate  first index whose running sum of e exceeds u0 * S.
 // The winning tile is argmax_j (m_j + log S_j + g_j), ties to the lowest j, so only the
 // winner's e values need to be kept (the caller copies them when a tile takes the lead).
-// Sums are accumulated in double as the reference (torch.cumsum on CPU) does, so S and the
-// running sums round to the same floats.
+// S is summed in float lanes (8 terms each) then in double; the running sums of the
+// candidate search in double, as the reference (torch.cumsum on CPU) does. Either differs
+// from the reference by at most an ulp or so, which moves a draw only when u0 * S lands within
+// that of a boundary (probability ~1e-7 per token).
 #pragma once
 
 #include <algorithm>
@@ -25,15 +27,23 @@ constexpr float kGumbelFloor = 1e-20f;
 
 inline int64_t num_tiles(int64_t vocab) { return (vocab + kTile - 1) / kTile; }
 
+// u0[j] and the Gumbel noise g[j] = -log(-log(max(u1, 1e-20))) of tiles j < tiles. Both
+// arrays must hold round_up(tiles, 16) floats (the noise is computed 16 tiles at a time).
 inline void tile_noise(uint64_t seed, uint32_t step, uint32_t row, uint32_t stream,
                        int64_t tiles, float* u0, float* gumbel) {
   for (int64_t j = 0; j < tiles; ++j) {
     const Philox4 w = philox4x32_10(seed, static_cast<uint32_t>(j), step, row, stream);
     u0[j] = to_uniform(w.w[0]);
-    const float u1 = std::fmax(to_uniform(w.w[1]), kGumbelFloor);
-    gumbel[j] = -std::log(-std::log(u1));
+    gumbel[j] = to_uniform(w.w[1]);
+  }
+  for (int64_t j = tiles; j % kLanes; ++j) gumbel[j] = 0.5f;
+  for (int64_t j = 0; j < tiles; j += kLanes) {
+    const v16 u1 = vmax(vload(gumbel + j), vset1(kGumbelFloor));
+    vstore(gumbel + j, -vlog(-vlog(u1)));
   }
 }
+
+inline int64_t noise_len(int64_t tiles) { return (tiles + kLanes - 1) / kLanes * kLanes; }
 
 // z: kTile logits (padding entries -inf), replaced by exp(z/temperature - m). Returns S;
 // *m_out = m. temperature == 1 skips the division (x / 1.0f == x).
@@ -49,23 +59,30 @@ inline float tile_exp_sum(float* z, float temperature, float* m_out) {
   for (int i = 1; i < nv; ++i) mx = vmax(mx, v[i]);
   const float m = hmax(mx);
   const v16 mv = vset1(m);
-  typedef double v16d __attribute__((vector_size(128)));
-  v16d acc{};
-  for (int i = 0; i < nv; ++i) {
-    const v16 e = vexp(v[i] - mv);
-    vstore(z + i * kLanes, e);
-    acc += __builtin_convertvector(e, v16d);
+  v16 acc0 = vset1(0.0f), acc1 = vset1(0.0f);
+  for (int i = 0; i < nv; i += 2) {
+    const v16 e0 = vexp(v[i] - mv), e1 = vexp(v[i + 1] - mv);
+    vstore(z + i * kLanes, e0);
+    vstore(z + (i + 1) * kLanes, e1);
+    acc0 += e0;
+    acc1 += e1;
   }
-  double s = 0.0;
-  for (int i = 0; i < kLanes; ++i) s += acc[i];
+  const double s = hsum_d(acc0 + acc1);
   *m_out = m;
   return static_cast<float>(s);
 }
 
 // First index i < len with float(e[0] + ... + e[i]) > thr (sums in double); len - 1 if none.
+// Whole 16-entry chunks are skipped on their (tree) sum; the crossing chunk is scanned.
 inline int tile_candidate(const float* e, int len, float thr) {
   double run = 0.0;
-  for (int i = 0; i < len; ++i) {
+  int i = 0;
+  for (; i + kLanes <= len; i += kLanes) {
+    const double next = run + hsum_d(vload(e + i));
+    if (static_cast<float>(next) > thr) break;
+    run = next;
+  }
+  for (; i < len; ++i) {
     run += e[i];
     if (static_cast<float>(run) > thr) return i;
   }

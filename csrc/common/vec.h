@@ -22,7 +22,13 @@ inline v16 vload(const float* p) {
   return v;
 }
 inline void vstore(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
-inline v16 vset1(float x) { return v16{} + x; }
+inline v16 vset1(float x) {
+#if defined(__AVX512F__)
+  return (v16)_mm512_set1_ps(x);
+#else
+  return x - v16{};  // x - (+0) == x for every x, so this folds to a broadcast
+#endif
+}
 
 // a * b + c with one rounding where the target has FMA. Written out because the extension
 // is compiled in ISO C++ mode, where GCC does not contract a * b + c by itself.
@@ -44,10 +50,31 @@ inline v16 vfma(v16 a, v16 b, v16 c) {
 inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
 inline v16 vmin(v16 a, v16 b) { return a < b ? a : b; }
 
+// Horizontal reductions as trees (log depth), not 15-long dependency chains.
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+typedef double v8d __attribute__((vector_size(64)));
+
 inline float hmax(v16 v) {
-  float m = v[0];
-  for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
-  return m;
+  const v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+  const v8 b = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const v8 m8 = a > b ? a : b;
+  const v4 c = __builtin_shufflevector(m8, m8, 0, 1, 2, 3);
+  const v4 d = __builtin_shufflevector(m8, m8, 4, 5, 6, 7);
+  const v4 m4 = c > d ? c : d;
+  const float x = m4[0] > m4[2] ? m4[0] : m4[2];
+  const float y = m4[1] > m4[3] ? m4[1] : m4[3];
+  return x > y ? x : y;
+}
+
+// Sum of the 16 lanes, in double.
+inline double hsum_d(v16 v) {
+  const v8d a = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
+                                        v8d);
+  const v8d b = __builtin_convertvector(
+      __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), v8d);
+  const v8d s = a + b;
+  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
 // exp(x), lanewise, within 2 ulp of the correctly rounded result for x in [-104, 88]
@@ -78,6 +105,42 @@ inline v16 vexp(v16 x) {
   std::memcpy(&s1, &e1, sizeof s1);
   std::memcpy(&s2, &e2, sizeof s2);
   return p * s1 * s2;
+}
+
+// log(x), lanewise, within 2 ulp for normal positive x (checked by the test binary);
+// log(0) = -inf, log(x < 0) = NaN, log(inf) = inf. x = 2^e * f with f in [sqrt(1/2),
+// sqrt(2)), log f by Cephes' logf polynomial in f - 1, e*ln2 added in two parts.
+inline v16 vlog(v16 x) {
+  v16i bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  v16i e = ((bits >> 23) & 0xff) - 126;
+  const v16i mbits = (bits & 0x007fffff) | 0x3f000000;  // f in [0.5, 1)
+  v16 f;
+  std::memcpy(&f, &mbits, sizeof f);
+  const v16i small = f < vset1(0.707106781186547524f);  // -1 where f < sqrt(1/2)
+  e = e + small;
+  const v16 fm = f - vset1(1.0f);
+  f = small ? f + fm : fm;  // f' = 2f - 1 or f - 1, in [sqrt(1/2)-1, sqrt(2)-1)
+  const v16 z = f * f;
+  v16 y = vset1(7.0376836292e-2f);
+  y = vfma(y, f, vset1(-1.1514610310e-1f));
+  y = vfma(y, f, vset1(1.1676998740e-1f));
+  y = vfma(y, f, vset1(-1.2420140846e-1f));
+  y = vfma(y, f, vset1(1.4249322787e-1f));
+  y = vfma(y, f, vset1(-1.6668057665e-1f));
+  y = vfma(y, f, vset1(2.0000714765e-1f));
+  y = vfma(y, f, vset1(-2.4999993993e-1f));
+  y = vfma(y, f, vset1(3.3333331174e-1f));
+  y = y * f * z;
+  const v16 ef = __builtin_convertvector(e, v16);
+  y = vfma(ef, vset1(-2.12194440e-4f), y);
+  y = vfma(z, vset1(-0.5f), y);
+  v16 r = vfma(ef, vset1(0.693359375f), f + y);
+  const float inf = __builtin_inff();
+  r = x == vset1(0.0f) ? vset1(-inf) : r;
+  r = x == vset1(inf) ? vset1(inf) : r;
+  r = x < vset1(0.0f) ? vset1(__builtin_nanf("")) : r;
+  return r;
 }
 
 inline v16 vsigmoid(v16 x) { return vset1(1.0f) / (vset1(1.0f) + vexp(-x)); }

@@ -53,73 +53,93 @@ def tanh(x):
 
 
 @triton.jit
-def load_gate_weights(w_ih_ptr, w_hh_ptr, bias_ptr, gate: tl.constexpr, H, E,
-                      HP: tl.constexpr, EP: tl.constexpr):
-    """Transposed gate blocks W_ih[gate]^T (EP, HP), W_hh[gate]^T (HP, HP) and bias (HP,);
-    zero outside (E, H), so padded hidden units stay exactly 0."""
+def publish_state(scr, h, BLOCK_R: tl.constexpr, HP: tl.constexpr):
+    """Write h (BLOCK_R, HP) to the program's scratch rows, which the K-chunked tl.dot calls
+    read back (L1-resident). The barriers order it after every read of the previous state
+    and before every read of this one."""
+    orow = tl.arange(0, BLOCK_R)
     oh = tl.arange(0, HP)
-    oe = tl.arange(0, EP)
-    mh = oh < H
-    unit = gate * H + oh
-    wih = tl.load(w_ih_ptr + unit[None, :] * E + oe[:, None],
-                  mask=mh[None, :] & (oe[:, None] < E), other=0.0)
-    whh = tl.load(w_hh_ptr + unit[None, :] * H + oh[:, None],
-                  mask=mh[None, :] & mh[:, None], other=0.0)
-    b = tl.load(bias_ptr + unit, mask=mh, other=0.0)
-    return wih, whh, b
+    tl.debug_barrier()
+    tl.store(scr + orow[:, None] * HP + oh[None, :], h)
+    tl.debug_barrier()
 
 
 @triton.jit
-def lstm_cell(x, h, c, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
-              HP: tl.constexpr, EP: tl.constexpr, PRECISION: tl.constexpr):
-    """One LSTM step, torch gate order (i, f, g, o): x (R, EP), h, c (R, HP) -> (h, c)."""
-    wih, whh, b = load_gate_weights(w_ih_ptr, w_hh_ptr, bias_ptr, 0, H, E, HP, EP)
-    gi = b[None, :] + tl.dot(x, wih, input_precision=PRECISION) \
-        + tl.dot(h, whh, input_precision=PRECISION)
-    wih, whh, b = load_gate_weights(w_ih_ptr, w_hh_ptr, bias_ptr, 1, H, E, HP, EP)
-    gf = b[None, :] + tl.dot(x, wih, input_precision=PRECISION) \
-        + tl.dot(h, whh, input_precision=PRECISION)
-    wih, whh, b = load_gate_weights(w_ih_ptr, w_hh_ptr, bias_ptr, 2, H, E, HP, EP)
-    gg = b[None, :] + tl.dot(x, wih, input_precision=PRECISION) \
-        + tl.dot(h, whh, input_precision=PRECISION)
-    wih, whh, b = load_gate_weights(w_ih_ptr, w_hh_ptr, bias_ptr, 3, H, E, HP, EP)
-    go = b[None, :] + tl.dot(x, wih, input_precision=PRECISION) \
-        + tl.dot(h, whh, input_precision=PRECISION)
+def _gate(gate: tl.constexpr, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+          BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr,
+          PRECISION: tl.constexpr):
+    """Pre-activation of one gate (BLOCK_R, HP): bias + x W_ih[gate]^T + h W_hh[gate]^T, with
+    the reduction cut in KC-wide chunks (x from the embedding rows, h from scratch), so that
+    no operand is larger than (KC, HP) whatever the hidden size."""
+    orow = tl.arange(0, BLOCK_R)
+    oh = tl.arange(0, HP)
+    mh = oh < H
+    unit = gate * H + oh
+    acc = tl.zeros((BLOCK_R, HP), tl.float32) + tl.load(bias_ptr + unit, mask=mh, other=0.0)[None, :]
+    for k0 in tl.static_range(0, EP, KC):
+        ke = k0 + tl.arange(0, KC)
+        x = tl.load(emb_ptr + tok[:, None] * E + ke[None, :],
+                    mask=rmask[:, None] & (ke[None, :] < E), other=0.0)
+        w = tl.load(w_ih_ptr + unit[None, :] * E + ke[:, None],
+                    mask=mh[None, :] & (ke[:, None] < E), other=0.0)
+        acc += tl.dot(x, w, input_precision=PRECISION)
+    for k0 in tl.static_range(0, HP, KC):
+        kh = k0 + tl.arange(0, KC)
+        hc = tl.load(scr + orow[:, None] * HP + kh[None, :])
+        w = tl.load(w_hh_ptr + unit[None, :] * H + kh[:, None],
+                    mask=mh[None, :] & (kh[:, None] < H), other=0.0)
+        acc += tl.dot(hc, w, input_precision=PRECISION)
+    return acc
+
+
+@triton.jit
+def lstm_cell(tok, rmask, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+              BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr,
+              PRECISION: tl.constexpr):
+    """One LSTM step, torch gate order (i, f, g, o), input emb[tok] (tok: (BLOCK_R,) int64),
+    state h published in scratch (see publish_state) and c (BLOCK_R, HP) -> new (h, c).
+    Weights outside (E, H) load as 0, so padded hidden units stay exactly 0."""
+    gi = _gate(0, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E, BLOCK_R, HP,
+               EP, KC, PRECISION)
+    gf = _gate(1, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E, BLOCK_R, HP,
+               EP, KC, PRECISION)
+    gg = _gate(2, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E, BLOCK_R, HP,
+               EP, KC, PRECISION)
+    go = _gate(3, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E, BLOCK_R, HP,
+               EP, KC, PRECISION)
     c = sigmoid(gf) * c + sigmoid(gi) * tanh(gg)
     h = sigmoid(go) * tanh(c)
     return h, c
 
 
 @triton.jit
-def embed(emb_ptr, tok, E, row_mask, EP: tl.constexpr):
-    """Embedding rows emb[tok] as (R, EP), zero-padded; tok: (R,) int64."""
-    oe = tl.arange(0, EP)
-    return tl.load(emb_ptr + tok[:, None] * E + oe[None, :],
-                   mask=row_mask[:, None] & (oe[None, :] < E), other=0.0)
-
-
-@triton.jit
-def sample_rows(h, w_out_ptr, b_out_ptr, V, H, temperature, seed, step, rows, stream,
-                HP: tl.constexpr, K: tl.constexpr, PRECISION: tl.constexpr):
+def sample_rows(scr, w_out_ptr, b_out_ptr, V, H, temperature, seed, step, rows, stream,
+                BLOCK_R: tl.constexpr, HP: tl.constexpr, KC: tl.constexpr, K: tl.constexpr,
+                PRECISION: tl.constexpr):
     """Canonical exact sampler fused with the output projection.
 
-    h: (R, HP) hidden states; rows: (R,) logical row ids. Logit tile j (R, K) is produced by
-    tl.dot and consumed at once: tile max m, running sums of exp(z - m), the candidate where
-    the running sum first exceeds u0 * S, and a Gumbel-max over tiles of m + log S + g.
-    Returns the tokens (R,) int64.
+    The hidden states are read from the program's scratch rows (publish_state first); rows:
+    (BLOCK_R,) logical row ids. Logit tile j (BLOCK_R, K) is produced by KC-chunked tl.dot and
+    consumed at once: tile max m, running sums of exp(z - m), the candidate where the running
+    sum first exceeds u0 * S, and a Gumbel-max over tiles of m + log S + g.
+    Returns the tokens (BLOCK_R,) int64.
     """
-    oh = tl.arange(0, HP)
+    orow = tl.arange(0, BLOCK_R)
     ok = tl.arange(0, K)
-    best = tl.full(rows.shape, float("-inf"), tl.float32)
-    tok = tl.zeros(rows.shape, tl.int64)
+    best = tl.full((BLOCK_R,), float("-inf"), tl.float32)
+    tok = tl.zeros((BLOCK_R,), tl.int64)
     num_tiles = tl.cdiv(V, K)
     for j in range(0, num_tiles):
         col = j * K + ok
         cmask = col < V
-        wt = tl.load(w_out_ptr + col[None, :].to(tl.int64) * H + oh[:, None],
-                     mask=cmask[None, :] & (oh[:, None] < H), other=0.0)
-        bo = tl.load(b_out_ptr + col, mask=cmask, other=0.0)
-        logits = tl.dot(h, wt, input_precision=PRECISION) + bo[None, :]
+        acc = tl.zeros((BLOCK_R, K), tl.float32)
+        for k0 in tl.static_range(0, HP, KC):
+            kh = k0 + tl.arange(0, KC)
+            hc = tl.load(scr + orow[:, None] * HP + kh[None, :])
+            wt = tl.load(w_out_ptr + col[None, :].to(tl.int64) * H + kh[:, None],
+                         mask=cmask[None, :] & (kh[:, None] < H), other=0.0)
+            acc += tl.dot(hc, wt, input_precision=PRECISION)
+        logits = acc + tl.load(b_out_ptr + col, mask=cmask, other=0.0)[None, :]
         z = tl.where(cmask[None, :], logits / temperature, float("-inf"))
         m = tl.max(z, axis=1)
         run = tl.cumsum(tl.exp(z - m[:, None]), axis=1)
@@ -135,12 +155,22 @@ def sample_rows(h, w_out_ptr, b_out_ptr, V, H, temperature, seed, step, rows, st
     return tok
 
 
-
 def launch_config(rows: int, hp: int, interpret: bool) -> tuple[int, int]:
     """(BLOCK_R rows per program, num_warps). The interpreter pays per program instance, so it
     gets one big block; on a GPU a 32-row block keeps a (32 x 256) fp32 logit tile plus the
     state in registers, with 8 warps once H >= 128."""
     if interpret:
-        return next_pow2(rows, 16) if rows <= 1024 else 1024, 4
+        return (next_pow2(rows, 16) if rows <= 1024 else 1024), 4
     block = 16 if rows <= 2048 else 32
     return block, (8 if hp >= 128 else 4)
+
+
+def chunk(hp: int, ep: int) -> int:
+    """Reduction chunk of the tl.dot calls: operands stay <= (32, 256) at any hidden size."""
+    return min(32, hp, ep)
+
+
+# The kernels keep weight loads out of software pipelining: multi-stage buffering of the
+# (KC, HP) / (KC, 256) weight chunks would cost shared memory without hiding much latency
+# (they are L2-resident and reused by every row of the block).
+NUM_STAGES = 1

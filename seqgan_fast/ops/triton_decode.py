@@ -1,7 +1,9 @@
 """``decode`` in Triton: one fused step — embedding, LSTM cell, projection, exact sample.
 
-One program owns BLOCK_R rows: it loads their tokens and state, runs the cell with h, c in
-registers, then produces the logits tile by tile (tl.dot) and samples as it goes (DESIGN §4).
+One program owns BLOCK_R rows: it loads their tokens and state, runs the cell (h, c in
+registers; h also in a per-program scratch row block that the K-chunked tl.dot calls read,
+L1-resident), then produces the logits tile by tile and samples as it goes (DESIGN §4).
+Memory: the outputs plus a scratch of (programs * BLOCK_R, HP) fp32.
 """
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ import triton.language as tl
 
 from .backends import triton_interpret
 from .triton_common import (
+    NUM_STAGES,
     TILE_K,
     check_precision,
-    embed,
+    chunk,
     launch_config,
     lstm_cell,
     next_pow2,
+    publish_state,
     sample_rows,
 )
 from .weights import LSTMWeights
@@ -24,22 +28,25 @@ from .weights import LSTMWeights
 
 @triton.jit
 def _decode_kernel(tok_ptr, h_ptr, c_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr,
-                   b_out_ptr, next_ptr, h_out_ptr, c_out_ptr,
+                   b_out_ptr, next_ptr, h_out_ptr, c_out_ptr, scr_ptr,
                    B, V, E, H, seed, step, row_offset, stream, temperature,
                    BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr,
-                   K: tl.constexpr, PRECISION: tl.constexpr):
+                   KC: tl.constexpr, K: tl.constexpr, PRECISION: tl.constexpr):
     pid = tl.program_id(0)
     b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     rmask = b < B
     oh = tl.arange(0, HP)
     smask = rmask[:, None] & (oh[None, :] < H)
+    scr = scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
     tok = tl.load(tok_ptr + b, mask=rmask, other=0)
     h = tl.load(h_ptr + b[:, None] * H + oh[None, :], mask=smask, other=0.0)
     c = tl.load(c_ptr + b[:, None] * H + oh[None, :], mask=smask, other=0.0)
-    x = embed(emb_ptr, tok, E, rmask, EP)
-    h, c = lstm_cell(x, h, c, w_ih_ptr, w_hh_ptr, bias_ptr, H, E, HP, EP, PRECISION)
-    nxt = sample_rows(h, w_out_ptr, b_out_ptr, V, H, temperature, seed, step, row_offset + b,
-                      stream, HP, K, PRECISION)
+    publish_state(scr, h, BLOCK_R, HP)
+    h, c = lstm_cell(tok, rmask, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                     BLOCK_R, HP, EP, KC, PRECISION)
+    publish_state(scr, h, BLOCK_R, HP)
+    nxt = sample_rows(scr, w_out_ptr, b_out_ptr, V, H, temperature, seed, step, row_offset + b,
+                      stream, BLOCK_R, HP, KC, K, PRECISION)
     tl.store(next_ptr + b, nxt, mask=rmask)
     tl.store(h_out_ptr + b[:, None] * H + oh[None, :], h, mask=smask)
     tl.store(c_out_ptr + b[:, None] * H + oh[None, :], c, mask=smask)
@@ -67,8 +74,11 @@ def decode_triton(w: LSTMWeights, tokens: torch.Tensor, h: torch.Tensor, c: torc
     HP, EP = next_pow2(H), next_pow2(E)
     block, warps = launch_config(B, HP, triton_interpret())
     block = block_rows or block
-    _decode_kernel[(triton.cdiv(B, block),)](
+    grid = triton.cdiv(B, block)
+    scratch = torch.empty(grid * block * HP, dtype=torch.float32, device=tokens.device)
+    _decode_kernel[(grid,)](
         tokens.contiguous(), h.contiguous(), c.contiguous(), *w.tensors(), nxt, h_out, c_out,
-        B, V, E, H, seed, step, row_offset, stream, float(temperature),
-        BLOCK_R=block, HP=HP, EP=EP, K=TILE_K, PRECISION=precision, num_warps=warps)
+        scratch, B, V, E, H, seed, step, row_offset, stream, float(temperature),
+        BLOCK_R=block, HP=HP, EP=EP, KC=chunk(HP, EP), K=TILE_K, PRECISION=precision,
+        num_warps=warps, num_stages=NUM_STAGES)
     return nxt, h_out, c_out

@@ -8,7 +8,9 @@
    tile by tile and the canonical sampler consuming each tile (stream 1, counter row r).
    Rows are ordered by t, so a block's rows share (almost always) one start step; a row joins
    the block's loop at its own t (masked before).
-Memory: the output (T-1)*N*B*T int64 plus the prefix states 2*T*B*H fp32.
+h also lives in a per-program scratch block (L1-resident) that the K-chunked tl.dot calls read.
+Memory: the output (T-1)*N*B*T int64, the prefix states 2*T*B*H fp32 and the scratch
+(programs * BLOCK_R, HP) fp32 (about (T-1)*N*B*HP).
 """
 from __future__ import annotations
 
@@ -19,33 +21,37 @@ import triton.language as tl
 from .backends import triton_interpret
 from .philox import STREAM_ROLLOUT
 from .triton_common import (
+    NUM_STAGES,
     TILE_K,
     check_precision,
-    embed,
+    chunk,
     launch_config,
     lstm_cell,
     next_pow2,
+    publish_state,
     sample_rows,
 )
 from .weights import LSTMWeights
 
 
 @triton.jit
-def _prefix_kernel(x_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, hs_ptr, cs_ptr,
+def _prefix_kernel(x_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, hs_ptr, cs_ptr, scr_ptr,
                    B, T, E, H, start_token,
-                   BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr,
+                   BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr,
                    PRECISION: tl.constexpr):
     pid = tl.program_id(0)
     b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     rmask = b < B
     oh = tl.arange(0, HP)
     smask = rmask[:, None] & (oh[None, :] < H)
+    scr = scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
     h = tl.zeros((BLOCK_R, HP), tl.float32)
     c = tl.zeros((BLOCK_R, HP), tl.float32)
     tok = tl.zeros((BLOCK_R,), tl.int64) + start_token
     for t in range(0, T):
-        h, c = lstm_cell(embed(emb_ptr, tok, E, rmask, EP), h, c, w_ih_ptr, w_hh_ptr, bias_ptr,
-                         H, E, HP, EP, PRECISION)
+        publish_state(scr, h, BLOCK_R, HP)
+        h, c = lstm_cell(tok, rmask, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                         BLOCK_R, HP, EP, KC, PRECISION)
         off = (t * B + b)[:, None] * H + oh[None, :]
         tl.store(hs_ptr + off, h, mask=smask)
         tl.store(cs_ptr + off, c, mask=smask)
@@ -54,9 +60,10 @@ def _prefix_kernel(x_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, hs_ptr, cs_ptr,
 
 @triton.jit
 def _rollout_kernel(x_ptr, hs_ptr, cs_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr,
-                    b_out_ptr, out_ptr, R, B, N, T, V, E, H, seed, temperature,
+                    b_out_ptr, out_ptr, scr_ptr, R, B, N, T, V, E, H, seed, temperature,
                     STREAM: tl.constexpr, BLOCK_R: tl.constexpr, HP: tl.constexpr,
-                    EP: tl.constexpr, K: tl.constexpr, PRECISION: tl.constexpr):
+                    EP: tl.constexpr, KC: tl.constexpr, K: tl.constexpr,
+                    PRECISION: tl.constexpr):
     pid = tl.program_id(0)
     r0 = pid.to(tl.int64) * BLOCK_R
     r = r0 + tl.arange(0, BLOCK_R)
@@ -65,6 +72,7 @@ def _rollout_kernel(x_ptr, hs_ptr, cs_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr
     b = r % B
     oh = tl.arange(0, HP)
     smask = rmask[:, None] & (oh[None, :] < H)
+    scr = scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
     off = (t_row * B + b)[:, None] * H + oh[None, :]
     h = tl.load(hs_ptr + off, mask=smask, other=0.0)
     c = tl.load(cs_ptr + off, mask=smask, other=0.0)
@@ -74,15 +82,17 @@ def _rollout_kernel(x_ptr, hs_ptr, cs_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr
     t_first = (r0 // (N * B) + 1).to(tl.int32)
     for s in range(t_first, T - 1):
         active = rmask & (s >= t_row)
-        tok = sample_rows(h, w_out_ptr, b_out_ptr, V, H, temperature, seed, s, r, STREAM,
-                          HP, K, PRECISION)
+        publish_state(scr, h, BLOCK_R, HP)
+        tok = sample_rows(scr, w_out_ptr, b_out_ptr, V, H, temperature, seed, s, r, STREAM,
+                          BLOCK_R, HP, KC, K, PRECISION)
         tl.store(out_ptr + r * T + s, tok, mask=active)
-        h2, c2 = lstm_cell(embed(emb_ptr, tok, E, active, EP), h, c, w_ih_ptr, w_hh_ptr,
-                           bias_ptr, H, E, HP, EP, PRECISION)
+        h2, c2 = lstm_cell(tok, active, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                           BLOCK_R, HP, EP, KC, PRECISION)
         h = tl.where(active[:, None], h2, h)
         c = tl.where(active[:, None], c2, c)
-    tok = sample_rows(h, w_out_ptr, b_out_ptr, V, H, temperature, seed, T - 1, r, STREAM,
-                      HP, K, PRECISION)
+    publish_state(scr, h, BLOCK_R, HP)
+    tok = sample_rows(scr, w_out_ptr, b_out_ptr, V, H, temperature, seed, T - 1, r, STREAM,
+                      BLOCK_R, HP, KC, K, PRECISION)
     tl.store(out_ptr + r * T + (T - 1), tok, mask=rmask)
 
 
@@ -108,14 +118,21 @@ def rollout_triton(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int
     interpret = triton_interpret()
     hs = torch.empty(T, B, H, dtype=torch.float32, device=x.device)
     cs = torch.empty_like(hs)
+    KC = chunk(HP, EP)
     block, warps = launch_config(B, HP, interpret)
-    _prefix_kernel[(triton.cdiv(B, block),)](
-        x, w.emb, w.w_ih, w.w_hh, w.bias, hs, cs, B, T, E, H, w.start_token,
-        BLOCK_R=block, HP=HP, EP=EP, PRECISION=precision, num_warps=warps)
+    grid = triton.cdiv(B, block)
+    scratch = torch.empty(grid * block * HP, dtype=torch.float32, device=x.device)
+    _prefix_kernel[(grid,)](
+        x, w.emb, w.w_ih, w.w_hh, w.bias, hs, cs, scratch, B, T, E, H, w.start_token,
+        BLOCK_R=block, HP=HP, EP=EP, KC=KC, PRECISION=precision, num_warps=warps,
+        num_stages=NUM_STAGES)
     block, warps = launch_config(R, HP, interpret)
     block = block_rows or block
-    _rollout_kernel[(triton.cdiv(R, block),)](
-        x, hs, cs, *w.tensors(), out, R, B, N, T, V, E, H, seed, float(temperature),
-        STREAM=STREAM_ROLLOUT, BLOCK_R=block, HP=HP, EP=EP, K=TILE_K, PRECISION=precision,
-        num_warps=warps)
+    grid = triton.cdiv(R, block)
+    if grid * block * HP > scratch.numel():
+        scratch = torch.empty(grid * block * HP, dtype=torch.float32, device=x.device)
+    _rollout_kernel[(grid,)](
+        x, hs, cs, *w.tensors(), out, scratch, R, B, N, T, V, E, H, seed, float(temperature),
+        STREAM=STREAM_ROLLOUT, BLOCK_R=block, HP=HP, EP=EP, KC=KC, K=TILE_K,
+        PRECISION=precision, num_warps=warps, num_stages=NUM_STAGES)
     return out

@@ -2,7 +2,8 @@
 
 One program owns BLOCK_R rows for all seq_len steps; h and c stay in registers; each step
 runs the LSTM cell, then the output projection tile by tile with the canonical sampler
-consuming each tile as it is produced (no logits in global memory).
+consuming each tile as it is produced (no logits in global memory). Memory: the output plus a
+scratch of (programs * BLOCK_R, HP) fp32 for the K-chunked tl.dot operands.
 """
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import triton.language as tl
 from .backends import triton_interpret
 from .philox import STREAM_SAMPLE
 from .triton_common import (
+    NUM_STAGES,
     TILE_K,
     check_precision,
-    embed,
+    chunk,
     launch_config,
     lstm_cell,
     next_pow2,
+    publish_state,
     sample_rows,
 )
 from .weights import LSTMWeights
@@ -26,26 +29,31 @@ from .weights import LSTMWeights
 
 @triton.jit
 def _sample_kernel(prefix_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr, b_out_ptr,
-                   out_ptr, B, P, L, V, E, H, start_token, seed, row_offset, temperature,
-                   STREAM: tl.constexpr, BLOCK_R: tl.constexpr, HP: tl.constexpr,
-                   EP: tl.constexpr, K: tl.constexpr, PRECISION: tl.constexpr):
+                   out_ptr, scr_ptr, B, P, L, V, E, H, start_token, seed, row_offset,
+                   temperature, STREAM: tl.constexpr, BLOCK_R: tl.constexpr, HP: tl.constexpr,
+                   EP: tl.constexpr, KC: tl.constexpr, K: tl.constexpr,
+                   PRECISION: tl.constexpr):
     pid = tl.program_id(0)
     b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     rmask = b < B
+    scr = scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
     h = tl.zeros((BLOCK_R, HP), tl.float32)
     c = tl.zeros((BLOCK_R, HP), tl.float32)
     tok = tl.zeros((BLOCK_R,), tl.int64) + start_token
     # teacher-forced over the given prefix: position s consumes the token before it
     for s in range(0, P):
-        h, c = lstm_cell(embed(emb_ptr, tok, E, rmask, EP), h, c, w_ih_ptr, w_hh_ptr, bias_ptr,
-                         H, E, HP, EP, PRECISION)
+        publish_state(scr, h, BLOCK_R, HP)
+        h, c = lstm_cell(tok, rmask, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                         BLOCK_R, HP, EP, KC, PRECISION)
         tok = tl.load(prefix_ptr + b * P + s, mask=rmask, other=0)
         tl.store(out_ptr + b * L + s, tok, mask=rmask)
     for s in range(P, L):
-        h, c = lstm_cell(embed(emb_ptr, tok, E, rmask, EP), h, c, w_ih_ptr, w_hh_ptr, bias_ptr,
-                         H, E, HP, EP, PRECISION)
-        tok = sample_rows(h, w_out_ptr, b_out_ptr, V, H, temperature, seed, s, row_offset + b,
-                          STREAM, HP, K, PRECISION)
+        publish_state(scr, h, BLOCK_R, HP)
+        h, c = lstm_cell(tok, rmask, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                         BLOCK_R, HP, EP, KC, PRECISION)
+        publish_state(scr, h, BLOCK_R, HP)
+        tok = sample_rows(scr, w_out_ptr, b_out_ptr, V, H, temperature, seed, s, row_offset + b,
+                          STREAM, BLOCK_R, HP, KC, K, PRECISION)
         tl.store(out_ptr + b * L + s, tok, mask=rmask)
 
 
@@ -66,8 +74,11 @@ def sample_triton(w: LSTMWeights, prefix: torch.Tensor, seq_len: int, seed: int,
     HP, EP = next_pow2(H), next_pow2(E)
     block, warps = launch_config(B, HP, triton_interpret())
     block = block_rows or block
-    _sample_kernel[(triton.cdiv(B, block),)](
-        prefix.contiguous(), *w.tensors(), out, B, P, seq_len, V, E, H, w.start_token, seed,
-        row_offset, float(temperature), STREAM=STREAM_SAMPLE, BLOCK_R=block, HP=HP, EP=EP,
-        K=TILE_K, PRECISION=precision, num_warps=warps)
+    grid = triton.cdiv(B, block)
+    scratch = torch.empty(grid * block * HP, dtype=torch.float32, device=prefix.device)
+    _sample_kernel[(grid,)](
+        prefix.contiguous(), *w.tensors(), out, scratch, B, P, seq_len, V, E, H, w.start_token,
+        seed, row_offset, float(temperature), STREAM=STREAM_SAMPLE, BLOCK_R=block, HP=HP, EP=EP,
+        KC=chunk(HP, EP), K=TILE_K, PRECISION=precision, num_warps=warps,
+        num_stages=NUM_STAGES)
     return out

@@ -27,8 +27,16 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, TrainConfig
-from ..data.interactions import (BOS, PAD, InteractionStats, ItemVocab, LeaveOneOut,
-                                 rank_targets, read_interactions, training_windows)
+from ..data.interactions import (
+    BOS,
+    PAD,
+    InteractionStats,
+    ItemVocab,
+    LeaveOneOut,
+    rank_targets,
+    read_interactions,
+    training_windows,
+)
 from ..data.text import resolve_data_path
 from ..metrics import hit_rate, ndcg
 from .base import Task

@@ -22,8 +22,16 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, TrainConfig
-from ..data.text import (BOS, TOKENIZERS, EncodeStats, Vocab, count_tokens, detokenize,
-                         encode_file, resolve_data_path)
+from ..data.text import (
+    BOS,
+    TOKENIZERS,
+    EncodeStats,
+    Vocab,
+    count_tokens,
+    detokenize,
+    encode_file,
+    resolve_data_path,
+)
 from ..metrics import BleuReferences, self_bleu_scores
 from .base import Task
 

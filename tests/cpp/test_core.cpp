@@ -97,6 +97,35 @@ static void test_exp() {
   EXPECT(out[6] == inf && out[7] == inf, "exp overflow -> inf");
 }
 
+// ---- vlog: within 2 ulp of log on the Gumbel noise's range, exact at the edges ------------
+static void test_log() {
+  int64_t worst = 0;
+  float worst_x = 0;
+  alignas(64) float in[16], out[16];
+  for (int64_t i = 0; i < 3000000; i += 16) {
+    for (int l = 0; l < 16; ++l) {  // log-spaced over [1e-30, 1e4]
+      in[l] = static_cast<float>(std::pow(10.0, -30.0 + 34.0 * static_cast<double>(i + l) / 3e6));
+    }
+    vstore(out, vlog(vload(in)));
+    for (int l = 0; l < 16; ++l) {
+      const float ref = static_cast<float>(std::log(static_cast<double>(in[l])));
+      const int64_t d = ulp_distance(out[l], ref);
+      if (d > worst) worst = d, worst_x = in[l];
+    }
+  }
+  std::printf("vlog: max error %" PRId64 " ulp (at x = %.9g)\n", worst, worst_x);
+  EXPECT(worst <= 2, "vlog error %" PRId64 " ulp at %.9g", worst, worst_x);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float special[16] = {0.0f, -0.0f, 1.0f, inf, -1.0f, 2.0f, 0.5f, 1e-20f};
+  vstore(out, vlog(vload(special)));
+  EXPECT(out[0] == -inf && out[1] == -inf, "log(+-0) = -inf");
+  EXPECT(out[2] == 0.0f, "log(1) = 0");
+  EXPECT(out[3] == inf, "log(inf) = inf");
+  EXPECT(std::isnan(out[4]), "log(-1) = nan");
+  EXPECT(ulp_distance(out[5], std::log(2.0f)) <= 1 && ulp_distance(out[6], std::log(0.5f)) <= 1,
+         "log(2), log(1/2)");
+}
+
 // ---- sampler: hand-made logits -------------------------------------------------------------
 // An independent, plain transcription of DESIGN §4 (std::exp, sequential double sums).
 static int64_t sample_plain(const std::vector<float>& logits, uint64_t seed, uint32_t step,
@@ -398,7 +427,7 @@ static void test_fixture(const char* path, bool threads_only) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s philox|exp|sampler|lstm|fixture|threads [fixture]\n",
+    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|fixture|threads [fixture]\n",
                  argv[0]);
     return 2;
   }
@@ -406,6 +435,7 @@ int main(int argc, char** argv) {
   const char* fixture = argc > 2 ? argv[2] : "tests/cpp/fixture.txt";
   if (which == "philox") test_philox();
   else if (which == "exp") test_exp();
+  else if (which == "log") test_log();
   else if (which == "sampler") test_sampler();
   else if (which == "lstm") test_lstm();
   else if (which == "fixture") test_fixture(fixture, false);

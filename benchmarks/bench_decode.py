@@ -1,0 +1,74 @@
+"""``decode``: one generator step (embedding, LSTM cell, projection, sample) at a large batch
+(``decode_batch`` rows, 4096 by default). tokens = decode_batch.
+"""
+from __future__ import annotations
+
+import torch
+
+from seqgan_fast import ops
+
+from .baselines import loop_decode
+from .common import (
+    RNG_CONTRACT,
+    SEED,
+    Case,
+    Contender,
+    build_models,
+    check_agreement,
+    check_tokens_range,
+    compiled_backend,
+    expect,
+    gemm_floor,
+    select_backends,
+)
+from .configs import BenchConfig
+
+STEP = 3  # any position: the Philox counter's step word
+
+
+def decode_inputs(cfg: BenchConfig, device: str):
+    """Fixed input tokens (Bd,) and state h, c (Bd, H) for the decode step."""
+    gen = torch.Generator().manual_seed(cfg.seed + 7)
+    B, H = cfg.decode_batch, cfg.hidden
+    tok = torch.randint(0, cfg.vocab, (B,), generator=gen)
+    h = torch.randn(B, H, generator=gen).tanh_()
+    c = torch.randn(B, H, generator=gen)
+    return tok.to(device), h.to(device), c.to(device)
+
+
+def decode_fn(backend: str, cfg: BenchConfig, device: str):
+    """A zero-argument callable returning (next tokens (Bd,), h, c)."""
+    w = build_models(cfg, device).weights
+    tok, h, c = decode_inputs(cfg, device)
+    if backend == "reference_loop":
+        return lambda: loop_decode(w, tok, h, c)
+    if backend == "torch_compile":
+        cb = compiled_backend()
+        return lambda: cb.decode(w, tok, h, c, seed=SEED, step=STEP)
+    return lambda: ops.decode(w, tok, h, c, seed=SEED, step=STEP, backend=backend)
+
+
+def _check(backend: str, cfg: BenchConfig):
+    def check(out, case: Case) -> None:
+        tok, h, c = out
+        expect(tuple(tok.shape) == (cfg.decode_batch,), f"{backend}: tokens {tuple(tok.shape)}")
+        check_tokens_range(tok, cfg.vocab, backend)
+        _, h_ref, c_ref = case.reference_output()
+        for name, a, b in (("h", h, h_ref), ("c", c, c_ref)):
+            expect(a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5),
+                   f"{backend}: state {name} differs from reference")
+        if backend in RNG_CONTRACT and backend != "reference":
+            check_agreement(tok, case.reference_output()[0], backend)
+
+    return check
+
+
+def build_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | None) -> Case:
+    run, skipped = select_backends(backends, device)
+    contenders = [Contender(b, decode_fn(b, cfg, device), _check(b, cfg),
+                            compiles=b == "torch_compile") for b in run]
+    w = build_models(cfg, device).weights
+    gemm, desc = gemm_floor(cfg.decode_batch, cfg.decode_batch, w.w_out)
+    return Case(op, cfg, device, cfg.decode_batch, contenders, gemm, desc,
+                make_reference=decode_fn("reference", cfg, device), unavailable=skipped,
+                notes=f"one step at B={cfg.decode_batch}")

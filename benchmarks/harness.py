@@ -1,0 +1,270 @@
+"""The benchmark harness: ``seqgan-fast bench ...`` forwards its arguments to :func:`main`.
+
+Protocol per (op, config): build the models once with fixed seeds; run every contender once
+and check its output (shapes, the prefix contract, token agreement with ``reference`` for the
+backends that share the Philox contract); record a failure instead of crashing; warm up
+(peak memory is measured on the first call after compilation); then time the contenders and
+the GEMM floor round robin, run by run, in this one process, and report min / median / max.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import bench_adv_step, bench_d_epoch, bench_decode, bench_rollout, bench_sample
+from .common import ALL_BACKENDS, Case, Contender
+from .configs import BenchConfig, resolve_configs
+from .report import GEMM, add_ratios, format_table
+from .timing import loadavg, machine_info, measure_peak, timed
+
+log = logging.getLogger("seqgan_fast.benchmarks")
+
+SCHEMA = 1
+OPS = ("rollout", "rewards", "sample", "decode", "adv_step", "d_epoch")
+BUILDERS: dict[str, Callable[..., Case]] = {
+    "rollout": bench_rollout.build_case,
+    "rewards": bench_rollout.build_case,
+    "sample": bench_sample.build_case,
+    "decode": bench_decode.build_case,
+    "adv_step": bench_adv_step.build_case,
+    "d_epoch": bench_d_epoch.build_case,
+}
+MIN_RUN_S = 0.02  # calls shorter than this are repeated inside one timed run
+
+
+def parse_ops(spec: str) -> list[str]:
+    names: list[str] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part == "all":
+            names += list(OPS)
+        elif part in OPS:
+            names.append(part)
+        elif part:
+            raise ValueError(f"unknown op {part!r}; choose from {', '.join(OPS)}, all")
+    if not names:
+        raise ValueError("no op given")
+    return list(dict.fromkeys(names))
+
+
+def _row(case: Case, backend: str, tokens: int) -> dict[str, Any]:
+    return {"op": case.op, "config": case.config.name, "backend": backend,
+            "device": case.device, "median_s": None, "min_s": None, "max_s": None, "runs": 0,
+            "inner": 1, "tokens": tokens, "tokens_per_s": None, "peak_mem_bytes": None,
+            "first_call_s": None}
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= 600 else text[:600] + " ..."
+
+
+def run_case(case: Case, repeats: int = 3, warmup: int = 1,
+             budget_s: float | None = None) -> list[dict[str, Any]]:
+    """Check, warm up and time every contender of a case; one result row each, plus the
+    GEMM floor's row. A contender whose check or call fails gets an ``error`` and no time.
+
+    budget_s: a contender stops taking part in further rounds once its timed runs have used
+    this many seconds (it keeps at least one run); None: always ``repeats`` runs.
+    warmup 0: the checked first call of an eager contender counts as its first timed run.
+    """
+    name = f"{case.op}/{case.config.name}"
+    rows: list[dict[str, Any]] = []
+    for backend, why in case.unavailable.items():
+        row = _row(case, backend, case.tokens)
+        row["error"] = f"unavailable: {why}"
+        rows.append(row)
+    # reference first: its output is what the contract backends are checked against
+    order = sorted(case.contenders, key=lambda c: c.backend != "reference")
+    # (contender, its row, seconds of its last call, timed runs so far)
+    alive: list[tuple[Contender, dict[str, Any], float, list[float]]] = []
+    for ct in order:
+        row = _row(case, ct.backend, case.tokens)
+        rows.append(row)
+        call = ct.check_fn or ct.fn
+        try:
+            if ct.compiles:
+                dt, out = timed(call, case.device)
+            else:
+                row["peak_mem_bytes"], dt, out = measure_peak(call, case.device)
+            row["first_call_s"] = dt
+            # with no warm-up asked for, an eager full call is a run like any other: count it
+            counted = [dt] if warmup == 0 and not ct.compiles and ct.check_fn is None else []
+            if ct.backend == "reference":
+                case.set_reference_output(out)
+            if ct.check is not None:
+                ct.check(out, case)
+            del out
+            log.info("%s %s: checked (first call %.3g s)", name, ct.backend, dt)
+            warm = ct.warm_fn or ct.fn
+            for i in range(max(warmup, 1 if ct.compiles else 0)):
+                if i == 0 and ct.compiles:
+                    row["peak_mem_bytes"], dt, _ = measure_peak(warm, case.device)
+                else:
+                    dt, _ = timed(warm, case.device)
+            if ct.warm_fn is not None:
+                dt = math.inf  # a partial call says nothing about the full one
+            alive.append((ct, row, dt, counted))
+        except Exception as exc:  # record and go on: one broken backend must not stop a run
+            row["error"] = _error_text(exc)
+            log.warning("%s %s failed: %s", name, ct.backend, row["error"])
+    if not alive:
+        return rows
+    if case.gemm is not None:
+        gemm_row = _row(case, GEMM, case.tokens)
+        gemm_row["notes"] = case.gemm_desc
+        dt, _ = timed(case.gemm, case.device)
+        rows.append(gemm_row)
+        alive.append((Contender(GEMM, case.gemm), gemm_row, dt, []))
+    inner = {id(row): max(1, min(1000, math.ceil(MIN_RUN_S / dt))) if dt > 0 else 1
+             for _, row, dt, _ in alive}
+    times: dict[int, list[float]] = {}
+    for _, row, _, counted in alive:
+        times[id(row)] = counted if inner[id(row)] == 1 else []  # short calls: repeat inside
+    for rnd in range(repeats):
+        for ct, row, _, _ in alive:
+            spent = times[id(row)]
+            if len(spent) >= repeats:
+                continue
+            if budget_s is not None and spent and sum(spent) + spent[-1] > budget_s:
+                continue
+            dt, _ = timed(ct.fn, case.device, inner[id(row)])
+            spent.append(dt)
+        log.info("%s: round %d/%d done", name, rnd + 1, repeats)
+    for _, row, _, _ in alive:
+        ts = times[id(row)]
+        med = statistics.median(ts)
+        row.update(median_s=med, min_s=min(ts), max_s=max(ts), runs=len(ts),
+                   inner=inner[id(row)], tokens_per_s=row["tokens"] / med if med > 0 else None)
+        if case.op == "d_epoch":
+            row["sequences_per_s"] = case.config.d_sequences / med if med > 0 else None
+    rank = {b: i for i, b in enumerate((*ALL_BACKENDS, GEMM))}
+    rows.sort(key=lambda r: rank.get(r["backend"], len(rank)))
+    if case.backend_independent:
+        for r in rows:
+            r["backend_independent"] = True
+    if case.notes:
+        for r in rows:
+            r.setdefault("notes", case.notes)
+    return rows
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="seqgan-fast bench",
+        description="Time rollout / rewards / sample / decode / adv_step / d_epoch for each "
+                    "backend and the baselines; write JSON, print a table.")
+    p.add_argument("--op", default="all",
+                   help=f"{'|'.join(OPS)}|all, or a comma list (default: all)")
+    p.add_argument("--config", default="paper",
+                   help="paper|large|tiny|all (all = paper,large), or a comma list")
+    p.add_argument("--backends", default=None,
+                   help=f"comma list of {','.join(ALL_BACKENDS)} (default: every available "
+                        "one; triton on CPU only when named, with TRITON_INTERPRET=1)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--json", default=None, metavar="FILE", help="write the results here")
+    for flag, dest in (("--batch", "batch"), ("--rollouts", "rollouts"),
+                       ("--seq-len", "seq_len"), ("--vocab", "vocab"), ("--hidden", "hidden"),
+                       ("--emb", "emb"), ("--sample-batch", "sample_batch"),
+                       ("--decode-batch", "decode_batch"), ("--d-sequences", "d_sequences")):
+        p.add_argument(flag, dest=dest, type=int, default=None, help="override the config")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per contender (3)")
+    p.add_argument("--warmup", type=int, default=1, help="warm-up calls after the check (1)")
+    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="stop timing a contender once its runs used this long (>= 1 run)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--quick", action="store_true",
+                   help="CI smoke: the tiny config, 2 runs, no extra warm-up")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress log")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, int | None]:
+    keys = ("batch", "rollouts", "seq_len", "vocab", "hidden", "emb", "sample_batch",
+            "decode_batch", "d_sequences")
+    out = {k: getattr(args, k) for k in keys}
+    if args.hidden is not None and args.emb is None:
+        out["emb"] = args.hidden  # E = H in both named configs
+    return out
+
+
+def run(ops: list[str], configs: list[BenchConfig], backends: list[str] | None, device: str,
+        repeats: int = 3, warmup: int = 1, budget_s: float | None = None) -> dict[str, Any]:
+    """Run every (op, config) and return the JSON document (schema 1)."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(device),
+        "settings": {"repeats": repeats, "warmup": warmup, "budget_s": budget_s,
+                     "min_run_s": MIN_RUN_S},
+        "configs": {c.name: c.to_dict() for c in configs},
+        "results": [],
+    }
+    t0 = time.perf_counter()
+    for cfg in configs:
+        for op in ops:
+            try:
+                case = BUILDERS[op](op, cfg, device, backends)
+            except Exception as exc:
+                doc["results"].append({"op": op, "config": cfg.name, "backend": "*",
+                                       "device": device, "error": _error_text(exc)})
+                log.warning("%s/%s: could not be set up: %s", op, cfg.name, exc)
+                continue
+            doc["results"] += run_case(case, repeats, warmup, budget_s)
+    add_ratios(doc["results"])
+    doc["machine"]["loadavg_end"] = loadavg()
+    doc["wall_s"] = time.perf_counter() - t0
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``seqgan-fast bench``: returns 0, or 2 on bad arguments."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.quiet and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                            datefmt="%H:%M:%S", stream=sys.stderr)
+    if args.quick:
+        args.config, args.repeats, args.warmup = "tiny", min(args.repeats, 2), 0
+    try:
+        ops = parse_ops(args.op)
+        configs = [c.replace(**_overrides(args)) for c in resolve_configs(args.config)]
+        backends = None if args.backends is None else \
+            [b.strip() for b in args.backends.split(",") if b.strip()]
+        if backends is not None:
+            bad = [b for b in backends if b not in ALL_BACKENDS]
+            if bad:
+                raise ValueError(f"unknown backend(s) {bad}; choose from "
+                                 f"{', '.join(ALL_BACKENDS)}")
+        if args.repeats < 1 or args.warmup < 0:
+            raise ValueError("--repeats must be >= 1 and --warmup >= 0")
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is visible to torch")
+    except ValueError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"seqgan-fast bench: error: {exc}", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    doc = run(ops, configs, backends, args.device, args.repeats, args.warmup, args.budget)
+    doc["command"] = list(sys.argv) if argv is None else ["seqgan-fast", "bench", *argv]
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
+        log.info("wrote %s", args.json)
+    print(format_table(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""Bar chart of tokens/s per backend for every (op, config) of one or more benchmark JSONs.
+
+    python benchmarks/plot.py out.json [more.json ...] -o bench.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+BACKEND_ORDER = ("reference_loop", "reference", "torch_compile", "cpp", "triton", "cuda", "any",
+                 "gemm_floor")
+
+
+def load_rows(paths: list[str]) -> list[dict[str, Any]]:
+    """Timed rows of the given JSON files; a config name gets its file's device appended when
+    several files are plotted together (e.g. ``paper/cpu``, ``paper/cuda``)."""
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            doc = json.load(f)
+        if doc.get("schema") != 1:
+            raise ValueError(f"{path}: not a seqgan_fast benchmark file (schema 1)")
+        dev = doc.get("machine", {}).get("device", "?")
+        for r in doc["results"]:
+            if r.get("tokens_per_s"):
+                rows.append({**r, "config": f"{r['config']}/{dev}" if len(paths) > 1
+                             else r["config"]})
+    return rows
+
+
+def plot(rows: list[dict[str, Any]], out: str, title: str | None = None) -> None:
+    """Grouped bars, log scale: one group per (op, config), one bar per backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys((r["op"], r["config"]) for r in rows))
+    backends = [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]
+    backends += sorted({r["backend"] for r in rows} - set(backends))
+    value = {(r["op"], r["config"], r["backend"]): r["tokens_per_s"] for r in rows}
+    width = 0.8 / max(len(backends), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(groups) + 2), 4.5))
+    for i, b in enumerate(backends):
+        xs, ys = [], []
+        for g, key in enumerate(groups):
+            v = value.get((*key, b))
+            if v:
+                xs.append(g + (i - (len(backends) - 1) / 2) * width)
+                ys.append(v)
+        hatch = "//" if b == "gemm_floor" else None
+        ax.bar(xs, ys, width, label=b, hatch=hatch)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{op}\n{cfg}" for op, cfg in groups])
+    ax.set_ylabel("tokens / s (log)")
+    ax.set_title(title or "seqgan_fast: throughput per backend")
+    ax.legend(fontsize="small", ncol=min(4, len(backends)))
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    p.add_argument("json", nargs="+", help="benchmark JSON file(s) from seqgan-fast bench")
+    p.add_argument("-o", "--out", default="bench.png", help="PNG to write (bench.png)")
+    p.add_argument("--title", default=None)
+    args = p.parse_args(argv)
+    try:
+        rows = load_rows(args.json)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"plot: {exc}", file=sys.stderr)
+        return 2
+    if not rows:
+        print("plot: no timed results in the input", file=sys.stderr)
+        return 1
+    plot(rows, args.out, args.title)
+    print(f"wrote {Path(args.out).resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Ratios within one run, and the readable table printed after it."""
+from __future__ import annotations
+
+from typing import Any
+
+GEMM = "gemm_floor"
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Per (op, config): speedups against reference_loop and reference, and time / GEMM floor.
+
+    speedup_vs_X = median_s(X) / median_s(row); gemm_ratio = median_s(row) / median_s(GEMM).
+    Rows without a time (errors) get None.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["op"], r["config"]), []).append(r)
+    for group in groups.values():
+        med = {r["backend"]: r.get("median_s") for r in group if r.get("median_s")}
+        for r in group:
+            t = r.get("median_s")
+            for base in ("reference_loop", "reference"):
+                r[f"speedup_vs_{base}"] = med[base] / t if t and base in med else None
+            r["gemm_ratio"] = t / med[GEMM] if t and GEMM in med and r["backend"] != GEMM \
+                else None
+
+
+def _fmt_rate(x: float | None) -> str:
+    if not x:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _fmt_x(x: float | None) -> str:
+    return f"{x:.3g}x" if x else "-"
+
+
+def _fmt_s(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x * 1e3:.3g} ms" if x < 1 else f"{x:.3g} s"
+
+
+def _fmt_mem(x: int | None) -> str:
+    return "-" if x is None else f"{x / 2**20:.1f}"
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """A plain-text table of the JSON document's results, one block per (op, config)."""
+    head = ("op", "config", "backend", "median", "min", "tokens/s", "vs loop", "vs ref",
+            "/GEMM", "peak MiB", "runs")
+    lines = []
+    rows = doc["results"]
+    body = []
+    for r in rows:
+        if r.get("error"):
+            continue
+        body.append((r["op"], r["config"], r["backend"], _fmt_s(r.get("median_s")),
+                     _fmt_s(r.get("min_s")), _fmt_rate(r.get("tokens_per_s")),
+                     _fmt_x(r.get("speedup_vs_reference_loop")),
+                     _fmt_x(r.get("speedup_vs_reference")), _fmt_x(r.get("gemm_ratio")),
+                     _fmt_mem(r.get("peak_mem_bytes")), str(r.get("runs", "-"))))
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *body, strict=True)]
+    fmt = "  ".join(f"{{:{'<' if i < 3 else '>'}{w}}}" for i, w in enumerate(widths))
+    m = doc.get("machine", {})
+    lines.append(f"seqgan_fast benchmarks on {m.get('device_name', '?')} ({m.get('device')}), "
+                 f"{m.get('torch_threads')} threads, torch {m.get('torch')}, "
+                 f"load {m.get('loadavg_start')} -> {m.get('loadavg_end')}")
+    lines.append(fmt.format(*head))
+    lines.append("  ".join("-" * w for w in widths))
+    prev = None
+    for b in body:
+        if prev is not None and b[:2] != prev:
+            lines.append("")
+        lines.append(fmt.format(*b))
+        prev = b[:2]
+    errors = [r for r in rows if r.get("error")]
+    if errors:
+        lines.append("")
+        lines.append("failed or skipped:")
+        for r in errors:
+            lines.append(f"  {r['op']}/{r['config']}/{r['backend']}: {r['error']}")
+    lines.append("")
+    lines.append("tokens/s: sampled tokens per second (d_epoch: 20,000*T sequence tokens); "
+                 "vs loop / vs ref: speedup over reference_loop / reference (median times); "
+                 "/GEMM: time over the bare output-projection GEMM for the same tokens.")
+    return "\n".join(lines)

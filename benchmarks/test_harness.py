@@ -1,0 +1,231 @@
+"""Tests of the harness itself: the baselines' correctness, the protocol, the JSON, the table."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgan_fast import Generator, ops
+from seqgan_fast.benchmarks import harness
+from seqgan_fast.benchmarks.baselines import loop_complete, loop_decode, loop_rollout, loop_sample
+from seqgan_fast.benchmarks.common import (
+    Case,
+    CheckError,
+    Contender,
+    check_rollout_output,
+    gemm_floor,
+)
+from seqgan_fast.benchmarks.configs import CONFIGS, BenchConfig
+from seqgan_fast.benchmarks.report import add_ratios, format_table
+from seqgan_fast.models import prefix_states
+from seqgan_fast.ops.weights import lstm_step, project
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _peaked_generator(vocab=7, seq_len=5, seed=0):
+    torch.manual_seed(seed)
+    g = Generator(vocab, 4, 8, seq_len)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.mul_(15.0)  # far from uniform: a wrong conditioning shows in the counts
+    return g
+
+
+def _counts_match(tokens: torch.Tensor, probs: torch.Tensor, max_sigma: float = 5.0) -> None:
+    """Every category's count is within max_sigma binomial standard deviations."""
+    n = tokens.numel()
+    counts = torch.bincount(tokens.flatten(), minlength=probs.numel()).double()
+    mean = probs.double() * n
+    sd = (mean * (1 - probs.double())).clamp_min(1e-9).sqrt()
+    z = ((counts - mean).abs() / sd).max().item()
+    assert z <= max_sigma, f"counts {counts.tolist()} vs expected {mean.tolist()} (z = {z:.1f})"
+
+
+def test_loop_rollout_contract_and_conditional_distribution():
+    g = _peaked_generator()
+    w = g.kernel_weights()
+    x = ops.sample(g, 3, seed=5, backend="reference")
+    torch.manual_seed(0)
+    comps = loop_rollout(w, x, 4)
+    check_rollout_output(comps, x, 4, g.vocab_size)  # shape, range, prefixes
+    # the token after prefix t must follow p(. | x[b, :t]) of that row: many copies of each
+    # row go through loop_complete (what loop_rollout runs per prefix) at once
+    reps = 1500
+    xb = x.repeat(reps, 1)
+    hp, _ = prefix_states(w, x)
+    for t in (1, 3):
+        comp = loop_complete(w, xb[:, :t], x.shape[1])
+        assert torch.equal(comp[:, :t], xb[:, :t])
+        for b in range(x.shape[0]):
+            probs = torch.softmax(project(w, hp[t, b : b + 1]), dim=1)[0]
+            _counts_match(comp[b::3, t], probs)
+
+
+def test_loop_sample_and_decode_follow_the_softmax():
+    g = _peaked_generator(vocab=11)
+    w = g.kernel_weights()
+    torch.manual_seed(1)
+    xs = loop_sample(w, 4000, 2)
+    assert xs.shape == (4000, 2) and xs.dtype == torch.int64
+    h0, _ = lstm_step(w, w.emb[torch.tensor([w.start_token])], torch.zeros(1, 8),
+                      torch.zeros(1, 8))
+    _counts_match(xs[:, 0], torch.softmax(project(w, h0), dim=1)[0])
+    tok = torch.full((3000,), 4)
+    h, c = torch.zeros(3000, 8), torch.zeros(3000, 8)
+    nxt, h1, c1 = loop_decode(w, tok, h, c)
+    eh, ec = lstm_step(w, w.emb[tok], h, c)
+    assert torch.equal(h1, eh) and torch.equal(c1, ec)
+    _counts_match(nxt, torch.softmax(project(w, eh[:1]), dim=1)[0])
+
+
+def test_check_rollout_output_rejects_a_broken_prefix():
+    g = _peaked_generator()
+    x = ops.sample(g, 4, seed=1, backend="reference")
+    comps = ops.rollout(g, x, 3, seed=2, backend="reference")
+    check_rollout_output(comps, x, 3, g.vocab_size)
+    bad = comps.clone()
+    bad[2, 1, 3, 0] = (bad[2, 1, 3, 0] + 1) % g.vocab_size
+    with pytest.raises(CheckError, match="prefix length 3"):
+        check_rollout_output(bad, x, 3, g.vocab_size)
+    with pytest.raises(CheckError, match="outside"):
+        check_rollout_output(comps + g.vocab_size, x + g.vocab_size, 3, g.vocab_size)
+
+
+@pytest.mark.parametrize("tokens,block", [(1000, 256), (37, 64), (4096, 4096)])
+def test_gemm_floor_covers_every_token(tokens, block, monkeypatch):
+    w_out = torch.randn(13, 5)
+    calls = []
+    real_mm = torch.mm
+    monkeypatch.setattr(torch, "mm", lambda a, b, out: calls.append(a.shape[0]) or
+                        real_mm(a, b, out=out))
+    run, desc = gemm_floor(tokens, block, w_out)
+    out = run()
+    assert sum(calls) == tokens and max(calls) <= block and out.shape[1] == 13
+    assert "@ (5 x 13)" in desc
+
+
+def _toy_case(contenders, tokens=100):
+    cfg = CONFIGS["tiny"]
+    return Case("rollout", cfg, "cpu", tokens, contenders,
+                gemm=lambda: torch.ones(3) @ torch.ones(3), gemm_desc="toy",
+                make_reference=lambda: torch.zeros(2))
+
+
+def test_run_case_records_failures_and_times_the_rest():
+    def boom():
+        raise RuntimeError("cannot compile here")
+
+    def wrong(out, case):
+        raise CheckError("tokens agree on 0.5")
+
+    calls = {"ok": 0}
+
+    def ok():
+        calls["ok"] += 1
+        return torch.zeros(2)
+
+    rows = harness.run_case(_toy_case([
+        Contender("reference", ok, lambda out, case: None),
+        Contender("torch_compile", boom, compiles=True),
+        Contender("cpp", ok, wrong),
+    ]), repeats=4, warmup=2)
+    by = {r["backend"]: r for r in rows}
+    assert set(by) == {"reference", "torch_compile", "cpp", "gemm_floor"}
+    assert "RuntimeError: cannot compile here" in by["torch_compile"]["error"]
+    assert "tokens agree on 0.5" in by["cpp"]["error"] and by["cpp"]["median_s"] is None
+    ref = by["reference"]
+    assert "error" not in ref and ref["runs"] == 4
+    assert ref["min_s"] <= ref["median_s"] <= ref["max_s"]
+    assert ref["tokens_per_s"] == pytest.approx(100 / ref["median_s"])
+    # 2 checked calls (reference + cpp) + 2 warm-ups + 4 timed runs, each of `inner` calls
+    assert calls["ok"] == 2 + 2 + 4 * ref["inner"]
+    assert by["gemm_floor"]["runs"] == 4
+
+
+def test_run_case_budget_keeps_one_run():
+    rows = harness.run_case(_toy_case([Contender("reference", lambda: torch.zeros(2))]),
+                            repeats=5, warmup=0, budget_s=0.0)
+    assert all(r["runs"] == 1 for r in rows)
+
+
+def test_add_ratios():
+    rows = [{"op": "rollout", "config": "paper", "backend": b, "median_s": t}
+            for b, t in (("reference_loop", 8.0), ("reference", 2.0), ("cpp", 0.5),
+                         ("gemm_floor", 0.25), ("triton", None))]
+    rows.append({"op": "sample", "config": "paper", "backend": "cpp", "median_s": 1.0})
+    add_ratios(rows)
+    by = {(r["op"], r["backend"]): r for r in rows}
+    cpp = by["rollout", "cpp"]
+    assert cpp["speedup_vs_reference_loop"] == 16.0 and cpp["speedup_vs_reference"] == 4.0
+    assert cpp["gemm_ratio"] == 2.0 and by["rollout", "gemm_floor"]["gemm_ratio"] is None
+    assert by["rollout", "triton"]["speedup_vs_reference"] is None
+    assert by["sample", "cpp"]["speedup_vs_reference"] is None  # no reference in its group
+
+
+def test_config_overrides_and_tokens():
+    cfg = CONFIGS["paper"].replace(batch=3, seq_len=9, vocab=None)
+    assert (cfg.batch, cfg.seq_len, cfg.vocab) == (3, 9, 5000)
+    assert cfg.rollout_tokens == 3 * 16 * 9 * 8 // 2
+    assert CONFIGS["paper"].rollout_tokens == 64 * 16 * 190
+    assert isinstance(cfg, BenchConfig)
+
+
+def test_main_writes_json_and_prints_the_table_last(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    rc = harness.main(["--quick", "--op", "rollout,decode", "--backends",
+                       "reference_loop,reference", "--batch", "3", "--json", str(out), "-q"])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == 1
+    for key in ("cpu_model", "cores", "torch", "triton", "device_name", "torch_threads"):
+        assert key in doc["machine"]
+    cfg = doc["configs"]["tiny"]
+    assert cfg["batch"] == 3
+    rows = {(r["op"], r["backend"]): r for r in doc["results"]}
+    assert set(rows) == {(op, b) for op in ("rollout", "decode")
+                         for b in ("reference_loop", "reference", "gemm_floor")}
+    roll = rows["rollout", "reference"]
+    T, N = cfg["seq_len"], cfg["rollouts"]
+    assert roll["tokens"] == 3 * N * T * (T - 1) // 2
+    assert rows["decode", "reference"]["tokens"] == cfg["decode_batch"]
+    for r in doc["results"]:
+        for key in ("median_s", "min_s", "max_s", "runs", "tokens", "tokens_per_s",
+                    "peak_mem_bytes"):
+            assert key in r
+        assert r["runs"] == 2
+    assert roll["speedup_vs_reference_loop"] == pytest.approx(
+        rows["rollout", "reference_loop"]["median_s"] / roll["median_s"])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith("tokens/s:")
+    assert any(line.startswith("rollout") and "reference_loop" in line for line in printed)
+    assert format_table(doc).strip() == "\n".join(printed).strip()
+
+
+@pytest.mark.parametrize("argv", [["--op", "nope"], ["--config", "huge"],
+                                  ["--backends", "reference,fast"], ["--repeats", "0"]])
+def test_main_rejects_bad_arguments(argv, capsys):
+    assert harness.main(argv + ["-q"]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_plot_writes_a_png(tmp_path):
+    doc = {"schema": 1, "machine": {"device": "cpu"}, "results": [
+        {"op": "rollout", "config": "paper", "backend": b, "tokens_per_s": v}
+        for b, v in (("reference_loop", 1e3), ("reference", 1e4), ("gemm_floor", 4e5))]}
+    src = tmp_path / "b.json"
+    src.write_text(json.dumps(doc))
+    png = tmp_path / "b.png"
+    res = subprocess.run([sys.executable, str(ROOT / "plot.py"), str(src), str(src), "-o",
+                          str(png)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": 7, "results": []}))
+    res = subprocess.run([sys.executable, str(ROOT / "plot.py"), str(bad), "-o", str(png)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "schema" in res.stderr

@@ -1,0 +1,247 @@
+"""Interaction pipeline: parsing both formats, ordering, filtering, split, windows, ranking,
+baselines, RecsysTask contract and bad input."""
+import json
+import math
+from collections import Counter
+
+import pytest
+import torch
+
+from seqgan_fast.config import ConfigError, TrainConfig
+from seqgan_fast.data.interactions import (
+    BOS,
+    PAD,
+    LeaveOneOut,
+    rank_targets,
+    read_interactions,
+    training_windows,
+)
+from seqgan_fast.data.text import DataError
+from seqgan_fast.tasks.recsys import RecsysTask
+from tests.helpers import small_generator
+
+INTER = (
+    "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+    "u1\tapple\t5\t30\n"
+    "u1\tpear\t3\t10\n"
+    "u2\tkiwi\t4\t5\n"
+    "u1\tfig\t1\t20\n"
+    "u1\tplum\t2\t40\n"
+    "u2\tapple\t1\t7\n"
+    "u3\tapple\t2\t1\n"
+    "u2\tpear\t1\t6.5\n"
+)
+
+CSV = (
+    ",order_id,user_id,order_number,order_dow,product_id,add_to_cart_order\n"
+    "0,11,7,2,1,p3,2.0\n"
+    "1,11,7,2,1,p1,1.0\n"
+    "2,10,7,1,1,p2,1.0\n"
+    "3,12,8,1,3,p1,1.0\n"
+    "4,12,8,1,3,p4,3.0\n"
+    "5,12,8,1,3,p2,2.0\n"
+    "6,13,7,10,2,p4,1.0\n"
+)
+
+
+def _write(tmp_path, name, text, binary=False):
+    p = tmp_path / name
+    p.write_bytes(text) if binary else p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_read_inter_orders_by_timestamp_and_skips_short_users(tmp_path):
+    data = read_interactions(_write(tmp_path, "x.inter", INTER))
+    seqs = dict(zip(data.users, data.sequences, strict=True))
+    assert seqs == {"u1": ["pear", "fig", "apple", "plum"], "u2": ["kiwi", "pear", "apple"]}
+    assert data.stats.users_skipped == 1 and data.stats.rows == 8
+    assert data.stats.columns == {"user": "user_id", "item": "item_id", "order": ["timestamp"]}
+
+
+def test_read_csv_instacart_layout(tmp_path):
+    data = read_interactions(_write(tmp_path, "orders.csv", CSV))
+    seqs = dict(zip(data.users, data.sequences, strict=True))
+    # user 7: order 1 (p2), order 2 (p1 then p3 by add_to_cart_order), order 10 (p4):
+    # order_number compares as a number (10 > 2), not as text
+    assert seqs["7"] == ["p2", "p1", "p3", "p4"]
+    assert seqs["8"] == ["p1", "p2", "p4"]
+    assert data.stats.columns["order"] == ["order_number", "add_to_cart_order"]
+
+
+def test_columns_by_config_and_file_order(tmp_path):
+    text = "who,what,when\nA,x,3\nA,y,1\nA,z,2\nB,x,1\nB,y,1\nB,z,0\n"
+    p = _write(tmp_path, "log.csv", text)
+    data = read_interactions(p, columns="who,what,when")
+    seqs = dict(zip(data.users, data.sequences, strict=True))
+    assert seqs == {"A": ["y", "z", "x"], "B": ["z", "x", "y"]}
+    data = read_interactions(p, columns="who,what")  # no order column: file order
+    assert data.sequences[0] == ["x", "y", "z"]
+    with pytest.raises(DataError, match="no user column"):
+        read_interactions(p)
+
+
+def test_min_count_drops_items_then_users(tmp_path):
+    extra = "u4\tpear\t1\t1\nu4\tapple\t1\t2\nu4\tpear\t1\t3\n"
+    data = read_interactions(_write(tmp_path, "x.inter", INTER + extra), min_count=2)
+    # apple (4) and pear (4) survive; fig, plum, kiwi (1 each) go; then u1, u2 (2 items left)
+    # and u3 (1) are too short
+    assert data.stats.items_dropped == 3 and data.stats.interactions_dropped == 3
+    assert data.users == ["u4"] and data.sequences == [["pear", "apple", "pear"]]
+    assert data.stats.users_skipped == 3 and data.stats.items == 2
+    with pytest.raises(DataError, match="no user has 3"):
+        read_interactions(_write(tmp_path, "y.inter", INTER), min_count=2)
+
+
+def test_bad_input_messages(tmp_path):
+    with pytest.raises(DataError, match="empty"):
+        read_interactions(_write(tmp_path, "e.csv", ""))
+    with pytest.raises(DataError, match="only a header"):
+        read_interactions(_write(tmp_path, "h.csv", "user_id,item_id,timestamp\n"))
+    bad_ts = "user_id,item_id,timestamp\nu,a,1\nu,b,2\nu,c,yesterday\n"
+    with pytest.raises(DataError, match=r"t.csv:4: column 'timestamp' must be a number, "
+                                        r"got 'yesterday'"):
+        read_interactions(_write(tmp_path, "t.csv", bad_ts))
+    bad_order = CSV.replace("4,12,8,1,3,p4,3.0", "4,12,8,,3,p4,3.0")
+    with pytest.raises(DataError, match=r"o.csv:6: column 'order_number'"):
+        read_interactions(_write(tmp_path, "o.csv", bad_order))
+    with pytest.raises(DataError, match="no column 'rating'"):
+        read_interactions(_write(tmp_path, "c.csv", CSV), columns="user_id,product_id,rating")
+    with pytest.raises(DataError, match=r"f.csv:3: 2 fields, the header has 3"):
+        read_interactions(_write(tmp_path, "f.csv", "user_id,item_id,ts\nu,a,1\nu,b\n"))
+    with pytest.raises(DataError, match=r"b.inter:2: not valid UTF-8"):
+        read_interactions(_write(tmp_path, "b.inter",
+                                 b"user_id:token\titem_id:token\n\xff\xfe\tx\n", binary=True))
+
+
+def test_split_and_windows():
+    split = LeaveOneOut.from_sequences([[5, 6, 7, 8, 9], [3, 4, 5]])
+    assert split.train == [[5, 6, 7], [3]] and split.valid == [8, 4] and split.test == [9, 5]
+    assert split.history(0, "valid") == [5, 6, 7] and split.history(0, "test") == [5, 6, 7, 8]
+    w = training_windows([[10, 11, 12], list(range(20, 31))], max_len=4)
+    # long prefix (11 items), stride 2: windows end at its last item, earliest starts at 0
+    assert w[0].tolist() == [10, 11, 12, PAD]
+    assert w[1].tolist() == [27, 28, 29, 30]
+    assert w[1:].tolist() == [[27, 28, 29, 30], [25, 26, 27, 28], [23, 24, 25, 26],
+                              [21, 22, 23, 24], [20, 21, 22, 23]]
+    w5 = training_windows([list(range(7))], max_len=5, stride=5)
+    assert w5.tolist() == [[2, 3, 4, 5, 6], [0, 1, 2, 3, 4]]
+    assert training_windows([[1, 2, 3, 4, 5]], max_len=5).tolist() == [[1, 2, 3, 4, 5]]
+
+
+def test_rank_targets_ties_and_masks():
+    scores = torch.tensor([[0.5, 0.9, 0.5, 0.1, 0.5],
+                           [float("-inf"), 0.2, 0.3, 0.3, 0.7]])
+    order = torch.tensor([4, 3, 2, 1, 0])  # item 4 first among ties, then 3, 2, ...
+    ranks = rank_targets(scores, torch.tensor([2, 2]), order)
+    # row 0: item 1 is higher; ties 0 and 4: only item 4 precedes item 2 in the tie order
+    # row 1: items 4 higher; tie with item 3, which precedes item 2
+    assert ranks.tolist() == [2, 2]
+    assert rank_targets(scores, torch.tensor([1, 4]), order).tolist() == [0, 0]
+
+
+def _task_cfg(tmp_path, **kw):
+    lines = ["user_id,item_id,timestamp"]
+    # 5 users; item popularity a > b > c > d; every user ends with its own pattern
+    seqs = {"u1": "a b c d a", "u2": "a b c a b", "u3": "b c a d c", "u4": "a a b c d",
+            "u5": "c b a b a d"}
+    for u, s in seqs.items():
+        for t, it in enumerate(s.split()):
+            lines.append(f"{u},{it},{t}")
+    p = _write(tmp_path, "toy.csv", "\n".join(lines) + "\n")
+    base = dict(task="recsys", data=str(p), max_len=4, seq_len=4, topk=(1, 3), seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_recsys_task_popularity_baseline_by_hand(tmp_path):
+    task = RecsysTask(_task_cfg(tmp_path, mask_history=False))
+    assert task.vocab.itos[:2] == ["<pad>", "<bos>"] and task.start_token == BOS
+    assert task.vocab_size == 2 + 4 and task.seq_len == 4
+    # training prefixes: u1 a b c, u2 a b c, u3 b c a, u4 a a b, u5 c b a b
+    # counts: a 6, b 6, c 4, d 0 -> ties a/b broken by the task's fixed tie order
+    pop = task.popularity_counts
+    assert pop[task.vocab.stoi["a"]] == 6 and pop[task.vocab.stoi["c"]] == 4
+    # test targets: a, b, c, d, d; c and d are ranked 3rd and 4th
+    ranks = task.ranks(lambda ph, rows: pop.float()[None].expand(len(rows), -1), "test")
+    ab_first = int(task.tie_order[task.vocab.stoi["a"]] < task.tie_order[task.vocab.stoi["b"]])
+    assert ranks.tolist() == [1 - ab_first, ab_first, 2, 3, 3]
+    base = task.baselines["popularity"]
+    assert base["hr@1"] == pytest.approx(1 / 5) and base["hr@3"] == pytest.approx(3 / 5)
+    assert base["ndcg@3"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(4)) / 5)
+
+
+def test_recsys_mask_history_excludes_known_items(tmp_path):
+    task = RecsysTask(_task_cfg(tmp_path, mask_history=True))
+    pop = task.popularity_counts
+    ranks = task.ranks(lambda ph, rows: pop.float()[None].expand(len(rows), -1), "test")
+    # u4's test item d is new and every other item is history: rank 0.
+    # u1's test item a is a repeat: masked, so it falls behind every unmasked item (a miss).
+    assert ranks[3] == 0
+    assert ranks[0] >= 1
+
+
+def test_recsys_generator_scores_and_mle_baseline(tmp_path):
+    cfg = _task_cfg(tmp_path, mask_history=False)
+    task = RecsysTask(cfg)
+    g = small_generator(vocab=task.vocab_size, seq_len=4, seed=1, scale=3.0)
+    g.start_token = task.start_token
+    # scores at the position after the user's last max_len - 1 history items
+    x, pos, _ = task._contexts["test"]
+    assert x[1].tolist()[:3] == task.vocab.encode("b c a".split()) and pos[1] == 3
+    rows = torch.arange(5)
+    s = task.generator_scores(g, "test", rows)
+    expect = torch.log_softmax(g(x)[torch.arange(5), pos], -1)
+    torch.testing.assert_close(s, expect)
+    run = tmp_path / "run"
+    run.mkdir()
+    task.save(run)
+    m1 = task.evaluate(g, phase="mle", epoch=1)
+    assert "mle" not in task.baselines
+    m = task.evaluate(g, phase="mle", epoch=2, final=True)
+    assert m == m1 and set(m) == {"hr@1", "ndcg@1", "hr@3", "ndcg@3", "val_hr@1",
+                                  "val_ndcg@1", "val_hr@3", "val_ndcg@3"}
+    ranks = task.ranks(lambda ph, r: task.generator_scores(g, ph, r), "test")
+    assert m["hr@3"] == pytest.approx(float((ranks < 3).float().mean()))
+    extras = task.summary_extras()
+    assert extras["baselines"]["mle"] == m
+    assert set(extras["baselines"]["popularity"]) == set(m)
+    # a resumed run (new task object, same run folder) still reports the MLE baseline
+    saved = json.loads((run / "baselines.json").read_text())
+    assert saved["mle"] == m
+    again = RecsysTask(cfg)
+    again.save(run)
+    assert again.summary_extras()["baselines"]["mle"] == m
+
+
+def test_recsys_save_load_decode(tmp_path):
+    task = RecsysTask(_task_cfg(tmp_path))
+    run = tmp_path / "run"
+    run.mkdir()
+    task.save(run)
+    (tmp_path / "toy.csv").unlink()
+    loaded = RecsysTask.load(run, task.cfg)
+    x = task.train_sequences()[:3]
+    assert loaded.decode(x) == task.decode(x)
+    assert task.decode(torch.tensor([[task.vocab.stoi["b"], PAD, 2, 3]])) == ["b"]
+    assert loaded.vocab_size == task.vocab_size
+
+
+def test_recsys_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="--data"):
+        RecsysTask(TrainConfig(task="recsys"))
+    with pytest.raises(ConfigError, match="max_len"):
+        RecsysTask(_task_cfg(tmp_path, max_len=1))
+
+
+def test_instacart_preset(shared_data):
+    if not (shared_data / "recsys" / "instacart_sample.csv").is_file():
+        pytest.skip("instacart sample not found")
+    data = read_interactions(shared_data / "recsys" / "instacart_sample.csv")
+    assert data.stats.rows == 150_000 and data.stats.users == 593
+    assert data.stats.items == 14_190 and data.stats.users_skipped == 0
+    task = RecsysTask(TrainConfig.preset("instacart"))
+    counts = Counter(it for s in data.sequences for it in s)
+    assert task.vocab_size == 2 + sum(1 for c in counts.values() if c >= 5)
+    assert task.train_sequences().shape[1] == 20
+    pop = task.baselines["popularity"]
+    assert 0 < pop["hr@10"] < 0.2 and pop["ndcg@10"] <= pop["hr@10"]
