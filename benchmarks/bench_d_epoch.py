@@ -41,7 +41,7 @@ def d_epoch_fn(cfg: BenchConfig, device: str):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += loss.detach().item()
             batches += 1
         return total / max(batches, 1)
 

@@ -107,7 +107,8 @@ TEST_RC=$?
 
 # -- 5. benchmarks ----------------------------------------------------------------------------
 BACKENDS="reference_loop,reference,torch_compile,triton,cuda"
-BENCH=("$PY" -m seqgan_fast bench --device cuda --op rollout,sample,decode --backends "$BACKENDS")
+BENCH=("$PY" -m seqgan_fast bench --device cuda --op rollout,sample,decode --backends "$BACKENDS"
+       --budget "${GPU_CHECK_BENCH_BUDGET_S:-15}")
 run_stage bench_paper 120 "$DEST/bench_paper.txt" "${BENCH[@]}" --config paper \
   --json "$DEST/bench_paper.json"
 PAPER_RC=$?

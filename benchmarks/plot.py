@@ -43,7 +43,7 @@ def plot(rows: list[dict[str, Any]], out: str, title: str | None = None) -> None
     backends += sorted({r["backend"] for r in rows} - set(backends))
     value = {(r["op"], r["config"], r["backend"]): r["tokens_per_s"] for r in rows}
     width = 0.8 / max(len(backends), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(groups) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(groups) + 3), 4.5))
     for i, b in enumerate(backends):
         xs, ys = [], []
         for g, key in enumerate(groups):
@@ -58,7 +58,7 @@ def plot(rows: list[dict[str, Any]], out: str, title: str | None = None) -> None
     ax.set_xticklabels([f"{op}\n{cfg}" for op, cfg in groups])
     ax.set_ylabel("tokens / s (log)")
     ax.set_title(title or "seqgan_fast: throughput per backend")
-    ax.legend(fontsize="small", ncol=min(4, len(backends)))
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=120)

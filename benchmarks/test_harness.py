@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,25 @@ def test_plot_writes_a_png(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "plot.py"), str(bad), "-o", str(png)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "schema" in res.stderr
+
+
+def test_warmup_zero_counts_the_checked_call_of_slow_eager_contenders():
+    calls = {"eager": 0, "compiled": 0}
+
+    def slow(key):
+        def fn():
+            calls[key] += 1
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < harness.MIN_RUN_S:
+                pass  # longer than MIN_RUN_S: one call per run
+            return torch.zeros(2)
+        return fn
+
+    rows = harness.run_case(_toy_case([Contender("reference", slow("eager")),
+                                       Contender("torch_compile", slow("compiled"),
+                                                 compiles=True)]),
+                            repeats=3, warmup=0)
+    by = {r["backend"]: r for r in rows}
+    assert by["reference"]["runs"] == 3 and calls["eager"] == 3  # check call + 2 more
+    # a compiling contender: check (compiles), one warm call (memory), then 3 timed runs
+    assert by["torch_compile"]["runs"] == 3 and calls["compiled"] == 5

@@ -32,9 +32,14 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike) -> Path 
     FigureCanvasAgg(fig)
     for i, key in enumerate(keys):
         ax = fig.add_subplot(rows, cols, i + 1)
+        start: list[tuple[float, float]] = []
         for phase, style in (("mle", "o-"), ("adv", "s-")):
             pts = [(x_of(r), r[key]) for r in records
                    if r["phase"] == phase and isinstance(r.get(key), (int, float))]
+            if phase == "mle":
+                start = pts[-1:]  # the adversarial curve starts where MLE ended
+            elif pts:
+                pts = start + pts
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 ax.plot(xs, ys, style, markersize=3, label="MLE" if phase == "mle" else "SeqGAN")

@@ -323,6 +323,12 @@ class SeqGANTrainer:
                 self.state[key] = state[key]
         if self.state["phase"] == "done" and self.state["adv_batch"] < self.cfg.adv_batches:
             self.state["phase"] = "adv"  # the schedule was extended
+        done = PHASES.index(self.state["phase"])
+        for phase, key, count in (("mle", "mle_epochs", "mle_epoch"),
+                                  ("d_pretrain", "d_pretrain_rounds", "d_round")):
+            if done > PHASES.index(phase) and getattr(self.cfg, key) != self.state[count]:
+                log.warning("%s=%d ignored: that phase already ended after %d", key,
+                            getattr(self.cfg, key), self.state[count])
         log.info("resuming %s at phase %s (MLE epoch %d, D round %d, adversarial batch %d)",
                  self.out_dir, self.state["phase"], self.state["mle_epoch"],
                  self.state["d_round"], self.state["adv_batch"])
@@ -341,8 +347,9 @@ class SeqGANTrainer:
                 for name in (SUMMARY_FILE, CURVES_FILE):
                     (self.out_dir / name).unlink(missing_ok=True)
             atomic_write_text(metrics, "")
-            self.task.save(self.out_dir)
+        self.task.save(self.out_dir)  # also on resume: the task may keep state there
         atomic_write_text(self.out_dir / CONFIG_FILE, self.cfg.to_json() + "\n")
+        self.resumed = True  # a second fit() continues this run
 
     # -- the schedule ---------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:

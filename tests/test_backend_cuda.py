@@ -9,8 +9,8 @@ import os
 
 import pytest
 import torch
-
 from helpers import assert_tokens_agree, chi_square_pvalue, small_generator
+
 from seqgan_fast import Generator, Oracle, ops
 from seqgan_fast.ops.decode import decode_ref
 from seqgan_fast.ops.weights import project

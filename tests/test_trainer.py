@@ -43,7 +43,11 @@ def temp_files(run: Path) -> list[Path]:
 
 def test_fit_writes_every_artefact(tmp_path):
     cfg = tiny(num_test=50)
-    summary = SeqGANTrainer(cfg, tmp_path, progress=False).fit()
+    trainer = SeqGANTrainer(cfg, tmp_path, progress=False)
+    first = trainer.fit()
+    summary = trainer.fit()  # a finished run: fit() again changes nothing but wall_s
+    assert {k: v for k, v in first.items() if k != "wall_s"} == {
+        k: v for k, v in summary.items() if k != "wall_s"}
 
     assert json.loads((tmp_path / "config.json").read_text()) == json.loads(cfg.to_json())
     records = read_metrics(tmp_path)
