@@ -1,8 +1,12 @@
 """pytest-benchmark suite: one benchmark per (op, backend), grouped per op and config.
 
 Each test first runs the contender once and checks it (as the harness does), then times it.
+SEQGAN_FAST_BENCH_BACKENDS=a,b limits the backends (e.g. to leave out torch_compile, whose
+first compilation dominates a cold smoke run).
 """
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -13,6 +17,9 @@ BACKENDS = [b for b in ALL_BACKENDS if b != "triton"]  # triton on CPU: interpre
 
 
 def _case(op, cfg, backend):
+    only = os.environ.get("SEQGAN_FAST_BENCH_BACKENDS")
+    if only and backend not in only.split(","):
+        pytest.skip(f"{backend} not in SEQGAN_FAST_BENCH_BACKENDS={only}")
     run, why = select_backends([backend], "cpu")
     if backend not in run:
         pytest.skip(why.get(backend, f"{backend} unavailable"))

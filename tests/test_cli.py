@@ -168,3 +168,22 @@ def test_bench_without_harness_is_one_line(monkeypatch, capsys):
     assert main(["bench"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("seqgan-fast: error: ")
+
+
+def test_defaults_and_task_inference(tmp_path):
+    from seqgan_fast.cli import _train_config, build_parser
+
+    def resolve(*argv):
+        return _train_config(build_parser().parse_args(["train", *argv]))
+
+    cfg, out = resolve()
+    assert (cfg.preset, cfg.task, cfg.data, out) == ("quick", "oracle", "oracle",
+                                                      Path("runs/quick"))
+    assert resolve("--preset", "paper")[1] == Path("runs/paper")
+    for name, task in (("a.txt", "text"), ("b.inter", "recsys"), ("c.CSV", "recsys")):
+        (tmp_path / name).write_text("x\n")
+        cfg, _ = resolve("--data", str(tmp_path / name))
+        assert cfg.task == task and cfg.data == str(tmp_path / name)
+    cfg, _ = resolve("--data", str(tmp_path / "a.txt"), "--task", "recsys",
+                     "--set", "seed=9", "--seed", "4")
+    assert cfg.task == "recsys" and cfg.seed == 9  # --set is applied last

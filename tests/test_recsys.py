@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 import torch
+from helpers import small_generator
 
 from seqgan_fast.config import ConfigError, TrainConfig
 from seqgan_fast.data.interactions import (
@@ -18,7 +19,6 @@ from seqgan_fast.data.interactions import (
 )
 from seqgan_fast.data.text import DataError
 from seqgan_fast.tasks.recsys import RecsysTask
-from tests.helpers import small_generator
 
 INTER = (
     "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"

@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from helpers import small_generator
 
 from seqgan_fast.config import ConfigError, TrainConfig
 from seqgan_fast.data.text import (
@@ -18,7 +19,6 @@ from seqgan_fast.data.text import (
 )
 from seqgan_fast.metrics import bleu
 from seqgan_fast.tasks.text import TextTask
-from tests.helpers import small_generator
 
 
 def _write(tmp_path, name, text, mode="w"):

@@ -9,9 +9,11 @@
 //
 // Memory (bytes), beyond inputs and the output:
 //   packed weights  4 * (tiles*256*(Hp + 1) + (E + Hp + 1) * 4*Hp)   (+ a transient 16*H*(E+H))
-//   per thread      BlockWorkspace::bytes(kBlockRows) ~ 4*kBlockRows*(E + 7*Hp + 512 + 2*tiles)
+//   per thread      BlockWorkspace::bytes(kBlockRows)
+//                   = 4*kBlockRows*(E + 6*Hp + 514 + 2*round_up(tiles, 16)) + 8*kBlockRows
 //   rollout only    prefix states 2 * 4 * (T-1) * B * Hp
-// e.g. paper (V=5000, H=32): ~0.7 MB packed + ~45 KB per thread + 0.3 MB of prefix states.
+// e.g. paper (V=5000, E=H=32): ~0.7 MB packed + ~100 KB per thread + 0.3 MB prefix states.
+// Hp = H rounded up to 16, tiles = ceil(V / 256).
 #pragma once
 
 #include <algorithm>

@@ -10,6 +10,12 @@
 #include <immintrin.h>
 #endif
 
+#if defined(__GNUC__) && !defined(__clang__)
+// v16 values never cross a non-inline call, so the psABI note for builds without AVX-512
+// (SEQGAN_FAST_PORTABLE=1) does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace seqgan {
 
 typedef float v16 __attribute__((vector_size(64)));

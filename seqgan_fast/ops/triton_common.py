@@ -158,12 +158,13 @@ def sample_rows(scr, w_out_ptr, b_out_ptr, V, H, temperature, seed, step, rows, 
 
 def launch_config(rows: int, hp: int, interpret: bool) -> tuple[int, int]:
     """(BLOCK_R rows per program, num_warps). The interpreter pays per program instance, so it
-    gets one big block. On a GPU: 16 rows and 8 warps, so that a (16 x 256) fp32 logit tile and
-    its sampler temporaries take 16 registers each per thread (sm_90 AOT compile at H = 32:
-    181 registers, no spills; 32 rows x 4 warps: 255 registers and spills)."""
+    gets one big block. On a GPU: 16 rows, so that a (16 x 256) fp32 logit tile and its sampler
+    temporaries stay in registers. Warps, measured by sm_90 AOT compiles (ptxas usage): H = 32
+    with 8 warps: rollout 255 registers / 16 B stack (4 warps: 432 B); H = 128 with 8 warps
+    ptxas fell back to 32 registers / 48,896 B stack, with 4 warps 255 registers / 1,320 B."""
     if interpret:
         return (next_pow2(rows, 16) if rows <= 1024 else 1024), 4
-    return 16, 8
+    return 16, (8 if hp <= 64 else 4)
 
 
 def chunk(hp: int, ep: int) -> int:

@@ -46,7 +46,13 @@ def main() -> None:
     ap.add_argument("--config", choices=sorted(CONFIGS), default="paper")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--skip", default="", help="comma list of contenders to skip")
+    ap.add_argument("--threads", type=int, default=0, help="torch/OpenMP threads (0: default)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: process CPU time (robust on a shared machine; use --threads 1)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     B, N, T, V, H = CONFIGS[args.config]
     torch.manual_seed(0)
@@ -77,12 +83,13 @@ def main() -> None:
     times: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(args.runs):
         for name, fn in contenders.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
+            log.info("  run %d %-13s %.4f s", len(times[name]), name, times[name][-1])
     med = {k: statistics.median(v) for k, v in times.items()}
-    log.info("config %s B=%d N=%d T=%d V=%d E=H=%d, tokens=%d, threads=%d, runs=%d", args.config,
-             B, N, T, V, H, tokens, torch.get_num_threads(), args.runs)
+    log.info("config %s B=%d N=%d T=%d V=%d E=H=%d, tokens=%d, threads=%d, runs=%d, clock=%s",
+             args.config, B, N, T, V, H, tokens, torch.get_num_threads(), args.runs, args.clock)
     for name, m in med.items():
         log.info("%-13s median %8.4f s  min %8.4f s  %10.0f tok/s  (%.2fx cpp time)", name, m,
                  min(times[name]), tokens / m, m / med["cpp"])
