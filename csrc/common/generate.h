@@ -39,7 +39,7 @@ namespace seqgan {
 constexpr int64_t kBlockRows = SEQGAN_BLOCK_ROWS;
 
 // Samples one token per row of the block from softmax(project(h) / temperature).
-// rows_id[r]: the logical Philox row of block row r.
+// row_ids[r]: the logical Philox row of block row r.
 inline void sample_block(const PackedLSTM& p, BlockWorkspace& ws, int64_t rows, uint64_t seed,
                          uint32_t step, const uint32_t* row_ids, uint32_t stream,
                          float temperature, int64_t* tokens) {
