@@ -86,14 +86,18 @@ class Models:
 def build_models(cfg: BenchConfig, device: str) -> Models:
     """Generator and discriminator with fixed seeds, and B sequences drawn from the generator.
 
-    Generator weights are scaled up (x10 the N(0, 0.1) init) so its softmaxes are peaked like
-    a trained model's rather than near uniform; timing does not depend on it, checks do.
+    Generator weights are scaled up so its softmaxes are peaked like a trained model's rather
+    than near uniform (timing does not depend on it, checks do): N(0, 1) at H = 32, as the
+    paper's oracle, and N(0, 32 / H) above, which keeps the pre-activations' scale. At
+    N(0, 1) with H = 128 the LSTM is chaotic: fp32 and fp64 runs of the *reference* itself
+    then agree on only 99.2% of sampled tokens (T = 40; measured), so no fp32 backend could
+    pass the 99.9% agreement check.
     """
     torch.manual_seed(cfg.seed)
     g = Generator(cfg.vocab, cfg.emb, cfg.hidden, cfg.seq_len)
     with torch.no_grad():
         for p in g.parameters():
-            p.mul_(10.0)
+            p.mul_(10.0 * min(1.0, (32 / cfg.hidden) ** 0.5))
     kwargs = {} if cfg.d_num_filters is None else {"num_filters": cfg.d_num_filters}
     d = Discriminator(cfg.vocab, cfg.seq_len, **kwargs)
     g, d = g.to(device), d.to(device)

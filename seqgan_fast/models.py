@@ -138,7 +138,7 @@ def prefix_states(w: LSTMWeights, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     B, T = x.shape
     inp = torch.cat([torch.full_like(x[:, :1], w.start_token), x[:, :-1]], dim=1)
     emb = w.emb[inp]  # (B, T, E)
-    h = torch.zeros(B, w.hidden_dim, device=x.device)
+    h = torch.zeros(B, w.hidden_dim, device=x.device, dtype=w.emb.dtype)
     c = torch.zeros_like(h)
     hs, cs = [], []
     for t in range(T):

@@ -19,7 +19,7 @@ def sample_ref(w: LSTMWeights, prefix: torch.Tensor, seq_len: int, seed: int,
     out = torch.empty(B, seq_len, dtype=torch.int64, device=prefix.device)
     out[:, :P] = prefix
     rows = torch.arange(B, device=prefix.device) + row_offset
-    h = torch.zeros(B, w.hidden_dim, device=prefix.device)
+    h = torch.zeros(B, w.hidden_dim, device=prefix.device, dtype=w.emb.dtype)
     c = torch.zeros_like(h)
     tok = torch.full((B,), w.start_token, dtype=torch.int64, device=prefix.device)
     for s in range(seq_len):
