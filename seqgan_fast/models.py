@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -242,7 +242,7 @@ class Discriminator(nn.Module):
             raise ValueError("filter_sizes and num_filters must have the same length")
         if not 0 < dropout_keep <= 1:
             raise ValueError(f"dropout_keep must be in (0, 1], got {dropout_keep}")
-        kept = [(k, n) for k, n in zip(filter_sizes, num_filters) if k <= seq_len]
+        kept = [(k, n) for k, n in zip(filter_sizes, num_filters, strict=True) if k <= seq_len]
         if len(kept) < len(filter_sizes):
             log.info("discriminator: dropped filters wider than seq_len=%d", seq_len)
         if not kept:

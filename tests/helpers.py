@@ -20,12 +20,14 @@ def small_generator(vocab=300, emb=8, hidden=16, seq_len=7, seed=0, scale=1.0) -
 
 def assert_tokens_agree(actual: torch.Tensor, expected: torch.Tensor, min_agree=0.999):
     """Same shape, and the same token on at least ``min_agree`` of positions (float ties)."""
-    assert actual.shape == expected.shape, f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    assert actual.shape == expected.shape, \
+        f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
     assert actual.dtype == expected.dtype
     same = (actual == expected).double().mean().item()
     if same < min_agree:
         where = torch.nonzero(actual != expected)[:10].tolist()
-        raise AssertionError(f"tokens agree on {same:.5f} < {min_agree}; first mismatches at {where}")
+        raise AssertionError(
+            f"tokens agree on {same:.5f} < {min_agree}; first mismatches at {where}")
 
 
 def chi_square_pvalue(tokens: torch.Tensor, probs: torch.Tensor, min_expected=5.0) -> float:

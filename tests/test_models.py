@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from helpers import small_generator
+
 from seqgan_fast import Discriminator, Generator, Oracle, ops
 from seqgan_fast.models import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
 

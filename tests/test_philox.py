@@ -5,9 +5,12 @@ from seqgan_fast.ops.philox import philox4x32, split_seed, tile_uniforms, to_uni
 
 # DESIGN §4 known answers: seed, counter, words, (u0, u1)
 KNOWN = [
-    (0, (0, 0, 0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8), (0.798092902, 0.238959596)),
-    (42, (0, 0, 0, 0), (0x9CEAF053, 0x77F5493B, 0x12BF50AD, 0x5742B3D7), (0.774080157, 0.937172949)),
-    (42, (3, 7, 11, 0), (0x1DB06504, 0xECB98830, 0xC7B07025, 0x345FDB63), (0.231945619, 0.150587991)),
+    (0, (0, 0, 0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8),
+     (0.798092902, 0.238959596)),
+    (42, (0, 0, 0, 0), (0x9CEAF053, 0x77F5493B, 0x12BF50AD, 0x5742B3D7),
+     (0.774080157, 0.937172949)),
+    (42, (3, 7, 11, 0), (0x1DB06504, 0xECB98830, 0xC7B07025, 0x345FDB63),
+     (0.231945619, 0.150587991)),
     (12345678901, (19, 5, 1023, 1), (0x0E448539, 0xF5862701, 0x7F756149, 0x165D9C9A),
      (0.111466072, 0.0818434879)),
 ]
@@ -25,7 +28,7 @@ def test_vectorised_matches_scalar():
     rows = torch.tensor([0, 5, 2**31 + 7, 2**32 - 1])
     u0, u1 = tile_uniforms(42, 3, 7, rows, 0)
     assert u0.shape == (4, 3)
-    w0, w1, _, _ = philox4x32(42, torch.tensor(2), torch.tensor(7), torch.tensor(5), torch.tensor(0))
+    w0, w1, _, _ = philox4x32(42, *(torch.tensor(v) for v in (2, 7, 5, 0)))
     assert float(u0[1, 2]) == float(to_uniform(w0)) and float(u1[1, 2]) == float(to_uniform(w1))
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from helpers import small_generator
+
 from seqgan_fast import Discriminator, ops
 from seqgan_fast.ops.philox import STREAM_ROLLOUT
 from seqgan_fast.ops.rollout import rollout_ref

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from helpers import chi_square_pvalue, small_generator
+
 from seqgan_fast import ops
 from seqgan_fast.ops.sample import sample_ref
 from seqgan_fast.ops.sample_ref import TILE, canonical_sample

@@ -40,7 +40,9 @@ def _mulhilo(a: int, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def philox4x32(
     seed: int, c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, c3: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Philox4x32-10 of broadcastable int64 counter words; returns four int64 words in [0, 2**32)."""
+    """Philox4x32-10 of broadcastable int64 counter words.
+
+    Returns four int64 words in [0, 2**32)."""
     k0, k1 = split_seed(seed)
     c0, c1, c2, c3 = torch.broadcast_tensors(
         *(torch.as_tensor(c, dtype=torch.int64) & MASK32 for c in (c0, c1, c2, c3))
@@ -64,7 +66,9 @@ def to_uniform(word: torch.Tensor) -> torch.Tensor:
 def tile_uniforms(
     seed: int, num_tiles: int, step: int, rows: torch.Tensor, stream: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Uniforms (u0, u1), each (len(rows), num_tiles) float32, for counters (j, step, row, stream)."""
+    """Uniforms (u0, u1) for counters (j, step, row, stream).
+
+    rows: (R,) int64; returns two (R, num_tiles) float32 tensors."""
     j = torch.arange(num_tiles, dtype=torch.int64, device=rows.device)
     w0, w1, _, _ = philox4x32(seed, j[None, :], step, rows[:, None].to(torch.int64), stream)
     return to_uniform(w0), to_uniform(w1)
