@@ -120,8 +120,8 @@ def _train_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
             cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text("utf-8")))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{out / 'config.json'}: unreadable run config ({exc})") from None
-        if args.preset and args.preset != cfg.preset:
-            raise ConfigError(f"{out} was trained with preset {cfg.preset!r}, not "
+        if args.preset and args.preset != cfg.preset_name:
+            raise ConfigError(f"{out} was trained with preset {cfg.preset_name!r}, not "
                               f"{args.preset!r}")
     else:
         cfg = TrainConfig.preset(args.preset or "quick")

@@ -59,9 +59,18 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     backend: str = "auto"
-    preset: str = "custom"
+    preset_name: str = "custom"          # which preset this config started from
 
     # ---------------------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
+        """A named preset (see ``PRESETS``), optionally overridden."""
+        if name not in PRESETS:
+            raise ConfigError(
+                f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+        cfg = cls(**{**PRESETS[name], "preset_name": name})
+        return cfg.replace(**overrides) if overrides else cfg
+
     def replace(self, **changes: Any) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(self)}
         bad = sorted(set(changes) - names)
@@ -139,17 +148,6 @@ class TrainConfig:
         return cls(**kwargs)
 
 
-def _preset(cls: type[TrainConfig], name: str, **overrides: Any) -> TrainConfig:
-    """``TrainConfig.preset(name, **overrides)``: a named preset, optionally overridden."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
-    cfg = cls(**{**PRESETS[name], "preset": name})
-    return cfg.replace(**overrides) if overrides else cfg
-
-
-# Attached after @dataclass: a classmethod defined in the class body would shadow the
-# ``preset`` field and become its default value.
-TrainConfig.preset = classmethod(_preset)  # type: ignore[assignment,method-assign]
 
 
 def _parse_value(key: str, raw: str, current: Any, f: dataclasses.Field) -> Any:

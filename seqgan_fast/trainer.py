@@ -437,7 +437,7 @@ class SeqGANTrainer:
                     summary[f"{key}_{tag}"] = value
         summary.update(_jsonable(self.task.summary_extras()))
         summary.update({
-            "task": self.task.name, "preset": self.cfg.preset, "device": str(self.device),
+            "task": self.task.name, "preset": self.cfg.preset_name, "device": str(self.device),
             "backend": self.backend, "wall_s": round(self._elapsed(), 3),
             "phase_s": {k: round(v, 3) for k, v in self.state["phase_s"].items()},
             "mle_epochs": self.state["mle_epoch"], "d_pretrain_rounds": self.state["d_round"],

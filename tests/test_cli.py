@@ -43,7 +43,8 @@ def test_train_in_process(trained_run, capsys):
                .splitlines()]
     assert [(r["phase"], r["epoch"]) for r in records] == [("mle", 0), ("mle", 2), ("adv", 1)]
     cfg = json.loads((trained_run / "config.json").read_text())
-    assert cfg["preset"] == "quick" and cfg["vocab_size"] == 61 and cfg["d_num_filters"] == [8, 8]
+    assert cfg["preset_name"] == "quick" and cfg["vocab_size"] == 61
+    assert cfg["d_num_filters"] == [8, 8]
     summary = json.loads((trained_run / "summary.json").read_text())
     assert {"nll_oracle", "nll_oracle_init", "nll_oracle_mle", "nll_oracle_adv"} <= set(summary)
     for name in ("curves.png", "checkpoints/LATEST"):
@@ -177,7 +178,7 @@ def test_defaults_and_task_inference(tmp_path):
         return _train_config(build_parser().parse_args(["train", *argv]))
 
     cfg, out = resolve()
-    assert (cfg.preset, cfg.task, cfg.data, out) == ("quick", "oracle", "oracle",
+    assert (cfg.preset_name, cfg.task, cfg.data, out) == ("quick", "oracle", "oracle",
                                                       Path("runs/quick"))
     assert resolve("--preset", "paper")[1] == Path("runs/paper")
     for name, task in (("a.txt", "text"), ("b.inter", "recsys"), ("c.CSV", "recsys")):

@@ -10,10 +10,10 @@ from seqgan_fast.config import PRESETS, ConfigError
 
 
 def test_default_and_preset_names():
-    assert TrainConfig().preset == "custom"  # a field, not the classmethod
+    assert TrainConfig().preset_name == "custom"
     json.loads(TrainConfig().to_json())
     cfg = TrainConfig.preset("quick", seed=7)
-    assert cfg.preset == "quick" and cfg.seed == 7
+    assert cfg.preset_name == "quick" and cfg.seed == 7
     with pytest.raises(ConfigError, match="unknown preset 'nope'"):
         TrainConfig.preset("nope")
 
