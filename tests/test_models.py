@@ -101,7 +101,7 @@ def test_discriminator_paper_defaults_and_output():
     p = d.prob_real(x, batch_size=3)
     assert p.shape == (8,) and float(p.min()) >= 0 and float(p.max()) <= 1
     assert torch.allclose(p, d.prob_real(x))  # eval mode: deterministic, chunking-free
-    assert float(d.l2_loss()) > 0
+    assert float(d.l2_loss().detach()) > 0
 
 
 def test_discriminator_drops_wide_filters_and_learns():
