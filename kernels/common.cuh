@@ -132,6 +132,21 @@ __device__ inline BlockState block_state(unsigned char* smem, const float* wcat_
   return s;
 }
 
+// Every sequence starts from h = c = 0 with the start token as input; rows past B stay idle.
+// (Ends with a barrier.)
+__device__ inline void start_rows(const BlockState& s, int64_t b0, int64_t B, int64_t start_token,
+                                  int H) {
+  for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
+    s.active[r] = b0 + r < B;
+    s.tok[r] = start_token;
+  }
+  for (int p = threadIdx.x; p < kRows * H; p += blockDim.x) {
+    s.h[0][p] = 0.0f;
+    s.c[p] = 0.0f;
+  }
+  __syncthreads();
+}
+
 // ---------------------------------------------------------------- weight transposes
 // wcat[k][g] = k < E ? w_ih[g][k] : w_hh[g][k - E]  ((E + H) x 4H);  woutT[k][v] = w_out[v][k].
 static __global__ void transpose_weights_kernel(LstmWeightsView w, float* wcat, float* woutT) {

@@ -14,15 +14,7 @@ sample_kernel(LstmWeightsView w, const int64_t* __restrict__ prefix, int B, int 
   const BlockState s = block_state(smem, wcat, w.E, w.H, staged);
   const int H = w.H;
   const int64_t b0 = static_cast<int64_t>(blockIdx.x) * kRows;
-  for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
-    s.active[r] = b0 + r < B;
-    s.tok[r] = w.start_token;
-  }
-  for (int p = threadIdx.x; p < kRows * H; p += blockDim.x) {
-    s.h[0][p] = 0.0f;
-    s.c[p] = 0.0f;
-  }
-  __syncthreads();
+  start_rows(s, b0, B, w.start_token, H);
   int cur = 0;
   for (int step = 0; step < L; ++step) {
     // position `step` consumes the token before it (the start token at 0)
