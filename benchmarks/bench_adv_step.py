@@ -19,14 +19,12 @@ from .common import (
     RNG_CONTRACT,
     SEED,
     Case,
-    Contender,
+    backend_case,
     build_models,
     check_agreement,
     compiled_backend,
     expect,
-    gemm_floor,
     rewards_from_completions,
-    select_backends,
 )
 from .configs import BenchConfig
 
@@ -93,13 +91,8 @@ def _check(backend: str, cfg: BenchConfig, device: str):
 
 
 def build_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | None) -> Case:
-    run, skipped = select_backends(backends, device)
-    contenders = [Contender(b, adv_step_fn(b, cfg, device), _check(b, cfg, device),
-                            compiles=b == "torch_compile") for b in run]
-    w = build_models(cfg, device).weights
-    tokens = cfg.rollout_tokens + cfg.adv_sample_tokens
-    gemm, desc = gemm_floor(tokens, cfg.batch * cfg.rollouts, w.w_out)
-    return Case(op, cfg, device, tokens, contenders, gemm, desc,
-                make_reference=adv_step_fn("reference", cfg, device), unavailable=skipped,
-                notes=f"B={cfg.batch}, N={cfg.rollouts}, T={cfg.seq_len}; sample + rewards "
-                      "+ policy-gradient step + rollout-policy update")
+    return backend_case(op, cfg, device, backends, adv_step_fn,
+                        lambda b: _check(b, cfg, device),
+                        cfg.rollout_tokens + cfg.adv_sample_tokens, cfg.batch * cfg.rollouts,
+                        f"B={cfg.batch}, N={cfg.rollouts}, T={cfg.seq_len}; sample + rewards "
+                        "+ policy-gradient step + rollout-policy update")

@@ -12,14 +12,12 @@ from .common import (
     RNG_CONTRACT,
     SEED,
     Case,
-    Contender,
+    backend_case,
     build_models,
     check_agreement,
     check_tokens_range,
     compiled_backend,
     expect,
-    gemm_floor,
-    select_backends,
 )
 from .configs import BenchConfig
 
@@ -64,11 +62,5 @@ def _check(backend: str, cfg: BenchConfig):
 
 
 def build_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | None) -> Case:
-    run, skipped = select_backends(backends, device)
-    contenders = [Contender(b, decode_fn(b, cfg, device), _check(b, cfg),
-                            compiles=b == "torch_compile") for b in run]
-    w = build_models(cfg, device).weights
-    gemm, desc = gemm_floor(cfg.decode_batch, cfg.decode_batch, w.w_out)
-    return Case(op, cfg, device, cfg.decode_batch, contenders, gemm, desc,
-                make_reference=decode_fn("reference", cfg, device), unavailable=skipped,
-                notes=f"one step at B={cfg.decode_batch}")
+    return backend_case(op, cfg, device, backends, decode_fn, lambda b: _check(b, cfg),
+                        cfg.decode_batch, cfg.decode_batch, f"one step at B={cfg.decode_batch}")

@@ -14,15 +14,13 @@ from .common import (
     RNG_CONTRACT,
     SEED,
     Case,
-    Contender,
+    backend_case,
     build_models,
     check_agreement,
     check_rollout_output,
     compiled_backend,
     expect,
-    gemm_floor,
     rewards_from_completions,
-    select_backends,
 )
 from .configs import BenchConfig
 
@@ -86,11 +84,7 @@ def build_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | Non
         raise ValueError(f"bench_rollout builds rollout/rewards, not {op!r}")
     make, make_check = (rollout_fn, _check_rollout) if op == "rollout" else \
         (rewards_fn, _check_rewards)
-    run, skipped = select_backends(backends, device)
-    contenders = [Contender(b, make(b, cfg, device), make_check(b, cfg, device),
-                            compiles=b == "torch_compile") for b in run]
-    m = build_models(cfg, device)
-    gemm, desc = gemm_floor(cfg.rollout_tokens, cfg.batch * cfg.rollouts, m.weights.w_out)
-    return Case(op, cfg, device, cfg.rollout_tokens, contenders, gemm, desc,
-                make_reference=make("reference", cfg, device), unavailable=skipped,
-                notes=f"B={cfg.batch} sequences, N={cfg.rollouts} rollouts, T={cfg.seq_len}")
+    return backend_case(op, cfg, device, backends, make,
+                        lambda b: make_check(b, cfg, device),
+                        cfg.rollout_tokens, cfg.batch * cfg.rollouts,
+                        f"B={cfg.batch} sequences, N={cfg.rollouts} rollouts, T={cfg.seq_len}")

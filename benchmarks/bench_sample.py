@@ -13,14 +13,12 @@ from .common import (
     RNG_CONTRACT,
     SEED,
     Case,
-    Contender,
+    backend_case,
     build_models,
     check_agreement,
     check_tokens_range,
     compiled_backend,
     expect,
-    gemm_floor,
-    select_backends,
 )
 from .configs import BenchConfig
 
@@ -49,11 +47,6 @@ def _check(backend: str, cfg: BenchConfig):
 
 
 def build_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | None) -> Case:
-    run, skipped = select_backends(backends, device)
-    contenders = [Contender(b, sample_fn(b, cfg, device), _check(b, cfg),
-                            compiles=b == "torch_compile") for b in run]
-    w = build_models(cfg, device).weights
-    gemm, desc = gemm_floor(cfg.sample_tokens, cfg.sample_batch, w.w_out)
-    return Case(op, cfg, device, cfg.sample_tokens, contenders, gemm, desc,
-                make_reference=sample_fn("reference", cfg, device), unavailable=skipped,
-                notes=f"{cfg.sample_batch} sequences of T={cfg.seq_len}")
+    return backend_case(op, cfg, device, backends, sample_fn, lambda b: _check(b, cfg),
+                        cfg.sample_tokens, cfg.sample_batch,
+                        f"{cfg.sample_batch} sequences of T={cfg.seq_len}")

@@ -206,3 +206,19 @@ def gemm_floor(tokens: int, block: int, w_out: torch.Tensor) -> tuple[Callable[[
         return out
 
     return run, f"torch.mm ({block} x {H}) @ ({H} x {V}), {full} + {1 if rem else 0} calls"
+
+
+def backend_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | None,
+                 make_fn: Callable[[str, BenchConfig, str], Callable[[], Any]],
+                 make_check: Callable[[str], Callable[[Any, Case], None]],
+                 tokens: int, gemm_block: int, notes: str) -> Case:
+    """A Case whose contenders are the selected backends, each timed as ``make_fn(backend,
+    cfg, device)`` and checked by ``make_check(backend)``; the reference output comes from
+    ``make_fn("reference", ...)`` and the GEMM floor covers ``tokens`` rows in ``gemm_block``s."""
+    run, skipped = select_backends(backends, device)
+    contenders = [Contender(b, make_fn(b, cfg, device), make_check(b),
+                            compiles=b == "torch_compile") for b in run]
+    gemm, desc = gemm_floor(tokens, gemm_block, build_models(cfg, device).weights.w_out)
+    return Case(op, cfg, device, tokens, contenders, gemm, desc,
+                make_reference=make_fn("reference", cfg, device), unavailable=skipped,
+                notes=notes)
