@@ -9,9 +9,13 @@ reference; "tf32" trades agreement for speed). No libdevice: tanh = 2*sigmoid(2x
 """
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
+import torch
 import triton
 import triton.language as tl
 
+from .backends import triton_interpret
 from .sample_ref import GUMBEL_FLOOR, TILE
 
 PRECISIONS = ("ieee", "tf32")
@@ -176,3 +180,32 @@ def chunk(hp: int, ep: int) -> int:
 # (KC, HP) / (KC, 256) weight chunks would cost shared memory without hiding much latency
 # (they are L2-resident and reused by every row of the block).
 NUM_STAGES = 1
+
+
+class Launch(NamedTuple):
+    """Launch geometry of one kernel call over ``rows`` rows (see ``plan_launch``)."""
+
+    grid: int
+    block: int
+    warps: int
+    HP: int
+    EP: int
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The compile-time arguments every kernel here takes."""
+        return dict(BLOCK_R=self.block, HP=self.HP, EP=self.EP, KC=chunk(self.HP, self.EP),
+                    num_warps=self.warps, num_stages=NUM_STAGES)
+
+    def scratch(self, device: torch.device) -> torch.Tensor:
+        """Per-program (BLOCK_R, HP) fp32 blocks where h is published for the chunked dots."""
+        return torch.empty(self.grid * self.block * self.HP, dtype=torch.float32, device=device)
+
+
+def plan_launch(rows: int, hidden: int, emb: int, block_rows: int | None = None) -> Launch:
+    """The one place that decides grid, rows per program and warps (``block_rows`` overrides
+    the rows per program: a power of two >= 16)."""
+    HP, EP = next_pow2(hidden), next_pow2(emb)
+    block, warps = launch_config(rows, HP, triton_interpret())
+    block = block_rows or block
+    return Launch(triton.cdiv(rows, block), block, warps, HP, EP)

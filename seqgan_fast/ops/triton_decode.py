@@ -11,15 +11,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .backends import triton_interpret
 from .triton_common import (
-    NUM_STAGES,
     TILE_K,
     check_precision,
-    chunk,
-    launch_config,
     lstm_cell,
-    next_pow2,
+    plan_launch,
     publish_state,
     sample_rows,
 )
@@ -71,14 +67,9 @@ def decode_triton(w: LSTMWeights, tokens: torch.Tensor, h: torch.Tensor, c: torc
     c_out = torch.empty_like(h_out)
     if B == 0:
         return nxt, h_out, c_out
-    HP, EP = next_pow2(H), next_pow2(E)
-    block, warps = launch_config(B, HP, triton_interpret())
-    block = block_rows or block
-    grid = triton.cdiv(B, block)
-    scratch = torch.empty(grid * block * HP, dtype=torch.float32, device=tokens.device)
-    _decode_kernel[(grid,)](
+    lp = plan_launch(B, H, E, block_rows)
+    _decode_kernel[(lp.grid,)](
         tokens.contiguous(), h.contiguous(), c.contiguous(), *w.tensors(), nxt, h_out, c_out,
-        scratch, B, V, E, H, seed, step, row_offset, stream, float(temperature),
-        BLOCK_R=block, HP=HP, EP=EP, KC=chunk(HP, EP), K=TILE_K, PRECISION=precision,
-        num_warps=warps, num_stages=NUM_STAGES)
+        lp.scratch(tokens.device), B, V, E, H, seed, step, row_offset, stream,
+        float(temperature), K=TILE_K, PRECISION=precision, **lp.meta)
     return nxt, h_out, c_out

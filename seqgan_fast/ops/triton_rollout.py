@@ -18,16 +18,12 @@ import torch
 import triton
 import triton.language as tl
 
-from .backends import triton_interpret
 from .philox import STREAM_ROLLOUT
 from .triton_common import (
-    NUM_STAGES,
     TILE_K,
     check_precision,
-    chunk,
-    launch_config,
     lstm_cell,
-    next_pow2,
+    plan_launch,
     publish_state,
     sample_rows,
 )
@@ -114,25 +110,14 @@ def rollout_triton(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int
     if R == 0:
         return out
     x = x.contiguous()
-    HP, EP = next_pow2(H), next_pow2(E)
-    interpret = triton_interpret()
     hs = torch.empty(T, B, H, dtype=torch.float32, device=x.device)
     cs = torch.empty_like(hs)
-    KC = chunk(HP, EP)
-    block, warps = launch_config(B, HP, interpret)
-    grid = triton.cdiv(B, block)
-    scratch = torch.empty(grid * block * HP, dtype=torch.float32, device=x.device)
-    _prefix_kernel[(grid,)](
-        x, w.emb, w.w_ih, w.w_hh, w.bias, hs, cs, scratch, B, T, E, H, w.start_token,
-        BLOCK_R=block, HP=HP, EP=EP, KC=KC, PRECISION=precision, num_warps=warps,
-        num_stages=NUM_STAGES)
-    block, warps = launch_config(R, HP, interpret)
-    block = block_rows or block
-    grid = triton.cdiv(R, block)
-    if grid * block * HP > scratch.numel():
-        scratch = torch.empty(grid * block * HP, dtype=torch.float32, device=x.device)
-    _rollout_kernel[(grid,)](
-        x, hs, cs, *w.tensors(), out, scratch, R, B, N, T, V, E, H, seed, float(temperature),
-        STREAM=STREAM_ROLLOUT, BLOCK_R=block, HP=HP, EP=EP, KC=KC, K=TILE_K,
-        PRECISION=precision, num_warps=warps, num_stages=NUM_STAGES)
+    lp = plan_launch(B, H, E)
+    _prefix_kernel[(lp.grid,)](
+        x, w.emb, w.w_ih, w.w_hh, w.bias, hs, cs, lp.scratch(x.device), B, T, E, H,
+        w.start_token, PRECISION=precision, **lp.meta)
+    lp = plan_launch(R, H, E, block_rows)
+    _rollout_kernel[(lp.grid,)](
+        x, hs, cs, *w.tensors(), out, lp.scratch(x.device), R, B, N, T, V, E, H, seed,
+        float(temperature), STREAM=STREAM_ROLLOUT, K=TILE_K, PRECISION=precision, **lp.meta)
     return out

@@ -11,16 +11,12 @@ import torch
 import triton
 import triton.language as tl
 
-from .backends import triton_interpret
 from .philox import STREAM_SAMPLE
 from .triton_common import (
-    NUM_STAGES,
     TILE_K,
     check_precision,
-    chunk,
-    launch_config,
     lstm_cell,
-    next_pow2,
+    plan_launch,
     publish_state,
     sample_rows,
 )
@@ -71,14 +67,9 @@ def sample_triton(w: LSTMWeights, prefix: torch.Tensor, seq_len: int, seed: int,
     out = torch.empty(B, seq_len, dtype=torch.int64, device=prefix.device)
     if B == 0:
         return out
-    HP, EP = next_pow2(H), next_pow2(E)
-    block, warps = launch_config(B, HP, triton_interpret())
-    block = block_rows or block
-    grid = triton.cdiv(B, block)
-    scratch = torch.empty(grid * block * HP, dtype=torch.float32, device=prefix.device)
-    _sample_kernel[(grid,)](
-        prefix.contiguous(), *w.tensors(), out, scratch, B, P, seq_len, V, E, H, w.start_token,
-        seed, row_offset, float(temperature), STREAM=STREAM_SAMPLE, BLOCK_R=block, HP=HP, EP=EP,
-        KC=chunk(HP, EP), K=TILE_K, PRECISION=precision, num_warps=warps,
-        num_stages=NUM_STAGES)
+    lp = plan_launch(B, H, E, block_rows)
+    _sample_kernel[(lp.grid,)](
+        prefix.contiguous(), *w.tensors(), out, lp.scratch(prefix.device), B, P, seq_len, V, E,
+        H, w.start_token, seed, row_offset, float(temperature), STREAM=STREAM_SAMPLE,
+        K=TILE_K, PRECISION=precision, **lp.meta)
     return out
