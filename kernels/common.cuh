@@ -319,4 +319,22 @@ inline cudaError_t set_smem(Kernel kernel, size_t bytes) {
                               static_cast<int>(bytes));
 }
 
+// What every launch does first: carve the transposed weights out of the workspace, write
+// them (one transpose kernel), and size the blocks' dynamic shared memory.
+struct PreparedWeights {
+  float* wcat = nullptr;   // (E + H, 4H) transposed LSTM weights
+  float* woutT = nullptr;  // (H, V) transposed output layer; the workspace goes on after it
+  bool staged = false;     // LSTM weights copied into shared memory by each block
+  size_t smem = 0;         // dynamic shared memory per block
+};
+
+inline cudaError_t prepare_weights(const LstmWeightsView& w, float* workspace,
+                                   cudaStream_t stream, PreparedWeights* p) {
+  p->wcat = workspace;
+  p->woutT = workspace + static_cast<size_t>(w.E + w.H) * 4 * w.H;
+  p->staged = stage_weights(w.E, w.H);
+  p->smem = block_smem_bytes(w.E, w.H, p->staged);
+  return launch_transpose(w, p->wcat, p->woutT, stream);
+}
+
 }  // namespace seqgan_cuda

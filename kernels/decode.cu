@@ -53,17 +53,14 @@ cudaError_t launch_decode(const LstmWeightsView& w, const int64_t* tokens, const
                           int64_t* next, float* h_out, float* c_out, float* workspace,
                           cudaStream_t stream) {
   if (B == 0) return cudaSuccess;
-  float* wcat = workspace;
-  float* woutT = workspace + static_cast<size_t>(w.E + w.H) * 4 * w.H;
-  cudaError_t err = launch_transpose(w, wcat, woutT, stream);
+  PreparedWeights p;
+  cudaError_t err = prepare_weights(w, workspace, stream, &p);
   if (err != cudaSuccess) return err;
-  const bool staged = stage_weights(w.E, w.H);
-  const size_t smem = block_smem_bytes(w.E, w.H, staged);
-  if ((err = set_smem(decode_kernel, smem)) != cudaSuccess) return err;
+  if ((err = set_smem(decode_kernel, p.smem)) != cudaSuccess) return err;
   const int blocks = (B + kRows - 1) / kRows;
-  decode_kernel<<<blocks, kThreads, smem, stream>>>(w, tokens, h, c, B, seed, step, row_offset,
-                                                    stream_id, temperature, next, h_out, c_out,
-                                                    wcat, woutT, staged);
+  decode_kernel<<<blocks, kThreads, p.smem, stream>>>(w, tokens, h, c, B, seed, step,
+                                                      row_offset, stream_id, temperature, next,
+                                                      h_out, c_out, p.wcat, p.woutT, p.staged);
   return cudaGetLastError();
 }
 

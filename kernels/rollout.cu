@@ -101,22 +101,19 @@ cudaError_t launch_rollout(const LstmWeightsView& w, const int64_t* x, int B, in
                            cudaStream_t stream) {
   const int64_t R = static_cast<int64_t>(T - 1) * N * B;
   if (R <= 0) return cudaSuccess;
-  float* wcat = workspace;
-  float* woutT = workspace + static_cast<size_t>(w.E + w.H) * 4 * w.H;
-  float* hs = woutT + static_cast<size_t>(w.H) * w.V;
-  float* cs = hs + static_cast<size_t>(T) * B * w.H;
-  cudaError_t err = launch_transpose(w, wcat, woutT, stream);
+  PreparedWeights p;
+  cudaError_t err = prepare_weights(w, workspace, stream, &p);
   if (err != cudaSuccess) return err;
-  const bool staged = stage_weights(w.E, w.H);
-  const size_t smem = block_smem_bytes(w.E, w.H, staged);
-  if ((err = set_smem(prefix_kernel, smem)) != cudaSuccess) return err;
-  if ((err = set_smem(rollout_kernel, smem)) != cudaSuccess) return err;
-  prefix_kernel<<<(B + kRows - 1) / kRows, kThreads, smem, stream>>>(w, x, B, T, hs, cs, wcat,
-                                                                     staged);
+  float* hs = p.woutT + static_cast<size_t>(w.H) * w.V;
+  float* cs = hs + static_cast<size_t>(T) * B * w.H;
+  if ((err = set_smem(prefix_kernel, p.smem)) != cudaSuccess) return err;
+  if ((err = set_smem(rollout_kernel, p.smem)) != cudaSuccess) return err;
+  prefix_kernel<<<(B + kRows - 1) / kRows, kThreads, p.smem, stream>>>(w, x, B, T, hs, cs,
+                                                                       p.wcat, p.staged);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
   const int64_t blocks = (R + kRows - 1) / kRows;
-  rollout_kernel<<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(
-      w, x, B, T, N, R, seed, temperature, hs, cs, out, wcat, woutT, staged);
+  rollout_kernel<<<static_cast<unsigned>(blocks), kThreads, p.smem, stream>>>(
+      w, x, B, T, N, R, seed, temperature, hs, cs, out, p.wcat, p.woutT, p.staged);
   return cudaGetLastError();
 }
 

@@ -42,16 +42,14 @@ cudaError_t launch_sample(const LstmWeightsView& w, const int64_t* prefix, int B
                           uint64_t seed, uint32_t row_offset, float temperature, int64_t* out,
                           float* workspace, cudaStream_t stream) {
   if (B == 0 || L == 0) return cudaSuccess;
-  float* wcat = workspace;
-  float* woutT = workspace + static_cast<size_t>(w.E + w.H) * 4 * w.H;
-  cudaError_t err = launch_transpose(w, wcat, woutT, stream);
+  PreparedWeights p;
+  cudaError_t err = prepare_weights(w, workspace, stream, &p);
   if (err != cudaSuccess) return err;
-  const bool staged = stage_weights(w.E, w.H);
-  const size_t smem = block_smem_bytes(w.E, w.H, staged);
-  if ((err = set_smem(sample_kernel, smem)) != cudaSuccess) return err;
+  if ((err = set_smem(sample_kernel, p.smem)) != cudaSuccess) return err;
   const int blocks = (B + kRows - 1) / kRows;
-  sample_kernel<<<blocks, kThreads, smem, stream>>>(w, prefix, B, P, L, seed, row_offset,
-                                                    temperature, out, wcat, woutT, staged);
+  sample_kernel<<<blocks, kThreads, p.smem, stream>>>(w, prefix, B, P, L, seed, row_offset,
+                                                      temperature, out, p.wcat, p.woutT,
+                                                      p.staged);
   return cudaGetLastError();
 }
 
