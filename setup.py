@@ -2,6 +2,8 @@
 
 CUDA is decided by the toolchain, never by a visible GPU: torch built with CUDA and nvcc
 found (CUDA_HOME), or forced with SEQGAN_FAST_CUDA=1; SEQGAN_FAST_CUDA=0 turns it off.
+CPU: every ISA path (avx512, avx2, baseline) is built and chosen at run time; SEQGAN_FAST_NATIVE=1
+adds -march=native (this machine only).
 Arch list: TORCH_CUDA_ARCH_LIST, default "8.0;9.0".
 Install with: pip install --no-build-isolation -e .
 """
@@ -39,7 +41,11 @@ def rel(pattern: str) -> list:
 def extension():
     sources = rel("csrc/*.cpp") + rel("csrc/cpu/*.cpp")
     cxx = ["-O3", "-std=c++17", "-fopenmp"]
-    if os.environ.get("SEQGAN_FAST_PORTABLE", "0") != "1":  # wheels for other CPUs: set it
+    # No -march=native by default: the CPU core is compiled once per ISA path (avx512, avx2,
+    # baseline: csrc/cpu/kernels_*.cpp) and chosen by CPUID at run time, so one build runs on
+    # every x86-64. SEQGAN_FAST_NATIVE=1 tunes the whole build for this machine instead; the
+    # result may then not run on another CPU (the "baseline" path included).
+    if os.environ.get("SEQGAN_FAST_NATIVE", "0") == "1":
         cxx.append("-march=native")
     define_macros = []
     extra = {"cxx": cxx}

@@ -17,6 +17,30 @@ from .configs import BenchConfig
 PACKAGE_BACKENDS = ("reference", "cpp", "triton", "cuda")
 BASELINES = ("reference_loop", "torch_compile")
 ALL_BACKENDS = ("reference_loop", "reference", "torch_compile", "cpp", "triton", "cuda")
+# cpp with its CPU core forced onto one ISA path for the row (ops.force_cpu_isa), so every
+# path is measured in one run beside the same baselines
+ISA_BACKENDS = ("cpp@avx512", "cpp@avx2", "cpp@baseline")
+KNOWN_BACKENDS = ALL_BACKENDS + ISA_BACKENDS
+
+
+def split_backend(name: str) -> tuple[str, str | None]:
+    """'cpp@avx2' -> ('cpp', 'avx2'); 'reference' -> ('reference', None)."""
+    base, _, isa = name.partition("@")
+    return base, isa or None
+
+
+def on_isa(fn: Callable[[], Any] | None, isa: str | None) -> Callable[[], Any] | None:
+    """fn run with the CPU core forced onto path ``isa`` (None: unchanged)."""
+    if fn is None or isa is None:
+        return fn
+
+    def forced():
+        from seqgan_fast import ops
+
+        with ops.force_cpu_isa(isa):
+            return fn()
+
+    return forced
 # backends that draw with the Philox contract: their tokens must agree with `reference`
 RNG_CONTRACT = ("reference", "torch_compile", "cpp", "triton", "cuda")
 MIN_AGREE = 0.999
@@ -123,16 +147,24 @@ def select_backends(requested: list[str] | None, device: str) -> tuple[list[str]
                   if not (b == "triton" and torch.device(device).type == "cpu")]
         implicit = True
     else:
-        bad = [b for b in requested if b not in ALL_BACKENDS]
+        bad = [b for b in requested if b not in KNOWN_BACKENDS]
         if bad:
-            raise ValueError(f"unknown backend(s) {bad}; choose from {', '.join(ALL_BACKENDS)}")
+            raise ValueError(f"unknown backend(s) {bad}; choose from "
+                             f"{', '.join(KNOWN_BACKENDS)}")
         wanted, implicit = list(dict.fromkeys(requested)), False
     run, skipped = [], {}
     for b in wanted:
-        if b in PACKAGE_BACKENDS and not is_available(b, device):
+        base, isa = split_backend(b)
+        if base in PACKAGE_BACKENDS and not is_available(base, device):
             if not implicit:
-                skipped[b] = f"backend {b!r} is not available on {device}"
+                skipped[b] = f"backend {base!r} is not available on {device}"
             continue
+        if isa is not None:
+            from seqgan_fast.ops import cpu_isa_paths
+
+            if isa not in cpu_isa_paths():
+                skipped[b] = f"this CPU cannot run the {isa} path"
+                continue
         run.append(b)
     return run, skipped
 
@@ -216,8 +248,11 @@ def backend_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | N
     cfg, device)`` and checked by ``make_check(backend)``; the reference output comes from
     ``make_fn("reference", ...)`` and the GEMM floor covers ``tokens`` rows in ``gemm_block``s."""
     run, skipped = select_backends(backends, device)
-    contenders = [Contender(b, make_fn(b, cfg, device), make_check(b),
-                            compiles=b == "torch_compile") for b in run]
+    contenders = []
+    for b in run:
+        base, isa = split_backend(b)  # checks only read outputs: no ISA to force there
+        contenders.append(Contender(b, on_isa(make_fn(base, cfg, device), isa),
+                                    make_check(base), compiles=base == "torch_compile"))
     gemm, desc = gemm_floor(tokens, gemm_block, build_models(cfg, device).weights.w_out)
     return Case(op, cfg, device, tokens, contenders, gemm, desc,
                 make_reference=make_fn("reference", cfg, device), unavailable=skipped,

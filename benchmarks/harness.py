@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from . import bench_adv_step, bench_d_epoch, bench_decode, bench_rollout, bench_sample
-from .common import ALL_BACKENDS, Case, Contender
+from .common import KNOWN_BACKENDS, Case, Contender
 from .configs import BenchConfig, resolve_configs
 from .report import GEMM, add_ratios, format_table
 from .timing import loadavg, machine_info, measure_peak, timed
@@ -148,7 +148,7 @@ def run_case(case: Case, repeats: int = 3, warmup: int = 1,
                    inner=inner[id(row)], tokens_per_s=row["tokens"] / med if med > 0 else None)
         if case.op == "d_epoch":
             row["sequences_per_s"] = case.config.d_sequences / med if med > 0 else None
-    rank = {b: i for i, b in enumerate((*ALL_BACKENDS, GEMM))}
+    rank = {b: i for i, b in enumerate((*KNOWN_BACKENDS, GEMM))}
     rows.sort(key=lambda r: rank.get(r["backend"], len(rank)))
     if case.backend_independent:
         for r in rows:
@@ -169,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="paper",
                    help="paper|large|tiny|all (all = paper,large), or a comma list")
     p.add_argument("--backends", default=None,
-                   help=f"comma list of {','.join(ALL_BACKENDS)} (default: every available "
-                        "one; triton on CPU only when named, with TRITON_INTERPRET=1)")
+                   help=f"comma list of {','.join(KNOWN_BACKENDS)} (default: every available "
+                        "one; triton on CPU only when named, with TRITON_INTERPRET=1; "
+                        "cpp@ISA forces the CPU core's path for that row)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--json", default=None, metavar="FILE", help="write the results here")
     for flag, dest in (("--batch", "batch"), ("--rollouts", "rollouts"),
@@ -242,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         backends = None if args.backends is None else \
             [b.strip() for b in args.backends.split(",") if b.strip()]
         if backends is not None:
-            bad = [b for b in backends if b not in ALL_BACKENDS]
+            bad = [b for b in backends if b not in KNOWN_BACKENDS]
             if bad:
                 raise ValueError(f"unknown backend(s) {bad}; choose from "
-                                 f"{', '.join(ALL_BACKENDS)}")
+                                 f"{', '.join(KNOWN_BACKENDS)}")
         if args.repeats < 1 or args.warmup < 0:
             raise ValueError("--repeats must be >= 1 and --warmup >= 0")
         if args.device == "cuda" and not torch.cuda.is_available():

@@ -68,6 +68,7 @@ def format_table(doc: dict[str, Any]) -> str:
     m = doc.get("machine", {})
     lines.append(f"seqgan_fast benchmarks on {m.get('device_name', '?')} ({m.get('device')}), "
                  f"{m.get('torch_threads')} threads, torch {m.get('torch')}, "
+                 f"cpp CPU path {m.get('cpu_isa')} (best here: {m.get('cpu_isa_best')}), "
                  f"load {m.get('loadavg_start')} -> {m.get('loadavg_end')}")
     lines.append(fmt.format(*head))
     lines.append("  ".join("-" * w for w in widths))

@@ -124,7 +124,7 @@ def loadavg() -> list[float] | None:
 def machine_info(device: str) -> dict[str, Any]:
     """What the numbers were measured on (the JSON's ``machine``)."""
     from seqgan_fast import __version__
-    from seqgan_fast.ops import available_backends
+    from seqgan_fast.ops import available_backends, cpu_isa, cpu_isa_best
 
     dev = torch.device(device)
     try:
@@ -145,6 +145,10 @@ def machine_info(device: str) -> dict[str, Any]:
         "device": str(dev),
         "device_name": _cpu_model(),
         "backends_available": available_backends(dev),
+        # the cpp backend's CPU core path in use (SEQGAN_FAST_ISA or the best supported), and
+        # the best this CPU supports: rows named cpp@<isa> force one path for that row
+        "cpu_isa": cpu_isa(),
+        "cpu_isa_best": cpu_isa_best(),
         "loadavg_start": loadavg(),
         "peak_mem_method": cpu_peak_method() if dev.type == "cpu"
         else "torch.cuda.max_memory_allocated growth",

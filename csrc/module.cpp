@@ -4,6 +4,29 @@
 #include <torch/library.h>
 #include <Python.h>
 
+#include <string>
+
+#include "common/api.h"
+
+namespace {
+
+// The fused CPU core's instruction-set path (csrc/cpu/isa.cpp), for seqgan_fast.ops.cpu_isa.
+std::string cpu_isa() {
+  const char* error = nullptr;
+  const seqgan::CoreKernels* k = seqgan::active_kernels(&error);
+  TORCH_CHECK(k != nullptr, error);
+  return k->isa;
+}
+std::string cpu_isa_best() { return seqgan::best_supported_isa(); }
+std::string set_cpu_isa(const std::string& name) {
+  const char* error = nullptr;
+  const char* previous = seqgan::set_active_isa(name.c_str(), &error);
+  TORCH_CHECK(previous != nullptr, error);
+  return previous;
+}
+
+}  // namespace
+
 TORCH_LIBRARY(seqgan_fast, m) {
   // One step: feed tokens (B,), state h, c (B, H) -> (next tokens (B,), h, c).
   m.def(
@@ -19,6 +42,11 @@ TORCH_LIBRARY(seqgan_fast, m) {
   m.def(
       "rollout(Tensor x, int num_rollouts, Tensor emb, Tensor w_ih, Tensor w_hh, Tensor bias, "
       "Tensor w_out, Tensor b_out, int start_token, int seed, float temperature) -> Tensor");
+  // The CPU core's ISA path: in use, best this CPU supports, and a forced choice (returns
+  // the previous path's name; "auto" = the best supported).
+  m.def("cpu_isa() -> str", &cpu_isa);
+  m.def("cpu_isa_best() -> str", &cpu_isa_best);
+  m.def("set_cpu_isa(str isa) -> str", &set_cpu_isa);
 }
 
 // A bare Python module, so that `import seqgan_fast._C` loads the library (and with it the

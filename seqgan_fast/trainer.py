@@ -356,8 +356,8 @@ class SeqGANTrainer:
         """Run (or continue) the whole schedule; returns the summary (also in summary.json)."""
         self._prepare_out_dir()
         self._elapsed0, self._t0 = float(self.state["elapsed_s"]), time.perf_counter()
-        log.info("training %s on %s (%s backend) -> %s", self.task.name, self.device,
-                 self.backend, self.out_dir)
+        log.info("training %s on %s (%s backend%s) -> %s", self.task.name, self.device,
+                 self.backend, _isa_note(self.backend), self.out_dir)
         st = self.state
         phases = (("mle", self._fit_mle, "d_pretrain"), ("d_pretrain", self._fit_d, "adv"),
                   ("adv", self._fit_adv, "done"))
@@ -483,3 +483,8 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _isa_note(backend: str) -> str:
+    """', CPU path avx2' for the cpp backend: which ISA copy of the core the run uses."""
+    return f", CPU path {ops.cpu_isa()}" if backend == "cpp" else ""

@@ -28,13 +28,23 @@ SHAPES = [
 ]
 
 
+@pytest.fixture(params=ops.cpu_isa_paths() or ["unbuilt"])
+def cpu_path(request):
+    """Runs the test once per ISA path of the CPU core this machine can run (forced)."""
+    if request.param == "unbuilt":
+        yield None
+        return
+    with ops.force_cpu_isa(request.param) as isa:
+        yield isa
+
+
 def make(vocab, emb, hidden, seq_len, seed=0, scale=1.0) -> Generator:
     return small_generator(vocab, emb, hidden, seq_len, seed=seed, scale=scale)
 
 
 @pytest.mark.parametrize("V,E,H,T,B,scale", SHAPES)
 @pytest.mark.parametrize("temperature", [1.0, 0.7, 1.3])
-def test_sample_matches_reference(V, E, H, T, B, scale, temperature):
+def test_sample_matches_reference(V, E, H, T, B, scale, temperature, cpu_path):
     g = make(V, E, H, T, scale=scale)
     w = g.kernel_weights()
     seed = 2**64 - 3 if temperature == 1.0 else 17
@@ -45,7 +55,7 @@ def test_sample_matches_reference(V, E, H, T, B, scale, temperature):
 
 @pytest.mark.parametrize("V,E,H,T,B,scale", SHAPES)
 @pytest.mark.parametrize("P", [1, "half", "all"])
-def test_sample_with_prefix_matches_reference(V, E, H, T, B, scale, P):
+def test_sample_with_prefix_matches_reference(V, E, H, T, B, scale, P, cpu_path):
     g = make(V, E, H, T, scale=scale)
     P = {"half": T // 2, "all": T}.get(P, P)
     prefix = torch.randint(0, V, (B, P))
@@ -71,7 +81,7 @@ def test_sample_rows_are_logical():
     (17, 4, 9, 1000, 5, 3, 4.0, 0.7),
     (64, 2, 20, 5000, 32, 32, 1.0, 1.0),
 ])
-def test_rollout_matches_reference(B, N, T, V, E, H, scale, temperature):
+def test_rollout_matches_reference(B, N, T, V, E, H, scale, temperature, cpu_path):
     g = make(V, E, H, T, scale=scale)
     x = ops.sample(g, B, seed=1, backend="reference")
     got = ops.rollout(g, x, N, seed=2**63 + 11, temperature=temperature, backend="cpp")
@@ -92,7 +102,7 @@ def test_rollout_degenerate_lengths():
 
 
 @pytest.mark.parametrize("B,H,temperature", [(1, 16, 1.0), (37, 20, 0.8), (64, 32, 1.7)])
-def test_decode_matches_reference(B, H, temperature):
+def test_decode_matches_reference(B, H, temperature, cpu_path):
     g = make(777, 9, H, 5, scale=3.0)
     w = g.kernel_weights()
     tokens = torch.randint(0, 777, (B,))
@@ -113,7 +123,7 @@ def first_token_probs(g: Generator, temperature: float) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.8])
-def test_first_token_chi_square(temperature):
+def test_first_token_chi_square(temperature, cpu_path):
     g = make(700, 8, 16, 1, seed=3, scale=10.0)  # 3 tiles, the last one short
     x = ops.sample(g, 200_000, seed=21, temperature=temperature, backend="cpp")
     assert chi_square_pvalue(x[:, 0], first_token_probs(g, temperature)) > 0.001
@@ -126,7 +136,7 @@ def test_chi_square_detects_wrong_temperature():
     assert chi_square_pvalue(x[:, 0], first_token_probs(g, 1.15)) < 1e-6
 
 
-def test_deterministic_across_runs_and_thread_counts():
+def test_deterministic_across_runs_and_thread_counts(cpu_path):
     g = make(1000, 16, 32, 12, scale=2.0)
     x = ops.sample(g, 40, seed=0, backend="cpp")
     threads = torch.get_num_threads()

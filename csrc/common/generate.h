@@ -16,6 +16,8 @@
 // Hp = H rounded up to 16, tiles = ceil(V / 256).
 #pragma once
 
+#include "isa.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -29,6 +31,7 @@
 #endif
 
 namespace seqgan {
+namespace SEQGAN_ISA {
 
 #ifndef SEQGAN_BLOCK_ROWS
 #define SEQGAN_BLOCK_ROWS 32
@@ -224,4 +227,5 @@ inline void rollout_core(const LSTMWeightsView& w, const int64_t* x, int64_t B, 
   }
 }
 
+}  // namespace SEQGAN_ISA
 }  // namespace seqgan

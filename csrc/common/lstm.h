@@ -2,28 +2,21 @@
 // and one cell step for a block of rows.
 #pragma once
 
+#include "isa.h"
+
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <vector>
 
+#include "api.h"
 #include "gemm.h"
 #include "sampler.h"
 #include "vec.h"
 
 namespace seqgan {
+namespace SEQGAN_ISA {
 
-// Borrowed pointers to the weights exactly as LSTMWeights holds them (fp32, contiguous):
-// emb (V,E), w_ih (4H,E), w_hh (4H,H), bias (4H), w_out (V,H), b_out (V).
-struct LSTMWeightsView {
-  const float* emb;
-  const float* w_ih;
-  const float* w_hh;
-  const float* bias;
-  const float* w_out;
-  const float* b_out;
-  int64_t V, E, H;
-};
 
 // Weights repacked once per call. Per-row vectors: xin = [emb(token) (E) | h (Hp)] with
 // Hp = H rounded up to 16 (padding lanes stay exactly 0); gates laid out as 4 segments of Hp
@@ -127,4 +120,5 @@ inline void lstm_block(const PackedLSTM& p, BlockWorkspace& ws, int64_t rows,
   }
 }
 
+}  // namespace SEQGAN_ISA
 }  // namespace seqgan

@@ -2,9 +2,12 @@
 // Torch-free: shared by the CPU kernels (csrc/cpu) and the ctest binary (tests/cpp).
 #pragma once
 
+#include "isa.h"
+
 #include <cstdint>
 
 namespace seqgan {
+namespace SEQGAN_ISA {
 
 struct Philox4 {
   uint32_t w[4];
@@ -44,4 +47,5 @@ inline float to_uniform(uint32_t word) {
   return static_cast<float>(x) * kUniformScale;
 }
 
+}  // namespace SEQGAN_ISA
 }  // namespace seqgan

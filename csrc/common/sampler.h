@@ -11,6 +11,8 @@
 // that of a boundary (probability ~1e-7 per token).
 #pragma once
 
+#include "isa.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -21,6 +23,7 @@
 #include "vec.h"
 
 namespace seqgan {
+namespace SEQGAN_ISA {
 
 constexpr int kTile = 256;
 constexpr float kGumbelFloor = 1e-20f;
@@ -49,6 +52,8 @@ inline int64_t noise_len(int64_t tiles) { return (tiles + kLanes - 1) / kLanes *
 // *m_out = m. temperature == 1 skips the division (x / 1.0f == x).
 inline float tile_exp_sum(float* z, float temperature, float* m_out) {
   constexpr int nv = kTile / kLanes;
+#if SEQGAN_ISA_LEVEL == SEQGAN_ISA_AVX512
+  // The whole tile in 16 of the 32 zmm registers.
   v16 v[nv];
   for (int i = 0; i < nv; ++i) v[i] = vload(z + i * kLanes);
   if (temperature != 1.0f) {
@@ -68,6 +73,38 @@ inline float tile_exp_sum(float* z, float temperature, float* m_out) {
     acc1 += e1;
   }
   const double s = hsum_d(acc0 + acc1);
+#else
+  // The tile would need 32 ymm (64 xmm) registers: stream it through L1 in native vectors
+  // instead, with the same lanes, operations and summation order as the form above (lane l
+  // of the v16 sums lives in part l / kNativeLanes), so every path computes the same S.
+  constexpr int nn = kTile / kNativeLanes;
+  if (temperature != 1.0f) {
+    const vn t = nset1(temperature);
+    for (int i = 0; i < nn; ++i) nstore(z + i * kNativeLanes, nload(z + i * kNativeLanes) / t);
+  }
+  v16parts mx;
+  for (int p = 0; p < kParts; ++p) mx.p[p] = nload(z + p * kNativeLanes);
+  for (int i = 1; i < nv; ++i)
+    for (int p = 0; p < kParts; ++p) mx.p[p] = nmax(mx.p[p], nload(z + i * kLanes + p * kNativeLanes));
+  const float m = hmax(join(mx));
+  const vn mv = nset1(m);
+  v16parts acc0, acc1;
+  for (int p = 0; p < kParts; ++p) acc0.p[p] = acc1.p[p] = nset1(0.0f);
+  for (int i = 0; i < nv; i += 2) {
+#pragma GCC unroll 4
+    for (int p = 0; p < kParts; ++p) {
+      float* z0 = z + i * kLanes + p * kNativeLanes;
+      float* z1 = z0 + kLanes;
+      const vn e0 = nexp(nload(z0) - mv), e1 = nexp(nload(z1) - mv);
+      nstore(z0, e0);
+      nstore(z1, e1);
+      acc0.p[p] += e0;
+      acc1.p[p] += e1;
+    }
+  }
+  for (int p = 0; p < kParts; ++p) acc0.p[p] += acc1.p[p];
+  const double s = hsum_d(join(acc0));
+#endif
   *m_out = m;
   return static_cast<float>(s);
 }
@@ -120,4 +157,5 @@ inline int64_t sample_logits(const float* logits, int64_t vocab, uint64_t seed, 
   return best_j * kTile + tile_candidate(best, len, u0[best_j] * best_S);
 }
 
+}  // namespace SEQGAN_ISA
 }  // namespace seqgan

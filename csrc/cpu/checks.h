@@ -9,7 +9,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "common/lstm.h"
+#include "common/api.h"
 
 namespace seqgan {
 
@@ -72,5 +72,13 @@ inline void check_start_token(int64_t start_token, int64_t V) {
 }
 
 inline int torch_threads() { return at::get_num_threads(); }
+
+// The fused core's path in use (csrc/cpu/isa.cpp); a bad SEQGAN_FAST_ISA is an error here.
+inline const CoreKernels& cpu_kernels() {
+  const char* error = nullptr;
+  const CoreKernels* k = active_kernels(&error);
+  TORCH_CHECK(k != nullptr, error);
+  return *k;
+}
 
 }  // namespace seqgan

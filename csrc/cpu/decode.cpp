@@ -1,7 +1,7 @@
-// CPU kernel of seqgan_fast::decode: one fused generator step (embedding, LSTM cell,
-// projection, exact sample) — a thin checked wrapper around seqgan::decode_core.
+// CPU kernel of seqgan_fast::decode: one fused generator step (embedding, LSTM cell, projection,
+// exact sample) — a thin checked wrapper around seqgan::decode_core (csrc/common/generate.h),
+// called through the run-time chosen ISA path (csrc/cpu/isa.cpp).
 #include "cpu/checks.h"
-#include "common/generate.h"
 
 namespace {
 
@@ -28,7 +28,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cpu(
   const float temp = seqgan::check_temperature(temperature);
   at::Tensor out = at::empty({B}, tokens.options());
   at::Tensor h_out = at::empty_like(h), c_out = at::empty_like(c);
-  seqgan::decode_core(w, tokens.data_ptr<int64_t>(), h.data_ptr<float>(), c.data_ptr<float>(),
+  seqgan::cpu_kernels().decode(w, tokens.data_ptr<int64_t>(), h.data_ptr<float>(), c.data_ptr<float>(),
                       B, static_cast<uint64_t>(seed), static_cast<uint32_t>(step),
                       static_cast<uint32_t>(row_offset), static_cast<uint32_t>(stream), temp,
                       out.data_ptr<int64_t>(), h_out.data_ptr<float>(), c_out.data_ptr<float>(),

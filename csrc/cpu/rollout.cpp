@@ -1,9 +1,9 @@
-// CPU kernel of seqgan_fast::rollout: the prefix-state pass and all (T-1)*N*B completions in
-// one call — a thin checked wrapper around seqgan::rollout_core (memory bound: see
-// csrc/common/generate.h; the output plus packed weights, prefix states and per-thread
-// block workspaces).
+// CPU kernel of seqgan_fast::rollout: the prefix-state pass and all (T-1)*N*B completions in one
+// call — a thin checked wrapper around seqgan::rollout_core (csrc/common/generate.h), called
+// through the run-time chosen ISA path (csrc/cpu/isa.cpp) (memory bound: see
+// csrc/common/generate.h; the output plus packed weights, prefix states and per-thread block
+// workspaces).
 #include "cpu/checks.h"
-#include "common/generate.h"
 
 namespace {
 
@@ -25,7 +25,7 @@ at::Tensor rollout_cpu(const at::Tensor& x, int64_t num_rollouts, const at::Tens
               " rows must fit Philox's 32-bit row counter");
   const float temp = seqgan::check_temperature(temperature);
   at::Tensor out = at::empty({completions, N, B, T}, x.options());
-  seqgan::rollout_core(w, x.data_ptr<int64_t>(), B, T, N, start_token,
+  seqgan::cpu_kernels().rollout(w, x.data_ptr<int64_t>(), B, T, N, start_token,
                        static_cast<uint64_t>(seed), temp, out.data_ptr<int64_t>(),
                        seqgan::torch_threads());
   return out;

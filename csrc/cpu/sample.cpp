@@ -1,7 +1,7 @@
-// CPU kernel of seqgan_fast::sample: whole sequences from the start token, the first P
-// positions teacher-forced from `prefix` — a thin checked wrapper around seqgan::sample_core.
+// CPU kernel of seqgan_fast::sample: whole sequences from the start token, the first P positions
+// teacher-forced from `prefix` — a thin checked wrapper around seqgan::sample_core
+// (csrc/common/generate.h), called through the run-time chosen ISA path (csrc/cpu/isa.cpp).
 #include "cpu/checks.h"
-#include "common/generate.h"
 
 namespace {
 
@@ -21,7 +21,7 @@ at::Tensor sample_cpu(const at::Tensor& prefix, const at::Tensor& emb, const at:
               "row_offset must be in [0, 2**32 - B], got ", row_offset);
   const float temp = seqgan::check_temperature(temperature);
   at::Tensor out = at::empty({B, seq_len}, prefix.options());
-  seqgan::sample_core(w, prefix.data_ptr<int64_t>(), B, P, seq_len, start_token,
+  seqgan::cpu_kernels().sample(w, prefix.data_ptr<int64_t>(), B, P, seq_len, start_token,
                       static_cast<uint64_t>(seed), static_cast<uint32_t>(row_offset), temp,
                       out.data_ptr<int64_t>(), seqgan::torch_threads());
   return out;

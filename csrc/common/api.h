@@ -1,0 +1,54 @@
+// The ISA-independent face of the fused CPU core: the weights view the ops are given, and
+// the table of entry points that each per-ISA copy of the core fills in (csrc/cpu/kernels_*).
+// Torch-free: the extension's ops and the ctest binaries both use it.
+#pragma once
+
+#include <cstdint>
+
+namespace seqgan {
+
+// Borrowed pointers to the generator's weights (fp32, contiguous, torch layout; LSTM gate
+// order i, f, g, o): emb (V,E), w_ih (4H,E), w_hh (4H,H), bias (4H), w_out (V,H), b_out (V).
+struct LSTMWeightsView {
+  const float* emb;
+  const float* w_ih;
+  const float* w_hh;
+  const float* bias;
+  const float* w_out;
+  const float* b_out;
+  int64_t V, E, H;
+};
+
+// Entry points of one compiled copy of csrc/common/generate.h (argument meaning there).
+struct CoreKernels {
+  const char* isa;  // "avx512", "avx2" or "baseline"
+  void (*decode)(const LSTMWeightsView& w, const int64_t* tokens, const float* h_in,
+                 const float* c_in, int64_t B, uint64_t seed, uint32_t step,
+                 uint32_t row_offset, uint32_t stream, float temperature, int64_t* tok_out,
+                 float* h_out, float* c_out, int num_threads);
+  void (*sample)(const LSTMWeightsView& w, const int64_t* prefix, int64_t B, int64_t P,
+                 int64_t T, int64_t start_token, uint64_t seed, uint32_t row_offset,
+                 float temperature, int64_t* out, int num_threads);
+  void (*rollout)(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T, int64_t N,
+                  int64_t start_token, uint64_t seed, float temperature, int64_t* out,
+                  int num_threads);
+};
+
+// The copies linked into this binary (csrc/cpu/kernels_*.cpp); on other CPUs than x86-64
+// only the baseline one exists and the others are null.
+namespace avx512 { extern const CoreKernels* const kTable; }
+namespace avx2 { extern const CoreKernels* const kTable; }
+namespace baseline { extern const CoreKernels* const kTable; }
+
+// Run-time choice (csrc/cpu/isa.cpp). Paths are ordered baseline < avx2 < avx512.
+int isa_rank(const char* name);           // 0, 1, 2; -1 for an unknown name
+const char* best_supported_isa();         // by CPUID (and the OS's register-state support)
+// The path in use: SEQGAN_FAST_ISA (avx512|avx2|baseline|auto) at first use, else the best
+// supported. Returns nullptr and sets *error when the variable names an unknown path or one
+// this CPU cannot run.
+const CoreKernels* active_kernels(const char** error);
+// Forces a path for the rest of the process ("auto" = the best supported). Returns the
+// previous path's name, or nullptr with *error set (the active path then stays unchanged).
+const char* set_active_isa(const char* name, const char** error);
+
+}  // namespace seqgan

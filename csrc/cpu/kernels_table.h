@@ -1,0 +1,19 @@
+// The body of each csrc/cpu/kernels_<isa>.cpp: this path's copy of the fused core and the
+// table of its entry points. Expects SEQGAN_ISA and SEQGAN_ISA_LEVEL defined (and the
+// target pragma in force) by the includer.
+#include "common/generate.h"
+
+namespace seqgan {
+namespace SEQGAN_ISA {
+
+#define SEQGAN_STR2(x) #x
+#define SEQGAN_STR(x) SEQGAN_STR2(x)
+static const CoreKernels kKernels = {SEQGAN_STR(SEQGAN_ISA), &decode_core, &sample_core,
+                                     &rollout_core};
+#undef SEQGAN_STR
+#undef SEQGAN_STR2
+extern const CoreKernels* const kTable;
+const CoreKernels* const kTable = &kKernels;
+
+}  // namespace SEQGAN_ISA
+}  // namespace seqgan
