@@ -1,10 +1,12 @@
 """``d_epoch``: one discriminator training epoch over ``d_sequences`` (20,000) sequences of
 length T in minibatches of ``d_batch`` (64): Adam (lr 1e-4), dropout, the paper's L2 term.
 
-The epoch is the same PyTorch code whatever sampling backend produced the negatives (that is
-the ``sample`` op), so it is measured once, as backend ``any``. Positives and negatives are
-fixed random token sequences: the cost does not depend on their content. tokens = 20,000 * T;
-no GEMM floor (no output projection is involved).
+Contenders: ``reference`` (today's module with torch's default for-loop Adam) and ``fast``
+(the trainer's: the same module with fused Adam, seqgan_fast/optim.py). The epoch does not
+depend on the sampling backend that produced the negatives (that is the ``sample`` op).
+Positives and negatives are fixed random token sequences: the cost does not depend on their
+content. tokens = 20,000 * T. Floor (the ``/GEMM`` column): the epoch's FLOPs (3 x forward:
+convolutions, highway, output) as square 1024 x 1024 sgemms in the same run.
 """
 from __future__ import annotations
 
@@ -12,18 +14,30 @@ import copy
 
 import torch
 
+from seqgan_fast.optim import fast_adam
+
 from .common import Case, Contender, build_models, expect
 from .configs import BenchConfig
 
 D_LR = 1e-4
-BACKEND = "any"
+BACKENDS = ("reference", "fast")
 
 
-def d_epoch_fn(cfg: BenchConfig, device: str):
+def forward_flops(d, seq_len: int) -> float:
+    """Multiply-adds x 2 of one sequence's forward pass through discriminator ``d``."""
+    E = d.embedding.embedding_dim
+    conv = sum((seq_len - c.kernel_size[0] + 1) * c.kernel_size[0] * E * c.out_channels
+               for c in d.convs)
+    F = d.highway.hidden.in_features
+    return 2.0 * (conv + 2 * F * F + 2 * F)
+
+
+def d_epoch_fn(cfg: BenchConfig, device: str, backend: str = "reference"):
     """(epoch, discriminator): epoch(max_batches=None) trains one epoch (or its first
     max_batches minibatches) of a private copy of the discriminator; returns the mean loss."""
     d = copy.deepcopy(build_models(cfg, device).discriminator)
-    opt = torch.optim.Adam(d.parameters(), lr=D_LR)
+    opt = torch.optim.Adam(d.parameters(), lr=D_LR) if backend == "reference" else \
+        fast_adam(d.parameters(), lr=D_LR)
     gen = torch.Generator().manual_seed(cfg.seed + 11)
     n = cfg.d_sequences
     data = torch.randint(0, cfg.vocab, (n, cfg.seq_len), generator=gen).to(device)
@@ -48,19 +62,39 @@ def d_epoch_fn(cfg: BenchConfig, device: str):
     return epoch, d
 
 
+def _sgemm_floor(flops: float, device: str):
+    n = 1024
+    calls = max(1, round(flops / (2.0 * n**3)))
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device)
+    out = torch.empty(n, n, device=device)
+
+    def run() -> torch.Tensor:
+        for _ in range(calls):
+            torch.mm(a, a, out=out)
+        return out
+
+    return run, f"{calls} x torch.mm ({n} x {n}) @ ({n} x {n}): the epoch's FLOPs at sgemm rate"
+
+
 def build_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | None) -> Case:
-    epoch, d = d_epoch_fn(cfg, device)
-    before = [p.detach().clone() for p in d.parameters()]
+    contenders = []
+    for backend in BACKENDS:
+        epoch, d = d_epoch_fn(cfg, device, backend)
+        before = [p.detach().clone() for p in d.parameters()]
 
-    def check(loss: float, case: Case) -> None:
-        expect(loss == loss and abs(loss) < float("inf"), f"d_epoch: loss {loss}")
-        expect(any(not torch.equal(a, b) for a, b in zip(before, d.parameters(), strict=True)),
-               "d_epoch: the discriminator's parameters did not change")
+        def check(loss: float, case: Case, _d=d, _before=before, _b=backend) -> None:
+            expect(loss == loss and abs(loss) < float("inf"), f"d_epoch {_b}: loss {loss}")
+            expect(any(not torch.equal(a, b)
+                       for a, b in zip(_before, _d.parameters(), strict=True)),
+                   f"d_epoch {_b}: the discriminator's parameters did not change")
 
-    # the check and the warm-up run a few minibatches; every timed run is a full epoch
-    few = lambda: epoch(max_batches=3)  # noqa: E731
-    c = Contender(BACKEND, epoch, check, warm_fn=few, check_fn=few)
-    return Case(op, cfg, device, cfg.d_sequences * cfg.seq_len, [c], None, "",
-                backend_independent=True,
+        # the check and the warm-up run a few minibatches; every timed run is a full epoch
+        few = lambda _e=epoch: _e(max_batches=3)  # noqa: E731
+        contenders.append(Contender(backend, epoch, check, warm_fn=few, check_fn=few))
+    d = build_models(cfg, device).discriminator
+    flops = 3.0 * forward_flops(d, cfg.seq_len) * cfg.d_sequences
+    floor, desc = _sgemm_floor(flops, device)
+    return Case(op, cfg, device, cfg.d_sequences * cfg.seq_len, contenders, floor, desc,
                 notes=f"{cfg.d_sequences} sequences of T={cfg.seq_len}, minibatch "
-                      f"{cfg.d_batch}; backend-independent (measured once)")
+                      f"{cfg.d_batch}; {flops / 1e12:.2f} TFLOP (3 x forward)")

@@ -84,6 +84,7 @@ class Case:
     unavailable: dict[str, str] = field(default_factory=dict)  # backend -> why it cannot run
     backend_independent: bool = False
     notes: str = ""
+    annotate: Callable[[dict[str, Any]], None] | None = None  # adds fields to each row
     _reference: Any = None
 
     def reference_output(self) -> Any:

@@ -21,7 +21,15 @@ from typing import Any
 
 import torch
 
-from . import bench_adv_step, bench_d_epoch, bench_decode, bench_rollout, bench_sample
+from . import (
+    bench_adv_step,
+    bench_d_epoch,
+    bench_decode,
+    bench_rollout,
+    bench_sample,
+    bench_schedule,
+    bench_score,
+)
 from .common import KNOWN_BACKENDS, Case, Contender
 from .configs import BenchConfig, resolve_configs
 from .report import GEMM, add_ratios, format_table
@@ -30,14 +38,16 @@ from .timing import loadavg, machine_info, measure_peak, timed
 log = logging.getLogger("seqgan_fast.benchmarks")
 
 SCHEMA = 1
-OPS = ("rollout", "rewards", "sample", "decode", "adv_step", "d_epoch")
+OPS = ("rollout", "rewards", "score", "sample", "decode", "adv_step", "d_epoch", "schedule")
 BUILDERS: dict[str, Callable[..., Case]] = {
     "rollout": bench_rollout.build_case,
     "rewards": bench_rollout.build_case,
+    "score": bench_score.build_case,
     "sample": bench_sample.build_case,
     "decode": bench_decode.build_case,
     "adv_step": bench_adv_step.build_case,
     "d_epoch": bench_d_epoch.build_case,
+    "schedule": bench_schedule.build_case,
 }
 MIN_RUN_S = 0.02  # calls shorter than this are repeated inside one timed run
 
@@ -148,7 +158,7 @@ def run_case(case: Case, repeats: int = 3, warmup: int = 1,
                    inner=inner[id(row)], tokens_per_s=row["tokens"] / med if med > 0 else None)
         if case.op == "d_epoch":
             row["sequences_per_s"] = case.config.d_sequences / med if med > 0 else None
-    rank = {b: i for i, b in enumerate((*KNOWN_BACKENDS, GEMM))}
+    rank = {b: i for i, b in enumerate((*KNOWN_BACKENDS, "fast", GEMM))}
     rows.sort(key=lambda r: rank.get(r["backend"], len(rank)))
     if case.backend_independent:
         for r in rows:
@@ -156,6 +166,9 @@ def run_case(case: Case, repeats: int = 3, warmup: int = 1,
     if case.notes:
         for r in rows:
             r.setdefault("notes", case.notes)
+    if case.annotate is not None:
+        for r in rows:
+            case.annotate(r)
     return rows
 
 

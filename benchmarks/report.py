@@ -78,6 +78,18 @@ def format_table(doc: dict[str, Any]) -> str:
             lines.append("")
         lines.append(fmt.format(*b))
         prev = b[:2]
+    sched = [r for r in rows if r.get("projected_s")]
+    if sched:
+        lines.append("")
+        lines.append("projected paper-preset wall time from measured phase costs (schedule):")
+        for r in sched:
+            p, ph = r["projected_s"], r["phases_s"]
+            lines.append(
+                f"  {r['config']}/{r['backend']}: total {p['total'] / 3600:.2f} h = MLE "
+                f"{p['mle'] / 3600:.2f} h + D pre-training {p['d_pretrain'] / 3600:.2f} h + "
+                f"adversarial {p['adversarial'] / 3600:.2f} h; one adversarial batch "
+                f"{p['adv_batch']:.1f} s (phases: "
+                + ", ".join(f"{k} {v:.3g} s" for k, v in ph.items()) + ")")
     errors = [r for r in rows if r.get("error")]
     if errors:
         lines.append("")

@@ -23,7 +23,10 @@ def _case(op, cfg, backend):
     run, why = select_backends([backend], "cpu")
     if backend not in run:
         pytest.skip(why.get(backend, f"{backend} unavailable"))
-    return BUILDERS[op](op, cfg, "cpu", [backend])
+    case = BUILDERS[op](op, cfg, "cpu", [backend])
+    if not case.contenders:
+        pytest.skip(f"{backend} is not a contender of {op}")
+    return case
 
 
 def _checked(case):
@@ -40,7 +43,7 @@ def _rounds(cfg):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("op", [op for op in OPS if op != "d_epoch"])
+@pytest.mark.parametrize("op", [op for op in OPS if op not in ("d_epoch", "schedule")])
 def test_op(benchmark, bench_config, op, backend):
     case = _case(op, bench_config, backend)
     ct = _checked(case)
@@ -61,5 +64,14 @@ def test_d_epoch(benchmark, bench_config):
     case = BUILDERS["d_epoch"]("d_epoch", bench_config, "cpu", None)
     ct = _checked(case)
     benchmark.group = f"d_epoch-{bench_config.name}"
-    benchmark.extra_info.update(tokens=case.tokens, backend="any")
+    benchmark.extra_info.update(tokens=case.tokens, backend=ct.backend)
     benchmark.pedantic(ct.fn, rounds=1, iterations=1)
+
+
+def test_schedule(benchmark, bench_config):
+    case = BUILDERS["schedule"]("schedule", bench_config, "cpu", None)
+    ct = _checked(case)
+    benchmark.group = f"schedule-{bench_config.name}"
+    benchmark.extra_info.update(tokens=case.tokens, backend=ct.backend)
+    phases = benchmark.pedantic(ct.fn, rounds=1, iterations=1)
+    assert set(phases) == {"adv_step", "sample_negatives", "d_epoch", "mle_epoch", "eval"}

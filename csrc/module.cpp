@@ -42,6 +42,12 @@ TORCH_LIBRARY(seqgan_fast, m) {
   m.def(
       "rollout(Tensor x, int num_rollouts, Tensor emb, Tensor w_ih, Tensor w_hh, Tensor bias, "
       "Tensor w_out, Tensor b_out, int start_token, int seed, float temperature) -> Tensor");
+  // The discriminator's conv + ReLU + max-pool from the embedding-folded table
+  // (csrc/common/score.h): pooled (M, sum(filters)) of rows [row0, row0 + M); prefix_x
+  // (B, T) selects the rollout layout (rows are completions of prefix_x, prefix windows shared).
+  m.def(
+      "score_pool(Tensor tokens, int row0, Tensor? prefix_x, int num_rollouts, Tensor table, "
+      "Tensor bias, int[] width, int[] filters) -> Tensor");
   // The CPU core's ISA path: in use, best this CPU supports, and a forced choice (returns
   // the previous path's name; "auto" = the best supported).
   m.def("cpu_isa() -> str", &cpu_isa);

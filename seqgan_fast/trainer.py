@@ -38,6 +38,7 @@ from .checkpoint import (
 )
 from .config import ConfigError, TrainConfig
 from .models import Discriminator, Generator
+from .optim import fast_adam
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ class SeqGANTrainer:
         # Separate Adam states for MLE and policy gradient, as the reference code's two ops.
         self.g_mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr)
         self.g_adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr)
-        self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.d_lr)
+        self.d_opt = fast_adam(self.discriminator.parameters(), lr=cfg.d_lr)  # see optim.py
 
         self.state: dict[str, Any] = {
             "phase": "mle", "mle_epoch": 0, "d_round": 0, "adv_batch": 0, "seed_calls": 0,

@@ -19,6 +19,21 @@ struct LSTMWeightsView {
   int64_t V, E, H;
 };
 
+// The discriminator's first layer folded into a table (csrc/common/score.h): filter group g
+// has width[g] and filters[g] filters, padded to fpad[g] (a multiple of 16) columns at offset
+// off[g] + o*fpad[g] of a token's table row (offset o < width[g]) and at fpoff[g] of the
+// padded bias vector (fp_total floats).
+struct ConvTableView {
+  const float* table;  // (V, Kp)
+  const float* bias;   // (fp_total)
+  const int64_t* width;
+  const int64_t* filters;
+  const int64_t* fpad;
+  const int64_t* off;
+  const int64_t* fpoff;
+  int64_t groups, V, Kp, fp_total;
+};
+
 // Entry points of one compiled copy of csrc/common/generate.h (argument meaning there).
 struct CoreKernels {
   const char* isa;  // "avx512", "avx2" or "baseline"
@@ -32,6 +47,9 @@ struct CoreKernels {
   void (*rollout)(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T, int64_t N,
                   int64_t start_token, uint64_t seed, float temperature, int64_t* out,
                   int num_threads);
+  void (*score_pool)(const ConvTableView& d, const int64_t* tokens, int64_t row0, int64_t M,
+                     int64_t T, const int64_t* prefix_x, int64_t N, int64_t B, float* pooled,
+                     int num_threads);
 };
 
 // The copies linked into this binary (csrc/cpu/kernels_*.cpp); on other CPUs than x86-64

@@ -2,6 +2,7 @@
 // table of its entry points. Expects SEQGAN_ISA and SEQGAN_ISA_LEVEL defined (and the
 // target pragma in force) by the includer.
 #include "common/generate.h"
+#include "common/score.h"
 
 namespace seqgan {
 namespace SEQGAN_ISA {
@@ -9,7 +10,7 @@ namespace SEQGAN_ISA {
 #define SEQGAN_STR2(x) #x
 #define SEQGAN_STR(x) SEQGAN_STR2(x)
 static const CoreKernels kKernels = {SEQGAN_STR(SEQGAN_ISA), &decode_core, &sample_core,
-                                     &rollout_core};
+                                     &rollout_core, &score_pool_core};
 #undef SEQGAN_STR
 #undef SEQGAN_STR2
 extern const CoreKernels* const kTable;

@@ -108,12 +108,27 @@ def rollout_rewards(
     score_batch: int = 4096,
 ) -> torch.Tensor:
     """Per-token rewards (B, T) float: column t-1 (t < T) is the mean over the N completions
-    of prefix t of D's P(real); the last column is D(x). Scored ``score_batch`` rows at a time.
+    of prefix t of D's P(real); the last column is D(x). Scored ``score_batch`` rows at a time
+    by ``ops.score`` with the same backend (``cpp``: the fused scoring kernel, prefix windows
+    shared between completions).
     """
+    from .score import score
+
+    w = as_weights(policy)
+    if discriminator.vocab_size != w.vocab_size:
+        raise ValueError(f"the discriminator's vocabulary ({discriminator.vocab_size}) is not "
+                         f"the policy's ({w.vocab_size})")
+    if x.dim() == 2 and x.shape[1] != discriminator.seq_len:
+        raise ValueError(f"x has T={x.shape[1]} positions but the discriminator was built for "
+                         f"seq_len={discriminator.seq_len}")
+    if not isinstance(score_batch, int) or score_batch < 1:
+        raise ValueError(f"score_batch must be a positive int, got {score_batch!r}")
     B, T = x.shape
     comps = rollout(policy, x, num_rollouts, seed, temperature, backend)
-    scores = discriminator.prob_real(comps.view(-1, T), batch_size=score_batch)
     rewards = torch.empty(B, T, dtype=torch.float32, device=x.device)
-    rewards[:, : T - 1] = scores.view(T - 1, num_rollouts, B).mean(dim=1).t()
-    rewards[:, T - 1] = discriminator.prob_real(x, batch_size=score_batch)
+    if T > 1:
+        scores = score(discriminator, comps.view(-1, T), backend, score_batch, prefix_x=x,
+                       num_rollouts=num_rollouts)
+        rewards[:, : T - 1] = scores.view(T - 1, num_rollouts, B).mean(dim=1).t()
+    rewards[:, T - 1] = score(discriminator, x, backend, score_batch)
     return rewards

@@ -1,0 +1,128 @@
+// The discriminator's convolution + ReLU + max-pool over time with the embedding folded into
+// the first layer (op `score`; torch-free). For filter group g (width k, F filters) the
+// convolution of an embedded sequence is a sum of table rows,
+//   conv_g(p)[f] = b[f] + sum_{o<k} U_{g,o}[x_{p+o}][f],   U_{g,o} = Emb . W_{g,:,:,o}^T,
+// so a window costs k vector adds instead of k*E multiply-adds. The table (V x Kp floats,
+// built by the caller with one GEMM) holds for token v, group g, offset o the Fp = round_up(F,
+// 16) columns [off_g + o*Fp, +Fp), the padding columns zero.
+//
+// Rollout layout (prefix_x != null): row m = ((t-1)*N + n)*B + b is a completion of x[b] that
+// equals x[b] on positions < t. Windows that lie inside the prefix (p + k <= t) are the same
+// for every n: their running maximum is computed once per (b, t) and only the windows that
+// reach a generated position are computed per completion.
+//
+// Every window sums bias + U_0 + U_1 + ... in o order with plain adds, so all ISA paths give
+// bit-identical results (no FMA involved).
+#pragma once
+
+#include "isa.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "api.h"
+#include "vec.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace seqgan {
+namespace SEQGAN_ISA {
+
+constexpr int kScoreChunk = 4;  // native vectors of filters kept in registers per pass
+
+// Max over windows p in [p_begin, p_end) of group g's conv values for one sequence `tok`,
+// folded into mx (Fp floats). Windows are computed kScoreChunk vectors at a time.
+inline void fold_windows(const ConvTableView& d, int64_t g, const int64_t* tok, int64_t p_begin,
+                         int64_t p_end, float* mx) {
+  const int64_t k = d.width[g], Fp = d.fpad[g], off = d.off[g];
+  const float* bias = d.bias + d.fpoff[g];
+  for (int64_t c0 = 0; c0 < Fp; c0 += kScoreChunk * kNativeLanes) {
+    const int nv = static_cast<int>(std::min<int64_t>(kScoreChunk, (Fp - c0) / kNativeLanes));
+    vn m[kScoreChunk], b[kScoreChunk];
+    for (int j = 0; j < nv; ++j) {
+      m[j] = nload(mx + c0 + j * kNativeLanes);
+      b[j] = nload(bias + c0 + j * kNativeLanes);
+    }
+    for (int64_t p = p_begin; p < p_end; ++p) {
+      vn acc[kScoreChunk];
+      for (int j = 0; j < nv; ++j) acc[j] = b[j];
+      for (int64_t o = 0; o < k; ++o) {
+        const float* row = d.table + tok[p + o] * d.Kp + off + o * Fp + c0;
+        for (int j = 0; j < nv; ++j) acc[j] = acc[j] + nload(row + j * kNativeLanes);
+      }
+      for (int j = 0; j < nv; ++j) m[j] = nmax(m[j], acc[j]);
+    }
+    for (int j = 0; j < nv; ++j) nstore(mx + c0 + j * kNativeLanes, m[j]);
+  }
+}
+
+// pooled (M, F) = relu(max_p conv(p)) of rows [row0, row0 + M) of `tokens` (row stride T); F =
+// sum of the groups' filter counts, groups in order. prefix_x (B, T) selects the rollout
+// layout (rows are completions of x, N per prefix), else every row is scored whole.
+inline void score_pool_core(const ConvTableView& d, const int64_t* tokens, int64_t row0,
+                            int64_t M, int64_t T, const int64_t* prefix_x, int64_t N, int64_t B,
+                            float* pooled, int num_threads) {
+  if (M <= 0) return;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const int64_t Fp = d.fp_total;
+  int64_t F = 0;
+  for (int64_t g = 0; g < d.groups; ++g) F += d.filters[g];
+#ifdef _OPENMP
+  const int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
+#else
+  const int nt = 1;
+  (void)num_threads;
+#endif
+  // prefix running maxima: run[(b*(T-1) + t-1)*Fp ...] over windows with p + k <= t
+  std::vector<float> run;
+  if (prefix_x) {
+    run.assign(static_cast<size_t>(B * (T - 1) * Fp), neg_inf);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; ++b) {
+      std::vector<float> mx(static_cast<size_t>(Fp), neg_inf);
+      const int64_t* xb = prefix_x + b * T;
+      for (int64_t t = 1; t < T; ++t) {
+        for (int64_t g = 0; g < d.groups; ++g) {
+          const int64_t p = t - d.width[g];  // the window that ends at position t - 1
+          if (p >= 0) fold_windows(d, g, xb, p, p + 1, mx.data() + d.fpoff[g]);
+        }
+        std::memcpy(&run[(b * (T - 1) + t - 1) * Fp], mx.data(), sizeof(float) * Fp);
+      }
+    }
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<float> mx(static_cast<size_t>(Fp));
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t i = 0; i < M; ++i) {
+      const int64_t m = row0 + i;
+      const int64_t* tok = tokens + i * T;
+      int64_t t = 0;  // prefix length whose windows come from `run`
+      if (prefix_x) {
+        t = m / (N * B) + 1;
+        const int64_t b = m % B;
+        std::memcpy(mx.data(), &run[(b * (T - 1) + t - 1) * Fp], sizeof(float) * Fp);
+      } else {
+        std::fill(mx.begin(), mx.end(), neg_inf);
+      }
+      float* out = pooled + i * F;
+      for (int64_t g = 0; g < d.groups; ++g) {
+        const int64_t k = d.width[g];
+        float* mg = mx.data() + d.fpoff[g];
+        // windows reaching position >= t: p + k > t
+        fold_windows(d, g, tok, std::max<int64_t>(0, t - k + 1), T - k + 1, mg);
+        const int64_t Fg = d.filters[g];
+        for (int64_t f = 0; f < Fg; ++f) out[f] = mg[f] > 0.0f ? mg[f] : 0.0f;  // ReLU
+        out += Fg;
+      }
+    }
+  }
+}
+
+}  // namespace SEQGAN_ISA
+}  // namespace seqgan

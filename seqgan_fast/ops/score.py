@@ -1,0 +1,162 @@
+"""``score``: the discriminator's P(real) of token sequences (DESIGN §2, §5).
+
+``reference`` is ``Discriminator.prob_real`` (convolutions as GEMMs, eval mode). ``cpp``
+folds the embedding into the first layer: for filter group g (width k) and offset o < k,
+U_{g,o} = Emb · W_{g,:,:,o}ᵀ is one (V x F_g) table built per call by a single GEMM, so a
+convolution window becomes k row loads and adds (csrc/common/score.h) instead of k·E
+multiply-adds; ReLU and max-pool over time are fused behind it. For rollout completions the
+windows that lie inside the shared prefix are computed once per (sequence, prefix length).
+The highway and output layers then run as GEMMs on the pooled features, ``batch_size`` rows
+at a time, so no (rows x filters x T) tensor is ever materialised.
+
+Memory: the table is V x sum_g(k_g * round_up(F_g, 16)) floats (262 MB at the paper's
+V = 5000 and 1,720 filters). Where it would exceed ``table_bytes`` (default
+``SCORE_TABLE_BYTES`` = 512 MiB, or ``SEQGAN_FAST_SCORE_TABLE_MB``) the call falls back to
+the reference's GEMM form (logged once) and gives the same scores to float rounding.
+On CUDA tensors every backend uses the reference's cuDNN/cuBLAS convolutions (not measured on
+a GPU yet).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import NamedTuple
+
+import torch
+
+from .backends import resolve
+
+log = logging.getLogger("seqgan_fast")
+
+SCORE_TABLE_BYTES = int(float(os.environ.get("SEQGAN_FAST_SCORE_TABLE_MB", "512")) * 2**20)
+_LANES = 16  # the kernel's filter padding
+_warned_budget = False
+
+
+class FoldedConv(NamedTuple):
+    """The discriminator's first layer as an embedding-folded table (see module doc)."""
+
+    table: torch.Tensor  # (V, Kp) float32
+    bias: torch.Tensor  # (sum of padded filter counts,) float32
+    widths: list[int]
+    filters: list[int]
+
+
+def _groups(d) -> tuple[list[int], list[int]]:
+    widths = [int(c.kernel_size[0]) for c in d.convs]
+    filters = [int(c.out_channels) for c in d.convs]
+    return widths, filters
+
+
+def table_bytes(d) -> int:
+    """Bytes of the folded table of discriminator ``d``."""
+    widths, filters = _groups(d)
+    kp = sum(k * -(-f // _LANES) * _LANES for k, f in zip(widths, filters, strict=True))
+    return 4 * d.vocab_size * kp
+
+
+@torch.no_grad()
+def fold(d) -> FoldedConv:
+    """Build the table U and the padded bias from discriminator ``d`` (one GEMM)."""
+    widths, filters = _groups(d)
+    emb = d.embedding.weight.detach().float()
+    E = emb.shape[1]
+    cols, biases = [], []
+    for conv, k, f in zip(d.convs, widths, filters, strict=True):
+        fp = -(-f // _LANES) * _LANES
+        w = conv.weight.detach().float()  # (F, E, k)
+        for o in range(k):
+            block = emb.new_zeros(E, fp)
+            block[:, :f] = w[:, :, o].t()
+            cols.append(block)
+        b = emb.new_zeros(fp)
+        b[:f] = conv.bias.detach().float()
+        biases.append(b)
+    table = emb @ torch.cat(cols, dim=1)
+    return FoldedConv(table.contiguous(), torch.cat(biases).contiguous(), widths, filters)
+
+
+def _pool(rows: torch.Tensor, row0: int, prefix_x: torch.Tensor | None, num_rollouts: int,
+          folded: FoldedConv) -> torch.Tensor:
+    """The fused conv + ReLU + max-pool of rows (M, T) from the folded table: (M, F)."""
+    return torch.ops.seqgan_fast.score_pool(rows, row0, prefix_x, num_rollouts, folded.table,
+                                            folded.bias, folded.widths, folded.filters)
+
+
+@torch.no_grad()
+def _head(d, pooled: torch.Tensor) -> torch.Tensor:
+    """P(real) from pooled features (M, F): highway, output layer, softmax (eval: no dropout)."""
+    logits = d.output(d.highway(pooled))
+    return torch.softmax(logits, dim=1)[:, 1]
+
+
+def _check(d, x: torch.Tensor, name: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.int64 or x.dim() != 2:
+        raise ValueError(f"{name} must be an int64 tensor of shape (M, T), got "
+                         f"{getattr(x, 'dtype', type(x).__name__)} "
+                         f"{tuple(getattr(x, 'shape', ()))}")
+    if x.shape[1] != d.seq_len:
+        raise ValueError(f"{name} has T={x.shape[1]} positions but the discriminator was built "
+                         f"for seq_len={d.seq_len}")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= d.vocab_size):
+        raise ValueError(f"{name} has token ids outside [0, {d.vocab_size}) of the "
+                         "discriminator's vocabulary")
+
+
+def _use_table(d, budget: int | None) -> bool:
+    global _warned_budget
+    limit = SCORE_TABLE_BYTES if budget is None else budget
+    need = table_bytes(d)
+    if need <= limit:
+        return True
+    if not _warned_budget:
+        _warned_budget = True
+        log.info("score: folded table would need %.0f MB > budget %.0f MB; using the GEMM form",
+                 need / 2**20, limit / 2**20)
+    return False
+
+
+@torch.no_grad()
+def score(
+    discriminator,
+    x: torch.Tensor,
+    backend: str = "auto",
+    batch_size: int = 4096,
+    prefix_x: torch.Tensor | None = None,
+    num_rollouts: int | None = None,
+    table_bytes_limit: int | None = None,
+) -> torch.Tensor:
+    """P(real) of each row of x (M, T) int64 under ``discriminator`` in eval mode: (M,) float.
+
+    prefix_x (B, T) with num_rollouts N: x holds the (T-1)*N*B completions of prefix_x in
+    ``ops.rollout``'s row order (row ((t-1)*N + n)*B + b equals prefix_x[b] before t); the
+    ``cpp`` backend then shares the prefix windows (same scores as scoring rows whole).
+    """
+    d = discriminator
+    _check(d, x, "x")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if prefix_x is not None:
+        _check(d, prefix_x, "prefix_x")
+        if not isinstance(num_rollouts, int) or num_rollouts < 1:
+            raise ValueError(f"num_rollouts must be a positive int, got {num_rollouts!r}")
+        B, T = prefix_x.shape
+        if x.shape[0] != (T - 1) * num_rollouts * B:
+            raise ValueError(f"x has {x.shape[0]} rows; the completions of prefix_x need "
+                             f"(T-1)*N*B = {(T - 1) * num_rollouts * B}")
+    be = resolve(backend, x.device)
+    if be != "cpp" or not _use_table(d, table_bytes_limit):
+        return d.prob_real(x, batch_size=batch_size)
+    was_training = d.training
+    d.eval()
+    try:
+        folded = fold(d)
+        px = None if prefix_x is None else prefix_x.contiguous()
+        n = 1 if num_rollouts is None else num_rollouts
+        out = []
+        for r0 in range(0, x.shape[0], batch_size):
+            rows = x[r0 : r0 + batch_size].contiguous()
+            out.append(_head(d, _pool(rows, r0, px, n, folded)))
+    finally:
+        d.train(was_training)
+    return torch.cat(out) if out else x.new_zeros(0, dtype=torch.float32)

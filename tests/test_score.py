@@ -1,0 +1,157 @@
+"""``ops.score`` (the discriminator's P(real)) and the rewards that use it: the fused cpp
+scoring kernel (embedding folded into the first layer, prefix windows shared between rollout
+completions) against the reference discriminator."""
+import importlib
+import logging
+
+import pytest
+import torch
+from helpers import small_generator
+
+from seqgan_fast import Discriminator, _ext, ops
+
+score_mod = importlib.import_module("seqgan_fast.ops.score")  # the module, not ops.score
+
+pytestmark = pytest.mark.skipif(
+    not ops.is_available("cpp", "cpu"),
+    reason=f"cpp backend unavailable (seqgan_fast._C without CPU kernels; {_ext.REBUILD_HINT})")
+
+# (vocab, seq_len, filter sizes, filter counts): odd counts (not multiples of 16), widths up to
+# T, the paper's filters at its size
+DISCS = [
+    (50, 7, (1, 3, 7), (5, 17, 3)),
+    (301, 12, (2, 4, 5, 12), (33, 16, 1, 40)),
+    (5000, 20, None, None),
+]
+
+
+def make_d(V, T, sizes, counts, seed=0) -> Discriminator:
+    torch.manual_seed(seed)
+    kw = {} if sizes is None else {"filter_sizes": sizes, "num_filters": counts}
+    d = Discriminator(V, T, emb_dim=16 if sizes else 64, **kw)
+    with torch.no_grad():  # spread the logits so that P(real) is not ~0.5 everywhere
+        d.output.weight.mul_(20.0)
+    return d
+
+
+@pytest.mark.parametrize("V,T,sizes,counts", DISCS)
+def test_score_matches_reference(V, T, sizes, counts):
+    d = make_d(V, T, sizes, counts)
+    x = torch.randint(0, V, (97, T))
+    want = d.prob_real(x)
+    got = ops.score(d, x, backend="cpp", batch_size=40)
+    assert got.shape == want.shape and got.dtype == torch.float32
+    assert (got - want).abs().max().item() <= 1e-5
+    assert want.std() > 0.01  # the comparison is not between constants
+
+
+@pytest.mark.parametrize("isa", ops.cpu_isa_paths())
+def test_score_bit_identical_across_isa_paths(isa):
+    d = make_d(301, 12, (2, 4, 5, 12), (33, 16, 1, 40))
+    x = torch.randint(0, 301, (33, 12))
+    base = ops.score(d, x, backend="cpp")
+    with ops.force_cpu_isa(isa):
+        assert torch.equal(ops.score(d, x, backend="cpp"), base)
+
+
+@pytest.mark.parametrize("V,T,sizes,counts", DISCS[:2])
+@pytest.mark.parametrize("N", [1, 3])
+def test_prefix_shared_scores_equal_whole_completions(V, T, sizes, counts, N):
+    g = small_generator(V, 8, 16, T, seed=1, scale=3.0)
+    d = make_d(V, T, sizes, counts, seed=2)
+    x = ops.sample(g, 11, seed=3, backend="cpp")
+    comps = ops.rollout(g, x, N, seed=4, backend="cpp").view(-1, T)
+    whole = ops.score(d, comps, backend="cpp", batch_size=50)
+    shared = ops.score(d, comps, backend="cpp", batch_size=50, prefix_x=x, num_rollouts=N)
+    assert torch.equal(whole, shared)  # same windows, same adds, same order
+    assert (shared - d.prob_real(comps)).abs().max().item() <= 1e-5
+
+
+def test_rollout_rewards_equal_scoring_every_completion_with_reference():
+    V, T, N = 301, 12, 4
+    g = small_generator(V, 8, 16, T, seed=5, scale=3.0)
+    d = make_d(V, T, (2, 4, 5, 12), (33, 16, 1, 40), seed=6)
+    x = ops.sample(g, 9, seed=7, backend="cpp")
+    got = ops.rollout_rewards(g, d, x, N, seed=8, backend="cpp", score_batch=64)
+    comps = ops.rollout(g, x, N, seed=8, backend="cpp")
+    per = d.prob_real(comps.view(-1, T)).view(T - 1, N, -1).mean(dim=1).t()
+    assert (got[:, :-1] - per).abs().max().item() <= 1e-5
+    assert (got[:, -1] - d.prob_real(x)).abs().max().item() <= 1e-5
+    ref = ops.rollout_rewards(g, d, x, N, seed=8, backend="reference")
+    assert (got - ref).abs().max().item() <= 1e-5  # same tokens (RNG contract), same D
+
+
+def test_memory_budget_fallback_gives_the_same_scores(caplog, monkeypatch):
+    d = make_d(301, 12, (2, 4, 5, 12), (33, 16, 1, 40))
+    x = torch.randint(0, 301, (20, 12))
+    need = score_mod.table_bytes(d)
+    assert need == 4 * 301 * (2 * 48 + 4 * 16 + 5 * 16 + 12 * 48)
+    calls = []
+    real = score_mod._pool
+    monkeypatch.setattr(score_mod, "_pool", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(score_mod, "_warned_budget", False)
+    with caplog.at_level(logging.INFO, logger="seqgan_fast"):
+        small = ops.score(d, x, backend="cpp", table_bytes_limit=need - 1)
+        assert not calls  # the fused kernel was not used
+        big = ops.score(d, x, backend="cpp", table_bytes_limit=need)
+        assert calls
+    assert "using the GEMM form" in caplog.text
+    assert torch.equal(small, d.prob_real(x))
+    assert (small - big).abs().max().item() <= 1e-5
+
+
+def test_score_restores_training_mode_and_ignores_dropout():
+    d = make_d(50, 7, (1, 3, 7), (5, 17, 3)).train()
+    x = torch.randint(0, 50, (30, 7))
+    a = ops.score(d, x, backend="cpp")
+    assert d.training
+    assert torch.equal(a, ops.score(d, x, backend="cpp"))  # eval mode: no dropout noise
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda d: ops.score(d, torch.zeros(3, 7)), "int64"),
+    (lambda d: ops.score(d, torch.zeros(3, 7, 1, dtype=torch.long)), "shape"),
+    (lambda d: ops.score(d, torch.zeros(3, 8, dtype=torch.long)), "seq_len=7"),
+    (lambda d: ops.score(d, torch.full((3, 7), 50)), "outside"),
+    (lambda d: ops.score(d, torch.full((3, 7), -1)), "outside"),
+    (lambda d: ops.score(d, torch.zeros(3, 7, dtype=torch.long), batch_size=0), "batch_size"),
+    (lambda d: ops.score(d, torch.zeros(3, 7, dtype=torch.long),
+                         prefix_x=torch.zeros(2, 7, dtype=torch.long), num_rollouts=1),
+     "completions"),
+    (lambda d: ops.score(d, torch.zeros(12, 7, dtype=torch.long),
+                         prefix_x=torch.zeros(2, 7, dtype=torch.long), num_rollouts=0),
+     "num_rollouts"),
+])
+def test_score_validation(call, match):
+    d = make_d(50, 7, (1, 3, 7), (5, 17, 3))
+    with pytest.raises(ValueError, match=match):
+        call(d)
+
+
+def test_kernel_refuses_filters_wider_than_the_sequence():
+    d = make_d(50, 7, (1, 3, 7), (5, 17, 3))
+    f = score_mod.fold(d)
+    with pytest.raises(RuntimeError, match="filter width 7 must be in"):
+        torch.ops.seqgan_fast.score_pool(torch.zeros(2, 5, dtype=torch.long), 0, None, 1,
+                                         f.table, f.bias, f.widths, f.filters)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda g, d, x: ops.rollout_rewards(g, Discriminator(300, 9), x, 2), "seq_len=9"),
+    (lambda g, d, x: ops.rollout_rewards(g, Discriminator(299, 7), x, 2), "vocabulary"),
+    (lambda g, d, x: ops.rollout_rewards(g, d, x, 2, score_batch=0), "score_batch"),
+])
+def test_rollout_rewards_validation(call, match):
+    g = small_generator(300, 8, 16, 7)
+    d = Discriminator(300, 7)
+    x = ops.sample(g, 3, seed=0, backend="cpp")
+    with pytest.raises(ValueError, match=match):
+        call(g, d, x)
+
+
+def test_rollout_rewards_single_position():
+    g = small_generator(300, 8, 16, 1)
+    d = Discriminator(300, 1, filter_sizes=(1,), num_filters=(4,))
+    x = ops.sample(g, 3, seed=0, backend="cpp")
+    r = ops.rollout_rewards(g, d, x, 2, backend="cpp")
+    assert r.shape == (3, 1) and torch.allclose(r[:, 0], d.prob_real(x), atol=1e-6)
