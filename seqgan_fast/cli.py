@@ -17,6 +17,7 @@ from typing import Any
 from .config import PRESETS, ConfigError, TrainConfig
 
 PROG = "seqgan-fast"
+MAX_THREADS = 4096
 MAX_SAMPLES = 10_000_000  # sample -n: Philox rows are 32-bit; printed in chunks, so memory is
                           # bounded, but more lines than this is a typo rather than a wish
 _TASK_BY_SUFFIX = {".txt": "text", ".inter": "recsys", ".csv": "recsys"}
@@ -52,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a run already in --out (otherwise that is an error)")
     t.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any TrainConfig field (applied last), e.g. mle_epochs=10")
-    t.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    t.add_argument("--threads", type=int,
+                   help="CPU threads for torch (default: torch's, fewer while other processes "
+                   "keep CPUs busy; see threads.py)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
 
     s = sub.add_parser("sample", help="print sequences from a trained run's generator")
@@ -181,19 +184,19 @@ def _infer_task(data: str, preset_task: str) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .threads import ThreadGovernor
     from .trainer import SeqGANTrainer
 
     _configure_logging(args.quiet)
     try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-            import torch
-
-            torch.set_num_threads(args.threads)
+        if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+            raise ConfigError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
         cfg, out = _train_config(args)
+        governor = ThreadGovernor(args.threads)  # fewer threads on a loaded machine
+        governor.apply()
         trainer = SeqGANTrainer(cfg, out, resume=args.resume, overwrite=args.overwrite,
                                 progress=False if args.quiet else None)
+        governor.attach(trainer)
     except _setup_errors() as exc:
         raise _BadInput(str(exc)) from None
     try:
