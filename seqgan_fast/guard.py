@@ -42,9 +42,9 @@ def first_non_finite(named: Iterable[tuple[str, torch.Tensor | None]]) -> str | 
 def most_likely_setting(cfg: Any, keys: Sequence[str]) -> str:
     """Of ``keys``, the setting farthest (in orders of magnitude) from its preset value,
     formatted ``key=value``; a non-finite value always wins."""
-    from .config import TrainConfig
+    from .config import PRESETS, TrainConfig
 
-    base = TrainConfig.preset(cfg.preset_name) if cfg.preset_name != "custom" else TrainConfig()
+    base = TrainConfig.preset(cfg.preset_name) if cfg.preset_name in PRESETS else TrainConfig()
 
     def distance(key: str) -> float:
         v, ref = float(getattr(cfg, key)), float(getattr(base, key))

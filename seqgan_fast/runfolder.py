@@ -4,15 +4,17 @@ path, key or line (ConfigError / CheckpointError)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, latest_checkpoint
 from .config import ConfigError
 
+log = logging.getLogger(__name__)
 PHASES = ("mle", "d_pretrain", "adv", "done")
 _COUNTERS = ("mle_epoch", "d_round", "adv_batch", "seed_calls", "metrics_lines", "num_evals",
              "save_index")
@@ -118,10 +120,6 @@ def restart_plan(out: Path, resume: bool, overwrite: bool) -> tuple[bool, bool]:
     plain rerun both start it over (logged) instead of failing. ``resume`` together with
     ``overwrite`` is a contradiction and refused.
     """
-    import logging
-
-    from .checkpoint import latest_checkpoint
-
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other (continue the run, or "
                           "replace it)")
@@ -131,6 +129,6 @@ def restart_plan(out: Path, resume: bool, overwrite: bool) -> tuple[bool, bool]:
         return resume, overwrite
     if resume and not (out / "config.json").is_file():
         return resume, overwrite  # not a run folder at all: "nothing to resume"
-    logging.getLogger(__name__).warning(
+    log.warning(
         "%s holds a run stopped before its first checkpoint; starting it over", out)
     return False, True
