@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -172,8 +173,13 @@ def run_case(case: Case, repeats: int = 3, warmup: int = 1,
     return rows
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ValueError(message)  # one line, as every seqgan-fast error
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="seqgan-fast bench",
         description="Time rollout / rewards / sample / decode / adv_step / d_epoch for each "
                     "backend and the baselines; write JSON, print a table.")
@@ -241,10 +247,44 @@ def run(ops: list[str], configs: list[BenchConfig], backends: list[str] | None, 
     return doc
 
 
+def check_json_target(path: str) -> None:
+    """The --json file must be writable, checked before the benchmark runs (not after)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"--json {path}: is a folder, expected a file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"--json {path}: folder {parent} does not exist")
+    existed = p.exists()
+    try:  # a real probe: os.access says yes to root on /proc and read-only mounts
+        with open(p, "a"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--json {path}: not writable ({exc.strerror or exc})") from None
+    if not existed:
+        p.unlink(missing_ok=True)
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+    for key, value in _overrides(args).items():
+        if value is not None and value < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
+    if args.seq_len is not None and args.seq_len < 2:
+        raise ValueError(f"--seq-len must be >= 2 (a rollout needs a prefix and a "
+                         f"continuation), got {args.seq_len}")
+    if args.threads is not None and not 1 <= args.threads <= 4096:
+        raise ValueError(f"--threads must be in [1, 4096], got {args.threads}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``seqgan-fast bench``: returns 0, or 2 on bad arguments."""
+    """``seqgan-fast bench``: returns 0; 2 on bad arguments (one line, before anything runs);
+    1 when every contender failed."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ValueError as exc:
+        print(f"seqgan-fast: error: bench: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     if not args.quiet and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                             datefmt="%H:%M:%S", stream=sys.stderr)
@@ -264,9 +304,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--repeats must be >= 1 and --warmup >= 0")
         if args.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is visible to torch")
+        _check_sizes(args)
+        if args.json:
+            check_json_target(args.json)
     except ValueError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"seqgan-fast bench: error: {exc}", file=sys.stderr)
+        print(f"seqgan-fast: error: bench: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -277,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(doc, f, indent=1)
         log.info("wrote %s", args.json)
     print(format_table(doc))
+    timed_rows = [r for r in doc["results"] if r.get("median_s") is not None
+                  and r.get("backend") != GEMM]
+    if not timed_rows:
+        print("seqgan-fast: error: bench: every contender failed (see the error column"
+              f"{' and ' + args.json if args.json else ''})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,12 +11,18 @@ A checkpoint is assembled in a hidden temporary folder, renamed into place with
 ``os.replace`` and only then named in ``LATEST`` (itself written to a temporary file and
 ``os.replace``-d), so a crash at any moment leaves the previous checkpoint intact and
 readable. Older checkpoints are removed after ``LATEST`` moves on.
+
+Integrity: ``state.json`` records the SHA-256 of every tensor file (``digests``), checked on
+load, and no tensor may be NaN or inf (refused on save and on load); ``LATEST`` must name a
+checkpoint folder inside ``checkpoints/``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -31,10 +37,15 @@ CHECKPOINT_DIR = "checkpoints"
 LATEST = "LATEST"
 STATE = "state.json"
 _TMP_PREFIX = ".tmp-"
+_NAME = re.compile(r"[0-9]{6,}")  # checkpoint folder names, as save_checkpoint writes them
 
 
 class CheckpointError(RuntimeError):
     """No usable checkpoint (missing, incomplete or unreadable); the message names the path."""
+
+
+class NonFiniteCheckpointError(CheckpointError):
+    """A state with NaN or inf tensors was about to be saved (and was not)."""
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -91,8 +102,32 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
         if head != prefix:
             continue
         pid, _, key = rest.partition(".")
-        state.setdefault(int(pid), {})[key] = t
+        state.setdefault(_param_index(name, pid), {})[key] = t
+    check_optimizer_state(opt, state, prefix)
     opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
+
+
+def _param_index(name: str, pid: str) -> int:
+    try:
+        return int(pid)
+    except ValueError:
+        raise CheckpointError(f"optimizer tensor {name!r}: bad parameter index") from None
+
+
+def check_optimizer_state(opt: torch.optim.Optimizer, state: dict[int, dict[str, torch.Tensor]],
+                          prefix: str) -> None:
+    """Per-parameter tensors must match their parameter's shape (``step`` is a scalar)."""
+    params = [p for group in opt.param_groups for p in group["params"]]
+    for pid, entries in state.items():
+        if not 0 <= pid < len(params):
+            raise CheckpointError(f"optimizer tensors {prefix}.{pid}.*: no parameter {pid} "
+                                  f"(the optimizer has {len(params)})")
+        for key, t in entries.items():
+            want = () if key == "step" else tuple(params[pid].shape)
+            ok = t.numel() == 1 if key == "step" else tuple(t.shape) == want
+            if not ok:
+                raise CheckpointError(f"optimizer tensor {prefix}.{pid}.{key} has shape "
+                                      f"{tuple(t.shape)}, expected {want}")
 
 
 # -- save / load ----------------------------------------------------------------------------
@@ -110,10 +145,14 @@ def save_checkpoint(run_dir: str | os.PathLike, index: int,
     tmp = _temp_name(root, name)
     try:
         tmp.mkdir()
+        digests = {}
         for group, sd in tensors.items():
             flat = {k: v.detach().cpu().contiguous() for k, v in sd.items()}
+            _check_finite(flat, f"checkpoint group {group!r}", NonFiniteCheckpointError)
             save_file(flat, str(tmp / f"{group}.safetensors"))
-        (tmp / STATE).write_text(json.dumps({**state, "groups": sorted(tensors)}, indent=2,
+            digests[group] = file_digest(tmp / f"{group}.safetensors")
+        (tmp / STATE).write_text(json.dumps({**state, "groups": sorted(tensors),
+                                             "digests": digests}, indent=2,
                                             sort_keys=True) + "\n", encoding="utf-8")
         if final.exists():  # left by a crash between the rename and LATEST: not referenced
             _remove(final)
@@ -132,12 +171,24 @@ def save_checkpoint(run_dir: str | os.PathLike, index: int,
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The folder named by ``checkpoints/LATEST``, or None if the run has no checkpoint."""
     root = Path(run_dir) / CHECKPOINT_DIR
+    file = root / LATEST
     try:
-        name = (root / LATEST).read_text(encoding="utf-8").strip()
+        name = file.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise CheckpointError(f"{file} is a folder, expected a one-line file naming the "
+                              "newest checkpoint") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{file} is not text (expected a checkpoint name such as "
+                              "000007)") from None
+    except OSError as exc:
+        raise CheckpointError(f"{file}: unreadable ({exc.strerror or exc})") from None
+    if not _NAME.fullmatch(name):  # also rejects ../x, absolute paths and several lines
+        raise CheckpointError(f"{file} names {name[:80]!r}, not a checkpoint folder inside "
+                              f"{root} (expected a name such as 000007)")
     path = root / name
-    if not name or not (path / STATE).is_file():
+    if path.is_symlink() or not (path / STATE).is_file():
         raise CheckpointError(f"{root / LATEST} names {name!r}, which is not a complete "
                               "checkpoint")
     return path
@@ -152,14 +203,60 @@ def load_checkpoint(path: str | os.PathLike,
         state = json.loads((path / STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path / STATE}: unreadable checkpoint state ({exc})") from exc
+    _check_index(state, path / STATE)
     tensors = {}
-    for group in groups if groups is not None else state.get("groups", []):
+    for group in groups if groups is not None else state["groups"]:
         file = path / f"{group}.safetensors"
+        if group not in state["groups"]:
+            raise CheckpointError(f"{path / STATE}: no tensor group {group!r} in 'groups'")
+        if group not in state["digests"]:
+            raise CheckpointError(f"{path / STATE}: no digest for group {group!r} in 'digests'")
+        try:
+            digest = file_digest(file)
+        except OSError as exc:
+            raise CheckpointError(f"{file}: unreadable checkpoint tensors ({exc})") from exc
+        if digest != state["digests"][group]:
+            raise CheckpointError(f"{file}: corrupted (its SHA-256 does not match the digest "
+                                  f"recorded in {STATE})")
         try:
             tensors[group] = load_file(str(file), device="cpu")
         except Exception as exc:  # safetensors raises its own error type
             raise CheckpointError(f"{file}: unreadable checkpoint tensors ({exc})") from exc
+        _check_finite(tensors[group], str(file), CheckpointError)
     return tensors, state
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_index(state: Any, where: Path) -> None:
+    """The part of ``state.json`` this module relies on: ``groups`` and ``digests``."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where}: expected a JSON object, got {type(state).__name__}")
+    groups = state.get("groups")
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise CheckpointError(f"{where}: key 'groups' must be a list of names, got "
+                              f"{groups!r:.80}")
+    digests = state.get("digests")
+    if not isinstance(digests, dict) or not all(
+            isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in digests.values()):
+        raise CheckpointError(f"{where}: key 'digests' must map each group to a SHA-256 (hex); "
+                              f"got {digests!r:.80} (written by an older version?)")
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], where: str,
+                  error: type[Exception]) -> None:
+    from .guard import first_non_finite
+
+    bad = first_non_finite(tensors.items())
+    if bad is not None:
+        raise error(f"{where}: tensor {bad!r} holds NaN or inf values")
 
 
 def clear_checkpoints(run_dir: str | os.PathLike) -> None:

@@ -17,6 +17,9 @@ from typing import Any
 from .config import PRESETS, ConfigError, TrainConfig
 
 PROG = "seqgan-fast"
+MAX_THREADS = 4096
+MAX_SAMPLES = 10_000_000  # sample -n: Philox rows are 32-bit; printed in chunks, so memory is
+                          # bounded, but more lines than this is a typo rather than a wish
 _TASK_BY_SUFFIX = {".txt": "text", ".inter": "recsys", ".csv": "recsys"}
 
 
@@ -50,14 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a run already in --out (otherwise that is an error)")
     t.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any TrainConfig field (applied last), e.g. mle_epochs=10")
-    t.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    t.add_argument("--threads", type=int,
+                   help="CPU threads for torch (default: torch's, fewer while other processes "
+                   "keep CPUs busy; see threads.py)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
 
     s = sub.add_parser("sample", help="print sequences from a trained run's generator")
     s.add_argument("--run", required=True, help="run folder (as written by train)")
-    s.add_argument("-n", type=int, default=10, help="number of sequences (default 10)")
+    s.add_argument("-n", type=int, default=10,
+                   help=f"number of sequences (default 10, at most {MAX_SAMPLES:,})")
     s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature")
-    s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed in [0, 2**64) (default 0)")
     s.add_argument("--device", default="cpu", help="cpu | cuda")
     s.add_argument("--backend", default="auto", help="auto | reference | cpp | triton | cuda")
 
@@ -69,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``seqgan-fast`` / ``python -m seqgan_fast``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _check_cpu_isa()
+    except ValueError as exc:
+        return _fail(str(exc))
     if argv and argv[0] == "bench":
         return _bench(argv[1:])
     try:
@@ -88,6 +98,16 @@ class _BadInput(Exception):
     pass
 
 
+def _check_cpu_isa() -> None:
+    """A bad SEQGAN_FAST_ISA is refused before any work (ops.cpu_isa raises ValueError)."""
+    import os
+
+    if os.environ.get("SEQGAN_FAST_ISA"):
+        from .ops import cpu_isa
+
+        cpu_isa()
+
+
 def _fail(message: str) -> int:
     print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
     return 2
@@ -99,6 +119,15 @@ def _setup_errors():
 
     return (CLIError, ConfigError, CheckpointError, FileNotFoundError, NotADirectoryError,
             PermissionError, ValueError, RuntimeError)
+
+
+def _fit_errors():
+    """Errors that stop a started run; what is already saved stays (see guard.py)."""
+    from .checkpoint import CheckpointError
+    from .guard import NonFiniteError
+    from .runlock import RunLockedError
+
+    return (NonFiniteError, RunLockedError, CheckpointError, ConfigError, OSError)
 
 
 def _configure_logging(quiet: bool) -> None:
@@ -113,8 +142,11 @@ def _train_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
     from .checkpoint import latest_checkpoint
 
     out = Path(args.out) if args.out else Path("runs") / (args.preset or "quick")
+    if args.resume and args.overwrite:
+        raise CLIError("--resume and --overwrite exclude each other (continue the run, or "
+                       "replace it)")
     if args.resume:
-        if latest_checkpoint(out) is None:
+        if latest_checkpoint(out) is None and not (out / "config.json").is_file():
             raise ConfigError(f"nothing to resume: no checkpoint in {out}")
         try:
             cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text("utf-8")))
@@ -166,19 +198,19 @@ def _infer_task(data: str, preset_task: str) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .threads import ThreadGovernor
     from .trainer import SeqGANTrainer
 
     _configure_logging(args.quiet)
     try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-            import torch
-
-            torch.set_num_threads(args.threads)
+        if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+            raise ConfigError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
         cfg, out = _train_config(args)
+        governor = ThreadGovernor(args.threads)  # fewer threads on a loaded machine
+        governor.apply(warn=False)  # a set-up error stays the only line
         trainer = SeqGANTrainer(cfg, out, resume=args.resume, overwrite=args.overwrite,
                                 progress=False if args.quiet else None)
+        governor.attach(trainer)
     except _setup_errors() as exc:
         raise _BadInput(str(exc)) from None
     try:
@@ -190,6 +222,8 @@ def _train(args: argparse.Namespace) -> int:
     try:
         with redirect:
             summary = trainer.fit()
+    except _fit_errors() as exc:  # the guard, the run lock, a disk that filled up, ...
+        raise _BadInput(str(exc)) from None
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; continue with: {PROG} train --out {out} --resume",
               file=sys.stderr)
@@ -237,22 +271,27 @@ def _sample(args: argparse.Namespace) -> int:
     from .checkpoint import latest_checkpoint, load_checkpoint
     from .models import Generator
     from .ops.checks import check_temperature
-    from .trainer import check_device, sample_in_chunks
+    from .runfolder import check_run_state
+    from .trainer import SAMPLE_CHUNK, check_device
 
     _configure_logging(quiet=True)
     try:
         run = Path(args.run)
         if not run.is_dir():
             raise ConfigError(f"run folder not found: {run}")
-        if args.n < 1:
-            raise ConfigError(f"-n must be >= 1, got {args.n}")
-        if args.seed < 0:
-            raise ConfigError(f"--seed must be >= 0, got {args.seed}")
-        temperature = check_temperature(args.temperature)
+        if not 1 <= args.n <= MAX_SAMPLES:
+            raise ConfigError(f"-n must be in [1, {MAX_SAMPLES}], got {args.n}")
+        if not 0 <= args.seed < 2**64:
+            raise ConfigError(f"--seed must be in [0, 2**64), got {args.seed}")
+        try:
+            temperature = check_temperature(args.temperature)
+        except ValueError as exc:
+            raise ConfigError(f"--temperature: {exc}") from None
         path = latest_checkpoint(run)
         if path is None:
             raise ConfigError(f"no checkpoint in {run} (train it first)")
         tensors, state = load_checkpoint(path, groups=("generator",))
+        check_run_state(state, path / "state.json")
         device = check_device(args.device)
         backend = ops.resolve(args.backend, device)
         m = state["model"]
@@ -264,10 +303,12 @@ def _sample(args: argparse.Namespace) -> int:
         task = _task_class(state["task"]).load(run, cfg)
     except _setup_errors() as exc:
         raise _BadInput(str(exc)) from None
-    with torch.no_grad():
-        x = sample_in_chunks(generator, args.n, args.seed, backend, temperature=temperature)
-    for line in task.decode(x.cpu()):
-        print(line)
+    with torch.no_grad():  # chunk by chunk: memory does not grow with -n
+        for r0 in range(0, args.n, SAMPLE_CHUNK):
+            x = ops.sample(generator, min(SAMPLE_CHUNK, args.n - r0), seed=args.seed,
+                           temperature=temperature, backend=backend, row_offset=r0)
+            for line in task.decode(x.cpu()):
+                print(line)
     return 0
 
 

@@ -94,8 +94,12 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check value ranges and names; raises ConfigError naming the key. Returns self."""
+        from .limits import check_limits, check_types
+
         def bad(key: str, why: str) -> ConfigError:
             return ConfigError(f"bad value {getattr(self, key)!r} for {key}: {why}")
+
+        check_types(self)
 
         positive = ("vocab_size", "seq_len", "g_emb_dim", "g_hidden_dim", "d_emb_dim",
                     "batch_size", "num_train", "num_eval", "d_epochs", "d_num_negatives",
@@ -130,6 +134,7 @@ class TrainConfig:
             raise bad("backend", "choose from auto, reference, cpp, triton, cuda")
         if self.device.split(":")[0] not in ("cpu", "cuda"):
             raise bad("device", "choose from cpu, cuda (or cuda:N)")
+        check_limits(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +145,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a JSON object, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(d) - names)
         if bad:

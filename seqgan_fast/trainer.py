@@ -37,8 +37,11 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ConfigError, TrainConfig
+from .guard import guard_trainer
 from .models import Discriminator, Generator
 from .optim import fast_adam
+from .runfolder import check_metrics_file, check_output_folder, check_run_state, restart_plan
+from .runlock import RunLock, refuse_if_locked
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,9 @@ class SeqGANTrainer:
         self.progress = progress
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise ConfigError(f"output path {self.out_dir} exists and is not a folder")
+        check_output_folder(self.out_dir)
+        refuse_if_locked(self.out_dir)
+        resume, overwrite = restart_plan(self.out_dir, resume, overwrite)
         ckpt_tensors: dict[str, dict[str, torch.Tensor]] = {}
         ckpt_state: dict[str, Any] | None = None
         if resume:
@@ -136,6 +142,8 @@ class SeqGANTrainer:
             if path is None:
                 raise ConfigError(f"nothing to resume: no checkpoint in {self.out_dir}")
             ckpt_tensors, ckpt_state = load_checkpoint(path)
+            check_run_state(ckpt_state, path / "state.json")
+            check_metrics_file(self.out_dir / METRICS_FILE, ckpt_state["metrics_lines"])
             _check_resume_config(TrainConfig.from_dict(ckpt_state["config"]), cfg)
         elif _run_files(self.out_dir) and not overwrite:
             raise ConfigError(f"{self.out_dir} already holds a run; resume it (--resume) or "
@@ -172,6 +180,7 @@ class SeqGANTrainer:
         self.records: list[dict[str, Any]] = []
         if ckpt_state is not None:
             self._restore(ckpt_tensors, ckpt_state)
+        guard_trainer(self)  # NaN/inf gradients or weights stop training (guard.py)
 
     # -- helpers --------------------------------------------------------------------------
     @property
@@ -354,7 +363,15 @@ class SeqGANTrainer:
 
     # -- the schedule ---------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        """Run (or continue) the whole schedule; returns the summary (also in summary.json)."""
+        """Run (or continue) the whole schedule; returns the summary (also in summary.json).
+        Holds the run folder's lock (runlock.py) throughout: a second trainer is refused."""
+        with RunLock(self.out_dir):
+            if not (self.resumed or self.overwrite) and latest_checkpoint(self.out_dir):
+                raise ConfigError(f"{self.out_dir} now holds a run (written by another "
+                                  "trainer after this one was set up); not overwritten")
+            return self._fit_locked()
+
+    def _fit_locked(self) -> dict[str, Any]:
         self._prepare_out_dir()
         self._elapsed0, self._t0 = float(self.state["elapsed_s"]), time.perf_counter()
         log.info("training %s on %s (%s backend%s) -> %s", self.task.name, self.device,

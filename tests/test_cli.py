@@ -166,6 +166,7 @@ def test_bench_forwards_argv(monkeypatch):
 
 def test_bench_without_harness_is_one_line(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "seqgan_fast.benchmarks", None)  # import fails
+    monkeypatch.setitem(sys.modules, "seqgan_fast.benchmarks.harness", None)  # even if loaded
     assert main(["bench"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("seqgan-fast: error: ")

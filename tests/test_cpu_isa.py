@@ -135,3 +135,13 @@ def test_wide_instructions_only_inside_their_paths():
                                          for p in ("avx512", "avx2")):
             offenders.append(("ymm", name))
     assert not offenders, f"wide registers outside their ISA path: {sorted(set(offenders))[:5]}"
+
+
+def test_cli_refuses_a_bad_isa_variable_with_one_line():
+    r = subprocess.run([sys.executable, "-m", "seqgan_fast", "sample", "--run", "nowhere"],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "SEQGAN_FAST_ISA": "avx9000"})
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "seqgan-fast: error: SEQGAN_FAST_ISA: unknown CPU ISA path 'avx9000': expected one of "
+        "avx512, avx2, baseline, auto"]

@@ -118,6 +118,9 @@ def read_interactions(path: str | os.PathLike, columns: str | None = None,
     if path.suffix == ".inter":
         header = [h.split(":", 1)[0] for h in header]
     header = [h.strip() for h in header]
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise DataError(f"{path}:1: duplicate column name(s) {dupes} in the header")
     u_col, i_col, o_cols = _choose_columns(header, columns, path)
     names = {"user": header[u_col], "item": header[i_col], "order": [header[c] for c in o_cols]}
     if not o_cols:
@@ -156,6 +159,9 @@ def read_interactions(path: str | os.PathLike, columns: str | None = None,
 
     stats = InteractionStats(path=str(path), rows=rows, columns=names)
     rare = {it for it, c in counts.items() if c < min_count}
+    if len(rare) == len(counts):
+        raise DataError(f"{path}: min_count={min_count} is above every item's count (the most "
+                        f"frequent item occurs {max(counts.values())} times): no item is kept")
     stats.items_dropped = len(rare)
     stats.interactions_dropped = sum(counts[it] for it in rare)
     users, seqs = [], []

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from ..limits import MAX_TEMPERATURE, MIN_TEMPERATURE
 from .weights import LSTMWeights
 
 
@@ -18,8 +19,9 @@ def check_seed(seed) -> int:
 
 def check_temperature(temperature) -> float:
     t = float(temperature)
-    if not (t > 0 and math.isfinite(t)):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    if not (math.isfinite(t) and MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):
+        raise ValueError(f"temperature must be a number in [{MIN_TEMPERATURE:g}, "
+                         f"{MAX_TEMPERATURE:g}], got {temperature}")
     return t
 
 
@@ -51,3 +53,17 @@ def check_weights(w: LSTMWeights) -> None:
             raise ValueError(f"weight {name} is on {t.device}, emb on {w.device}")
     if not 0 <= w.start_token < V:
         raise ValueError(f"start_token must be in [0, {V}), got {w.start_token}")
+    check_finite(w._asdict().items(), "weight")
+
+
+def check_finite(named, what: str) -> None:
+    """ValueError naming the first tensor with a NaN or inf: the kernels would otherwise
+    return normal-looking garbage (token V-1, finite states). One host sync for all."""
+    items = [(n, t) for n, t in named if isinstance(t, torch.Tensor) and t.numel()]
+    if not items:
+        return
+    # aminmax propagates NaN and keeps +-inf: one pass, ~10x cheaper than isfinite(t).all()
+    flags = torch.isfinite(torch.stack([torch.stack(torch.aminmax(t)) for _, t in items])).all(1)
+    if not bool(flags.all()):
+        name = items[int((~flags).nonzero()[0])][0]
+        raise ValueError(f"{what} {name} holds NaN or inf values")

@@ -5,7 +5,7 @@ import torch
 
 from .. import _ext
 from .backends import resolve
-from .checks import check_seed, check_temperature, check_weights
+from .checks import check_finite, check_seed, check_temperature, check_weights
 from .philox import STREAM_SAMPLE
 from .sample_ref import canonical_sample
 from .weights import LSTMWeights, as_weights, lstm_step, project
@@ -65,6 +65,7 @@ def decode(
             raise ValueError(f"{name} is on {t.device} but the generator is on {w.device}")
     if tokens.device != w.device:
         raise ValueError(f"tokens are on {tokens.device} but the generator is on {w.device}")
+    check_finite((("h", h), ("c", c)), "state")
     if B and (int(tokens.min()) < 0 or int(tokens.max()) >= w.vocab_size):
         raise ValueError(f"tokens has ids outside [0, {w.vocab_size})")
     if not (isinstance(step, int) and 0 <= step < 2**32):

@@ -93,7 +93,7 @@ def rollout(
         raise ValueError("too many completions: (T-1)*num_rollouts*B must fit in 32 bits")
     seed, temperature = check_seed(seed), check_temperature(temperature)
     impl = _IMPLS[resolve(backend, w.device)]
-    return impl(w, x, num_rollouts, seed, temperature)
+    return impl(w, x.contiguous(), num_rollouts, seed, temperature)
 
 
 @torch.no_grad()
@@ -114,15 +114,7 @@ def rollout_rewards(
     """
     from .score import score
 
-    w = as_weights(policy)
-    if discriminator.vocab_size != w.vocab_size:
-        raise ValueError(f"the discriminator's vocabulary ({discriminator.vocab_size}) is not "
-                         f"the policy's ({w.vocab_size})")
-    if x.dim() == 2 and x.shape[1] != discriminator.seq_len:
-        raise ValueError(f"x has T={x.shape[1]} positions but the discriminator was built for "
-                         f"seq_len={discriminator.seq_len}")
-    if not isinstance(score_batch, int) or score_batch < 1:
-        raise ValueError(f"score_batch must be a positive int, got {score_batch!r}")
+    check_discriminator(discriminator, policy, x, score_batch)
     B, T = x.shape
     comps = rollout(policy, x, num_rollouts, seed, temperature, backend)
     rewards = torch.empty(B, T, dtype=torch.float32, device=x.device)
@@ -132,3 +124,25 @@ def rollout_rewards(
         rewards[:, : T - 1] = scores.view(T - 1, num_rollouts, B).mean(dim=1).t()
     rewards[:, T - 1] = score(discriminator, x, backend, score_batch)
     return rewards
+
+
+def check_discriminator(discriminator, policy, x: torch.Tensor, score_batch: int) -> None:
+    """The discriminator must score sequences of x's length over the policy's vocabulary."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError(f"x must be a (batch, seq_len) tensor, got "
+                         f"{tuple(getattr(x, 'shape', ()))}")
+    T = x.shape[1]
+    if T < 2:
+        raise ValueError(f"rollout rewards need seq_len >= 2 (a prefix and a continuation), "
+                         f"got x of shape {tuple(x.shape)}")
+    if isinstance(score_batch, bool) or not isinstance(score_batch, int) or score_batch < 1:
+        raise ValueError(f"score_batch must be a positive int, got {score_batch!r}")
+    d_len = getattr(discriminator, "seq_len", None)
+    if d_len is not None and d_len != T:
+        raise ValueError(f"the discriminator was built for seq_len={d_len}, but x has "
+                         f"seq_len={T}")
+    d_vocab = getattr(discriminator, "vocab_size", None)
+    p_vocab = as_weights(policy).vocab_size
+    if d_vocab is not None and d_vocab != p_vocab:
+        raise ValueError(f"the discriminator was built for vocab_size={d_vocab}, but the "
+                         f"rollout policy has vocab_size={p_vocab}")

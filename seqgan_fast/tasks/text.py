@@ -66,6 +66,10 @@ class TextTask(Task):
         self._setup_shape(cfg)
         path = resolve_data_path(cfg.data, "training")
         counts = count_tokens(path, cfg.tokenize)
+        if counts and max(counts.values()) < cfg.min_count:
+            raise ConfigError(f"bad value {cfg.min_count} for min_count: above every token's "
+                              f"count in {path} (the most frequent occurs "
+                              f"{max(counts.values())} times), so every token would be <unk>")
         self.vocab = Vocab.from_counts(counts, cfg.min_count, cfg.tokenize)
         self.vocab_size = len(self.vocab)
         rare = sum(1 for c in counts.values() if c < cfg.min_count)
