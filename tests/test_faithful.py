@@ -269,3 +269,44 @@ def test_official_schedule_resumes_exactly(tmp_path, monkeypatch):
                 for r in read_metrics(path)]
 
     assert strip(tmp_path / "cut") == strip(tmp_path / "full")
+
+
+# -- the comparison script ---------------------------------------------------------------------
+def test_paper_curve_parses_and_aligns_the_official_log(tmp_path):
+    from seqgan_fast.benchmarks import paper_curve as pc
+
+    log = tmp_path / "experiment-log.txt"
+    log.write_text("pre-training...\nepoch:\t0\tnll:\t10.5\nepoch:\t5\tnll:\t9.5\n"
+                   "adversarial training...\nepoch:\t0\tnll:\t9.25\n")
+    official = pc.parse_official_log(log)
+    assert official == {"mle": {0: 10.5, 5: 9.5}, "adv": {0: 9.25}}
+    records = [{"phase": "mle", "epoch": 0, "nll_oracle": 10.0},
+               {"phase": "mle", "epoch": 7, "nll_oracle": 9.0},
+               {"phase": "adv", "epoch": 0, "nll_oracle": 9.0}]
+    rows = pc.aligned_rows(records, official)
+    assert [(r["phase"], r["label"], r["trained"], r["official"]) for r in rows] == [
+        ("mle", 0, 1, 10.5), ("mle", 7, 8, None), ("adv", 0, 1, 9.25)]
+    assert rows[0]["diff"] == pytest.approx(-0.5) and rows[1]["diff"] is None
+    assert "10.5000" in pc.format_rows(rows)
+
+
+def test_paper_curve_reads_the_shared_log(shared_data):
+    from seqgan_fast.benchmarks import paper_curve as pc
+
+    path = shared_data / "seqgan_oracle" / "experiment-log.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    official = pc.parse_official_log(path)
+    assert sorted(official["mle"]) == list(range(0, 120, 5))
+    assert (official["mle"][0], official["mle"][115]) == (10.1716, 9.07058)
+    assert (official["adv"][0], official["adv"][150]) == (9.08457, 8.6832)
+
+
+def test_paper_curve_exits_with_a_reason_without_the_data(tmp_path, monkeypatch, capsys):
+    from seqgan_fast.benchmarks import paper_curve as pc
+
+    monkeypatch.setenv("SEQGAN_FAST_DATA", str(tmp_path / "nowhere"))
+    assert pc.main(["--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "skipped" in err and "target_params.npz" in err and "SEQGAN_FAST_DATA" in err
+    assert not (tmp_path / "run").exists()
