@@ -95,9 +95,20 @@ class Generator(nn.Module):
         logits = self.forward(x)
         return F.cross_entropy(logits.reshape(-1, self.vocab_size), x.reshape(-1))
 
-    def pg_loss(self, x: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
-        """Policy-gradient loss -sum_t log p(x_t) * R_t (paper eq. 7), averaged over the batch."""
-        return -(self.log_probs(x) * rewards.detach()).sum(dim=1).mean()
+    def pg_loss(self, x: torch.Tensor, rewards: torch.Tensor, norm: str = "sum") -> torch.Tensor:
+        """Policy-gradient loss -sum log p(x_t) * R_t (paper eq. 7) of x (B, T) int64 with
+        rewards (B, T) float (not differentiated): a scalar.
+
+        ``norm="sum"`` sums over all B*T positions, as the reference code's ``g_loss``;
+        ``"batch_mean"`` divides that by B. With the global-norm clip of 5 the scale matters:
+        the sum's gradient (norm ~10-40) is clipped on every step, the mean's is not.
+        """
+        total = -(self.log_probs(x) * rewards.detach()).sum()
+        if norm == "sum":
+            return total
+        if norm == "batch_mean":
+            return total / x.shape[0]
+        raise ValueError(f"norm must be 'sum' or 'batch_mean', got {norm!r}")
 
     @torch.no_grad()
     def nll(self, x: torch.Tensor, batch_size: int = 1024) -> float:
@@ -202,14 +213,36 @@ class Oracle(Generator):
         return oracle
 
 
+def glorot_uniform_(t: torch.Tensor) -> torch.Tensor:
+    """In place U(-a, a), a = sqrt(6 / (fan_in + fan_out)), with TensorFlow's fans: a vector
+    of n has fan_in = fan_out = n. This is ``tf.get_variable``'s default initialiser, so it
+    is what the reference code's highway layer gets for its matrices and its biases."""
+    if t.dim() == 1:
+        fan_in = fan_out = t.shape[0]
+    else:
+        fan_out, fan_in = t.shape[0], t[0].numel()
+    bound = (6.0 / (fan_in + fan_out)) ** 0.5
+    with torch.no_grad():
+        return t.uniform_(-bound, bound)
+
+
 class Highway(nn.Module):
-    """y = t * relu(W_h x) + (1 - t) * x with t = sigmoid(W_t x + b_t) (Srivastava et al.)."""
+    """y = t * relu(W_h x + b_h) + (1 - t) * x with t = sigmoid(W_t x + b_t) (Srivastava et
+    al.); x, y: (B, size).
+
+    All four tensors are Glorot-uniform initialised (the reference code's ``linear``, created
+    by ``tf.get_variable`` without an initialiser); ``transform_bias`` is added to the
+    initial ``b_t``. The reference discriminator passes 0 (its highway default is -2).
+    """
 
     def __init__(self, size: int, transform_bias: float = 0.0) -> None:
         super().__init__()
         self.hidden = nn.Linear(size, size)
         self.gate = nn.Linear(size, size)
-        nn.init.constant_(self.gate.bias, transform_bias)
+        for p in (*self.hidden.parameters(), *self.gate.parameters()):
+            glorot_uniform_(p)
+        with torch.no_grad():
+            self.gate.bias.add_(transform_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = torch.sigmoid(self.gate(x))
@@ -223,7 +256,9 @@ PAPER_NUM_FILTERS = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
 class Discriminator(nn.Module):
     """CNN text classifier (Kim, 2014) with a highway layer, as SeqGAN's discriminator.
 
-    Class 1 is "real". Filters wider than ``seq_len`` are dropped (logged).
+    Class 1 is "real". Filters wider than ``seq_len`` are dropped (logged). Initialised as
+    the reference code: embedding U(-1, 1); convolutions and output layer truncated normal
+    (std 0.1, at most 2 std) with bias 0.1; highway Glorot uniform, gate offset 0.
     ``l2_loss()`` is the paper code's L2 term on the output layer (weight ``l2_reg``).
     """
 
@@ -258,6 +293,9 @@ class Discriminator(nn.Module):
         self.highway = Highway(total)
         self.dropout = nn.Dropout(1.0 - dropout_keep)
         self.output = nn.Linear(total, 2)
+        # As the reference code: truncated normal (re-drawn beyond 2 std), bias 0.1.
+        nn.init.trunc_normal_(self.output.weight, std=0.1, a=-0.2, b=0.2)
+        nn.init.constant_(self.output.bias, 0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, seq_len) int64 -> class logits (B, 2); class 1 = real."""

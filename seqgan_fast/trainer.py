@@ -6,6 +6,10 @@
 3. Adversarial training: ``adv_batches`` x (``adv_g_steps`` policy-gradient steps with
    Monte-Carlo rollout rewards; rollout-policy update; ``adv_d_rounds`` discriminator rounds).
 
+Where the reference code's effective behaviour differs from the paper's text, config keys
+choose (README "Faithfulness"): ``pg_norm``, ``rollout_policy``, ``mle_shuffle``,
+``d_shuffle`` and ``eval_schedule``.
+
 Every random draw (sampling, rollouts, shuffles) takes a seed derived from ``cfg.seed`` and a
 call counter that is checkpointed, so a run - resumed or not - is reproducible.
 """
@@ -76,8 +80,11 @@ def sample_in_chunks(model, num: int, seed: int, backend: str = "auto",
 
 @torch.no_grad()
 def update_rollout_policy(rollout: Generator, generator: Generator, rate: float) -> None:
-    """The reference code's delayed rollout policy: the embedding is copied from the
-    generator; every other parameter becomes ``rate * rollout + (1 - rate) * generator``."""
+    """The delayed rollout policy of the paper's text (``rollout_policy=delayed``): the
+    embedding is copied from the generator; every other parameter becomes
+    ``rate * rollout + (1 - rate) * generator``. The reference code writes this update, but
+    its rollout network reads the generator's variables through ``tf.identity`` and the
+    update only rebinds Python attributes, so its rollouts use the current generator."""
     own = dict(generator.named_parameters())
     for name, p in rollout.named_parameters():
         if name.startswith("embedding."):
@@ -203,11 +210,14 @@ class SeqGANTrainer:
         return tqdm(total=total, initial=initial, desc=desc, disable=disable, leave=False,
                     dynamic_ncols=True)
 
-    def _batches(self, n: int, seed: int) -> Iterator[torch.Tensor]:
-        """Shuffled index batches of ``batch_size`` over n items; the incomplete last batch is
-        dropped (as the reference code's loaders) unless it is the only one."""
-        gen = torch.Generator().manual_seed(seed)
-        perm = torch.randperm(n, generator=gen).to(self.device)
+    def _batches(self, n: int, seed: int, shuffle: bool = True) -> Iterator[torch.Tensor]:
+        """Index batches of ``batch_size`` over n items, shuffled or in order; the incomplete
+        last batch is dropped (as the reference code's loaders) unless it is the only one."""
+        if shuffle:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        else:
+            perm = torch.arange(n)
+        perm = perm.to(self.device)
         bs = self.cfg.batch_size
         if n <= bs:
             yield perm
@@ -226,14 +236,16 @@ class SeqGANTrainer:
         """One epoch of MLE over the training sequences; returns the mean batch loss."""
         self.generator.train()
         total, count = 0.0, 0
-        for idx in self._batches(self.train_x.shape[0], self.next_seed()):
+        batches = self._batches(self.train_x.shape[0], self.next_seed(), self.cfg.mle_shuffle)
+        for idx in batches:
             loss = self.generator.mle_loss(self.train_x[idx])
             self._g_step(self.g_mle_opt, loss)
             total, count = total + float(loss.detach()), count + 1
         return total / max(count, 1)
 
     def discriminator_round(self) -> tuple[float, float]:
-        """Fresh negatives, then ``d_epochs`` epochs over positives + negatives.
+        """Fresh negatives, then ``d_epochs`` epochs over positives + negatives, shuffled once
+        for all of them (``d_shuffle=once``, the reference loader) or every epoch.
         Returns (mean loss, accuracy) of the last epoch."""
         cfg = self.cfg
         neg = sample_in_chunks(self.generator, cfg.d_num_negatives, self.next_seed(),
@@ -249,9 +261,11 @@ class SeqGANTrainer:
                        torch.zeros(neg.shape[0], dtype=torch.int64)]).to(self.device)
         self.discriminator.train()
         loss_sum = correct = seen = count = 0.0
+        n = x.shape[0]
+        once = list(self._batches(n, self.next_seed())) if cfg.d_shuffle == "once" else None
         for _ in range(cfg.d_epochs):
             loss_sum = correct = seen = count = 0.0
-            for idx in self._batches(x.shape[0], self.next_seed()):
+            for idx in once if once is not None else self._batches(n, self.next_seed()):
                 logits = self.discriminator(x[idx])
                 loss = torch.nn.functional.cross_entropy(logits, y[idx]) \
                     + self.discriminator.l2_loss()
@@ -269,11 +283,12 @@ class SeqGANTrainer:
         cfg = self.cfg
         x = ops.sample(self.generator, cfg.batch_size, seed=self.next_seed(),
                        backend=self.backend)
-        rewards = ops.rollout_rewards(self.rollout_policy, self.discriminator, x,
+        policy = self.rollout_policy if cfg.rollout_policy == "delayed" else self.generator
+        rewards = ops.rollout_rewards(policy, self.discriminator, x,
                                       num_rollouts=cfg.num_rollouts, seed=self.next_seed(),
                                       backend=self.backend)
         self.generator.train()
-        self._g_step(self.g_adv_opt, self.generator.pg_loss(x, rewards))
+        self._g_step(self.g_adv_opt, self.generator.pg_loss(x, rewards, norm=cfg.pg_norm))
         return float(rewards.mean())
 
     # -- evaluation, checkpoints, files ---------------------------------------------------
@@ -394,7 +409,8 @@ class SeqGANTrainer:
 
     def _fit_mle(self) -> None:
         cfg, st = self.cfg, self.state
-        if st["mle_epoch"] == 0 and not self.records:
+        official = cfg.eval_schedule == "official"
+        if st["mle_epoch"] == 0 and not self.records and not official:
             self.evaluate("mle", 0, final=cfg.mle_epochs == 0)
         with self._bar(cfg.mle_epochs, st["mle_epoch"], "MLE") as bar:
             while st["mle_epoch"] < cfg.mle_epochs:
@@ -403,10 +419,11 @@ class SeqGANTrainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}")
                 e = st["mle_epoch"]
+                label = e - 1 if official else e  # the official log's "epoch k": k+1 epochs
                 if e == cfg.mle_epochs:
-                    self.evaluate("mle", e, final=True)
-                elif e % cfg.eval_every == 0:
-                    self.evaluate("mle", e)
+                    self.evaluate("mle", label, final=True)
+                elif label % cfg.eval_every == 0:
+                    self.evaluate("mle", label)
                     self._maybe_checkpoint()
 
     def _fit_d(self) -> None:
@@ -429,25 +446,42 @@ class SeqGANTrainer:
         with self._bar(cfg.adv_batches, st["adv_batch"], "adversarial") as bar:
             while st["adv_batch"] < cfg.adv_batches:
                 rewards = [self.policy_gradient_step() for _ in range(cfg.adv_g_steps)]
-                update_rollout_policy(self.rollout_policy, self.generator,
-                                      cfg.rollout_update_rate)
+                evaluated = self._official_adv_eval()
+                if cfg.rollout_policy == "delayed":
+                    update_rollout_policy(self.rollout_policy, self.generator,
+                                          cfg.rollout_update_rate)
                 d = [self.discriminator_round() for _ in range(cfg.adv_d_rounds)]
                 st["adv_batch"] += 1
                 bar.update(1)
                 bar.set_postfix(reward=f"{sum(rewards) / len(rewards):.3f}",
                                 **({"d_acc": f"{d[-1][1]:.3f}"} if d else {}))
                 b = st["adv_batch"]
-                if b == cfg.adv_batches:
+                if cfg.eval_schedule == "official":
+                    if evaluated and b < cfg.adv_batches:
+                        self._maybe_checkpoint()  # a whole batch: resuming never splits one
+                elif b == cfg.adv_batches:
                     self.evaluate("adv", b, final=True)
                 elif b % cfg.eval_every == 0:
                     self.evaluate("adv", b)
                     self._maybe_checkpoint()
 
+    def _official_adv_eval(self) -> bool:
+        """``eval_schedule=official``: evaluate batch k (0-based) after its generator step and
+        before its discriminator rounds, when k % eval_every == 0 or k is the last batch, as
+        the reference code logs "k". Returns whether it evaluated."""
+        cfg, k = self.cfg, self.state["adv_batch"]
+        last = k == cfg.adv_batches - 1
+        if cfg.eval_schedule != "official" or not (last or k % cfg.eval_every == 0):
+            return False
+        self.evaluate("adv", k, final=last)
+        return True
+
     def _write_summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = dict(self.records[-1]) if self.records else {}
         mle = [r for r in self.records if r["phase"] == "mle"]
         adv = [r for r in self.records if r["phase"] == "adv"]
-        marks = {"init": mle[0] if mle and mle[0]["epoch"] == 0 else None,
+        untrained = mle and mle[0]["epoch"] == 0 and self.cfg.eval_schedule == "completed"
+        marks = {"init": mle[0] if untrained else None,
                  "mle": mle[-1] if mle else None, "adv": adv[-1] if adv else None}
         for tag, rec in marks.items():
             for key, value in (rec or {}).items():

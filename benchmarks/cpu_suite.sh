@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The CPU figures of the README, as run for it (2-core machine class, idle: no build, test or
+# other job beside it). Writes docs/bench_*_cpu*.json; prints each table.
+#   bash benchmarks/cpu_suite.sh [paper|avx2|train|large|all]   (default: all)
+# paper  every op with a cpp kernel at the paper size, every ISA path of the one build forced
+#        in the same run (cpp = the best this CPU supports, cpp@avx2, cpp@baseline)
+# avx2   an AVX2 instance emulated on this one: our core on its avx2 path and torch (ATen,
+#        MKL, oneDNN) capped at AVX2 too, so the baselines and the GEMM floor match
+# train  discriminator epoch (default vs fused Adam, against its sgemm FLOP floor) and the
+#        schedule's phase costs with the projected paper-preset wall time
+# large  rollout / sample / decode at the large size on every ISA path (score: the folded
+#        table would exceed its 512 MiB budget at V = 20000, so cpp scores as reference)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+bench() { python -m seqgan_fast bench "$@"; }
+paths=cpp,cpp@avx2,cpp@baseline
+
+if [[ $what == paper || $what == all ]]; then
+  bench --op rollout,rewards,score,sample,decode,adv_step --config paper \
+    --backends reference_loop,reference,$paths --budget 20 --json docs/bench_paper_cpu.json
+fi
+if [[ $what == avx2 || $what == all ]]; then
+  SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+  ONEDNN_MAX_CPU_ISA=AVX2 bench --op rollout,rewards,score,sample,adv_step --config paper \
+    --backends reference_loop,reference,cpp --budget 20 --json docs/bench_paper_cpu_avx2emu.json
+fi
+if [[ $what == train || $what == all ]]; then
+  bench --op d_epoch,schedule --config paper --repeats 1 --json docs/bench_paper_cpu_train.json
+fi
+if [[ $what == large || $what == all ]]; then
+  bench --op rollout --config large --backends $paths --repeats 2 --warmup 0 \
+    --budget 60 --json docs/bench_large_cpu.json
+  bench --op sample,decode --config large --backends reference,$paths --repeats 2 \
+    --warmup 0 --budget 60 --json docs/bench_large_cpu_sample.json
+fi
