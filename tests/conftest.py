@@ -24,3 +24,12 @@ def oracle_npz(shared_data):
 @pytest.fixture(autouse=True)
 def _seed_torch():
     torch.manual_seed(1234)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny ops on a shared 2-core machine: intra-op threads only add barrier waits."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

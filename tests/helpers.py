@@ -7,6 +7,12 @@ from scipy.stats import chisquare
 
 from seqgan_fast import Generator
 
+# A tiny training run: every phase of the schedule in a second or two (CLI --set values).
+TINY_TRAIN = ["vocab_size=61", "seq_len=7", "g_emb_dim=8", "g_hidden_dim=16", "num_train=120",
+              "num_eval=90", "mle_epochs=2", "eval_every=2", "d_pretrain_rounds=1",
+              "d_num_negatives=64", "d_epochs=1", "d_emb_dim=8", "d_filter_sizes=2,3",
+              "d_num_filters=8,8", "adv_batches=1", "num_rollouts=2", "batch_size=32"]
+
 
 def small_generator(vocab=300, emb=8, hidden=16, seq_len=7, seed=0, scale=1.0) -> Generator:
     """A generator with larger-than-init weights, so its softmaxes are far from uniform."""

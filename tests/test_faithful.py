@@ -17,11 +17,8 @@ from seqgan_fast.models import Discriminator, Highway
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here runs on one torch thread (conftest.one_thread)."""
 
 
 def test_paper_preset_is_the_official_behaviour():

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_TRAIN as TINY
 from safetensors.torch import load_file, save_file
 
 from seqgan_fast import checkpoint as ckpt
@@ -31,18 +32,11 @@ from seqgan_fast.runlock import RunLock, RunLockedError, is_locked
 from seqgan_fast.threads import ThreadGovernor, choose_threads
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["vocab_size=61", "seq_len=7", "g_emb_dim=8", "g_hidden_dim=16", "num_train=120",
-        "num_eval=90", "mle_epochs=2", "eval_every=2", "d_pretrain_rounds=1",
-        "d_num_negatives=64", "d_epochs=1", "d_emb_dim=8", "d_filter_sizes=2,3",
-        "d_num_filters=8,8", "adv_batches=1", "num_rollouts=2", "batch_size=32"]
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here runs on one torch thread (conftest.one_thread)."""
 
 
 def _train(out: Path, *extra: str) -> int:

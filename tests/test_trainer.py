@@ -15,12 +15,8 @@ from seqgan_fast.trainer import derive_seed, update_rollout_policy
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny ops on a shared 2-core machine: intra-op threads only add barrier waits.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here runs on one torch thread (conftest.one_thread)."""
 
 
 def tiny(**changes) -> TrainConfig:

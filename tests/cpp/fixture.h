@@ -1,4 +1,4 @@
-// The fixture shared by the ctest binaries: weights made from a hash (no RNG library
+// What the ctest binaries share: the EXPECT macro, and the fixture: weights made from a hash (no RNG library
 // differences), and the tokens the reference backend drew for them (fixture.txt, written by
 // make_fixture.py).
 #pragma once
@@ -12,6 +12,19 @@
 #include <vector>
 
 #include "common/api.h"
+
+// Failure counter and check macro of the ctest binaries: a failed check prints where and
+// why, and the binary exits non-zero at the end.
+static int g_failures = 0;
+#define EXPECT(cond, ...)                                          \
+  do {                                                             \
+    if (!(cond)) {                                                 \
+      ++g_failures;                                                \
+      std::fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
+      std::fprintf(stderr, __VA_ARGS__);                           \
+      std::fprintf(stderr, "\n");                                  \
+    }                                                              \
+  } while (0)
 
 static uint32_t hash32(uint32_t x) {
   x = (x ^ (x >> 16)) * 0x45D9F3Bu;

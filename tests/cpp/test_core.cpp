@@ -25,16 +25,6 @@ using namespace seqgan::SEQGAN_ISA;  // the path this binary was compiled for (C
 #define SEQGAN_STR2(x) #x
 #define SEQGAN_STR(x) SEQGAN_STR2(x)
 
-static int g_failures = 0;
-#define EXPECT(cond, ...)                                          \
-  do {                                                             \
-    if (!(cond)) {                                                 \
-      ++g_failures;                                                \
-      std::fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                           \
-      std::fprintf(stderr, "\n");                                  \
-    }                                                              \
-  } while (0)
 
 // ---- Philox: DESIGN §4 known answers ------------------------------------------------------
 static void test_philox() {

@@ -14,16 +14,6 @@
 
 using namespace seqgan;
 
-static int g_failures = 0;
-#define EXPECT(cond, ...)                                                     \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      ++g_failures;                                                           \
-      std::fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                                      \
-      std::fprintf(stderr, "\n");                                             \
-    }                                                                         \
-  } while (0)
 
 static int64_t count_diff(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   int64_t d = 0;
