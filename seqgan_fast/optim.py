@@ -2,9 +2,10 @@
 
 The discriminator step (batch 64, forward + backward + Adam, ~1 million times in the paper's
 schedule) is dominated on CPU by its GEMMs and, with torch's default for-loop Adam, by ~7
-million parameters updated one tensor and one elementwise op at a time: 46 of 167 ms per
-step measured single-threaded at the paper size. ``fused=True`` (torch >= 2.4, CPU and CUDA)
-does the same update in one pass (8 ms). The arithmetic is Adam's; only float rounding
+million parameters updated one tensor and one elementwise op at a time: 30 of 113 ms per
+step single-threaded at the paper size (`python benchmarks/micro.py d_step`, idle 2-core
+AVX-512 instance). ``fused=True`` (torch >= 2.4, CPU and CUDA) does the same update in one
+pass (4.4 ms). The arithmetic is Adam's; only float rounding
 differs (tests/test_d_step.py: the same loss curve to 1e-4 over 200 steps).
 """
 from __future__ import annotations

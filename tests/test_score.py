@@ -147,3 +147,16 @@ def test_rollout_rewards_validation(call, match):
     x = ops.sample(g, 3, seed=0, backend="cpp")
     with pytest.raises(ValueError, match=match):
         call(g, d, x)
+
+
+def test_rollout_rewards_fold_the_table_once(monkeypatch):
+    """One reward computation builds the folded table once for completions and x."""
+    V, T = 301, 12
+    g = small_generator(V, 8, 16, T, seed=5, scale=3.0)
+    d = make_d(V, T, (2, 4, 5, 12), (33, 16, 1, 40), seed=6)
+    x = ops.sample(g, 5, seed=7, backend="cpp")
+    calls = []
+    real = score_mod.fold
+    monkeypatch.setattr(score_mod, "fold", lambda dd: calls.append(1) or real(dd))
+    ops.rollout_rewards(g, d, x, 2, seed=8, backend="cpp")
+    assert len(calls) == 1

@@ -37,8 +37,9 @@ constexpr int kScoreChunk = 4;  // native vectors of filters kept in registers p
 
 // The table's columns are visited in blocks: one pass over all rows touches only V x k x cw
 // floats of group g's table, sized to stay in the last-level cache, so a token's entries come
-// from memory about once per pass instead of once per row that uses them (measured, paper
-// size, one thread: 94 us per row when every row streamed its tokens' whole table rows).
+// from memory about once per pass instead of once per row that uses them (the table is 262 MB
+// at the paper size; `python benchmarks/micro.py score`: 39 us per row at V = 5000 against
+// 14 at V = 50, where the whole table is cache-resident).
 constexpr int64_t kScorePassBytes = 8 << 20;
 
 inline int64_t column_block(const ConvTableView& d, int64_t g) {

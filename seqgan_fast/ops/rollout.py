@@ -109,20 +109,19 @@ def rollout_rewards(
 ) -> torch.Tensor:
     """Per-token rewards (B, T) float: column t-1 (t < T) is the mean over the N completions
     of prefix t of D's P(real); the last column is D(x). Scored ``score_batch`` rows at a time
-    by ``ops.score`` with the same backend (``cpp``: the fused scoring kernel, prefix windows
-    shared between completions).
+    by ``ops.score``'s kernels with the same backend (``cpp``: the fused scoring kernel, one
+    folded table for the call, prefix windows shared between completions).
     """
-    from .score import score
+    from .score import rollout_scores
 
     check_discriminator(discriminator, policy, x, score_batch)
     B, T = x.shape
     comps = rollout(policy, x, num_rollouts, seed, temperature, backend)
+    scores, last = rollout_scores(discriminator, comps.view(-1, T), x, num_rollouts, backend,
+                                  score_batch)
     rewards = torch.empty(B, T, dtype=torch.float32, device=x.device)
-    if T > 1:
-        scores = score(discriminator, comps.view(-1, T), backend, score_batch, prefix_x=x,
-                       num_rollouts=num_rollouts)
-        rewards[:, : T - 1] = scores.view(T - 1, num_rollouts, B).mean(dim=1).t()
-    rewards[:, T - 1] = score(discriminator, x, backend, score_batch)
+    rewards[:, : T - 1] = scores.view(T - 1, num_rollouts, B).mean(dim=1).t()
+    rewards[:, T - 1] = last
     return rewards
 
 

@@ -103,6 +103,21 @@ def _check(d, x: torch.Tensor, name: str) -> None:
                          "discriminator's vocabulary")
 
 
+def _check_job(d, x: torch.Tensor, prefix_x: torch.Tensor | None, num_rollouts: int | None,
+               batch_size: int) -> None:
+    _check(d, x, "x")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if prefix_x is not None:
+        _check(d, prefix_x, "prefix_x")
+        if not isinstance(num_rollouts, int) or num_rollouts < 1:
+            raise ValueError(f"num_rollouts must be a positive int, got {num_rollouts!r}")
+        B, T = prefix_x.shape
+        if x.shape[0] != (T - 1) * num_rollouts * B:
+            raise ValueError(f"x has {x.shape[0]} rows; the completions of prefix_x need "
+                             f"(T-1)*N*B = {(T - 1) * num_rollouts * B}")
+
+
 def _use_table(d, budget: int | None) -> bool:
     global _warned_budget
     limit = SCORE_TABLE_BYTES if budget is None else budget
@@ -133,30 +148,39 @@ def score(
     ``cpp`` backend then shares the prefix windows (same scores as scoring rows whole).
     """
     d = discriminator
-    _check(d, x, "x")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if prefix_x is not None:
-        _check(d, prefix_x, "prefix_x")
-        if not isinstance(num_rollouts, int) or num_rollouts < 1:
-            raise ValueError(f"num_rollouts must be a positive int, got {num_rollouts!r}")
-        B, T = prefix_x.shape
-        if x.shape[0] != (T - 1) * num_rollouts * B:
-            raise ValueError(f"x has {x.shape[0]} rows; the completions of prefix_x need "
-                             f"(T-1)*N*B = {(T - 1) * num_rollouts * B}")
-    be = resolve(backend, x.device)
+    _check_job(d, x, prefix_x, num_rollouts, batch_size)
+    return _score_all(d, [(x, prefix_x, num_rollouts)], backend, batch_size,
+                      table_bytes_limit)[0]
+
+
+@torch.no_grad()
+def rollout_scores(discriminator, completions: torch.Tensor, x: torch.Tensor,
+                   num_rollouts: int, backend: str = "auto",
+                   batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P(real) of the completions ((T-1)*N*B, T) of x, P(real) of x (B, T)) with one folded
+    table for both: what a reward computation scores."""
+    d = discriminator
+    _check_job(d, completions, x, num_rollouts, batch_size)
+    return tuple(_score_all(d, [(completions, x, num_rollouts), (x, None, None)], backend,
+                            batch_size, None))
+
+
+def _score_all(d, jobs, backend: str, batch_size: int, table_bytes_limit: int | None):
+    """Scores of each (rows, prefix_x, num_rollouts) job; the table is folded once."""
+    be = resolve(backend, jobs[0][0].device)
     if be != "cpp" or not _use_table(d, table_bytes_limit):
-        return d.prob_real(x, batch_size=batch_size)
+        return [d.prob_real(rows, batch_size=batch_size) for rows, _, _ in jobs]
     was_training = d.training
     d.eval()
     try:
         folded = fold(d)
-        px = None if prefix_x is None else prefix_x.contiguous()
-        n = 1 if num_rollouts is None else num_rollouts
-        out = []
-        for r0 in range(0, x.shape[0], batch_size):
-            rows = x[r0 : r0 + batch_size].contiguous()
-            out.append(_head(d, _pool(rows, r0, px, n, folded)))
+        results = []
+        for x, prefix_x, num_rollouts in jobs:
+            px = None if prefix_x is None else prefix_x.contiguous()
+            n = 1 if num_rollouts is None else num_rollouts
+            out = [_head(d, _pool(x[r0 : r0 + batch_size].contiguous(), r0, px, n, folded))
+                   for r0 in range(0, x.shape[0], batch_size)]
+            results.append(torch.cat(out) if out else x.new_zeros(0, dtype=torch.float32))
     finally:
         d.train(was_training)
-    return torch.cat(out) if out else x.new_zeros(0, dtype=torch.float32)
+    return results

@@ -1,0 +1,73 @@
+"""Single-threaded breakdowns quoted in docs and comments (not part of `seqgan-fast bench`).
+
+  python benchmarks/micro.py score    # fused score: pool us/row (V=5000 and V=50), head, reference
+  python benchmarks/micro.py d_step   # discriminator step: forward, backward, Adam (default/fused)
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from seqgan_fast import Discriminator, Generator, ops
+from seqgan_fast.ops.score import _head, _pool, fold
+from seqgan_fast.optim import fast_adam
+
+
+def _t(fn, reps: int = 3) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@torch.no_grad()
+def score() -> None:
+    g = Generator(5000, 32, 32, 20)
+    x = g.sample(64, seed=1, backend="cpp")
+    rows = ops.rollout(g, x, 16, seed=0, backend="cpp").view(-1, 20)[:4096].contiguous()
+    for V in (5000, 50):
+        d = Discriminator(V, 20).eval()
+        f, r = fold(d), rows % V
+        s = _t(lambda: _pool(r, 0, None, 1, f))  # noqa: B023
+        print(f"pool V={V}: {s / len(r) * 1e6:.1f} us/row")
+    d = Discriminator(5000, 20).eval()
+    f = fold(d)
+    pooled = _pool(rows, 0, x, 16, f)
+    shared = _t(lambda: _pool(rows, 0, x, 16, f))
+    print(f"fold {_t(lambda: fold(d)):.3f} s; pool (prefix-shared) {shared:.3f} s; "
+          f"head {_t(lambda: _head(d, pooled)):.3f} s; "
+          f"reference {_t(lambda: d.prob_real(rows), 1):.3f} s for {len(rows)} rows")
+
+
+def d_step() -> None:
+    torch.manual_seed(0)
+    d = Discriminator(5000, 20)
+    x = torch.randint(0, 5000, (64, 20))
+    y = torch.randint(0, 2, (64,))
+    for name, opt in (("default Adam", torch.optim.Adam(d.parameters(), lr=1e-4)),
+                      ("fast_adam", fast_adam(d.parameters(), lr=1e-4))):
+        tf = tb = to = 0.0
+        n = 20
+        for i in range(n + 3):
+            t0 = time.perf_counter()
+            loss = d.loss(x, y)
+            t1 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            t2 = time.perf_counter()
+            opt.step()
+            t3 = time.perf_counter()
+            if i >= 3:
+                tf, tb, to = tf + t1 - t0, tb + t2 - t1, to + t3 - t2
+        print(f"{name}: forward {tf / n * 1e3:.1f} ms, backward {tb / n * 1e3:.1f} ms, "
+              f"optimizer {to / n * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    {"score": score, "d_step": d_step}[sys.argv[1] if len(sys.argv) > 1 else "score"]()
