@@ -2,7 +2,9 @@
 length T in minibatches of ``d_batch`` (64): Adam (lr 1e-4), dropout, the paper's L2 term.
 
 Contenders: ``reference`` (today's module with torch's default for-loop Adam) and ``fast``
-(the trainer's: the same module with fused Adam, seqgan_fast/optim.py). The epoch does not
+(the trainer's step, seqgan_fast/dstep.py: the same module with fused Adam, losses summed on
+the device; on CUDA captured in a CUDA graph), and on CUDA ``fast_tf32`` (the same with TF32
+matmuls and convolutions, config key ``tf32``). The epoch does not
 depend on the sampling backend that produced the negatives (that is the ``sample`` op).
 Positives and negatives are fixed random token sequences: the cost does not depend on their
 content. tokens = 20,000 * T. Floor (the ``/GEMM`` column): the epoch's FLOPs (3 x forward:
@@ -14,6 +16,7 @@ import copy
 
 import torch
 
+from seqgan_fast.dstep import DiscriminatorStep, configure_tf32
 from seqgan_fast.optim import fast_adam
 
 from .common import Case, Contender, build_models, expect
@@ -21,6 +24,7 @@ from .configs import BenchConfig
 
 D_LR = 1e-4
 BACKENDS = ("reference", "fast")
+CUDA_BACKENDS = ("reference", "fast", "fast_tf32")
 
 
 def forward_flops(d, seq_len: int) -> float:
@@ -38,6 +42,8 @@ def d_epoch_fn(cfg: BenchConfig, device: str, backend: str = "reference"):
     d = copy.deepcopy(build_models(cfg, device).discriminator)
     opt = torch.optim.Adam(d.parameters(), lr=D_LR) if backend == "reference" else \
         fast_adam(d.parameters(), lr=D_LR)
+    step = None if backend == "reference" else DiscriminatorStep(d, opt, cfg.d_batch)
+    tf32 = backend == "fast_tf32"
     gen = torch.Generator().manual_seed(cfg.seed + 11)
     n = cfg.d_sequences
     data = torch.randint(0, cfg.vocab, (n, cfg.seq_len), generator=gen).to(device)
@@ -46,18 +52,27 @@ def d_epoch_fn(cfg: BenchConfig, device: str, backend: str = "reference"):
 
     def epoch(max_batches: int | None = None) -> float:
         d.train()
+        if device.startswith("cuda"):
+            configure_tf32(tf32)
         total, batches = 0.0, 0
+        if step is not None:
+            total = torch.zeros((), dtype=torch.float64, device=device)
         for i in range(0, n, cfg.d_batch):
             if max_batches is not None and batches >= max_batches:
                 break
             idx = order[i : i + cfg.d_batch]
-            loss = d.loss(data[idx], labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach().item()
+            if step is not None:
+                total = total + step(data[idx], labels[idx])[0]
+            else:
+                loss = d.loss(data[idx], labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach().item()
             batches += 1
-        return total / max(batches, 1)
+        if device.startswith("cuda"):
+            configure_tf32(False)
+        return float(total) / max(batches, 1)
 
     return epoch, d
 
@@ -79,7 +94,7 @@ def _sgemm_floor(flops: float, device: str):
 
 def build_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | None) -> Case:
     contenders = []
-    for backend in BACKENDS:
+    for backend in CUDA_BACKENDS if device.startswith("cuda") else BACKENDS:
         epoch, d = d_epoch_fn(cfg, device, backend)
         before = [p.detach().clone() for p in d.parameters()]
 

@@ -3,9 +3,10 @@ paper size the 19 * 16 * 64 = 19,456 completions one reward computation scores).
 
 Contenders: ``reference`` (``Discriminator.prob_real``: convolutions as GEMMs) and the
 package backends through ``ops.score`` (``cpp``: embedding folded into the first layer,
-prefix windows shared). tokens = completions * T scored positions. Floor (the ``/GEMM``
-column): the highway layer's two (rows x F) @ (F x F) GEMMs for the same rows, which no exact
-formulation removes (its input, the max-pooled features, is not linear in the tokens).
+prefix windows shared; ``triton``: the same fold on a GPU, rows scored whole).
+tokens = completions * T scored positions. Floor (the ``/GEMM`` column): the highway layer's
+two (rows x F) @ (F x F) GEMMs for the same rows, which no exact formulation removes (its
+input, the max-pooled features, is not linear in the tokens).
 """
 from __future__ import annotations
 
@@ -75,9 +76,9 @@ def build_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | Non
         raise ValueError(f"bench_score builds score, not {op!r}")
     rows = (cfg.seq_len - 1) * cfg.rollouts * cfg.batch
     # the classic loop and torch.compile change nothing in how D scores: reference stands
-    # for both; triton and cuda run the reference's GEMM form on GPU tensors
+    # for both; triton (and cuda, which uses it) run the folded-table Triton kernel on GPU
     if backends is None:
-        backends = ["reference", "cpp", "cpp@avx2", "cpp@baseline", "cuda"]
+        backends = ["reference", "cpp", "cpp@avx2", "cpp@baseline", "triton"]
         backends = [b for b in backends if b in select_backends(backends, device)[0]]
     backends = [b for b in backends if split_backend(b)[0] not in ("reference_loop",
                                                                    "torch_compile")]

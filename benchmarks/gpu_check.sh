@@ -9,15 +9,19 @@
 #   3. build seqgan_fast._C in place with CUDA (SEQGAN_FAST_CUDA=1, TORCH_CUDA_ARCH_LIST=9.0);
 #      GPU_CHECK_PIP=1 uses `pip install --no-build-isolation --no-deps -e .` instead
 #      (a second full compile, so off by default to stay inside the budget)
-#   4. GPU tests: tests/test_backend_cuda.py (own process, no TRITON_INTERPRET)
+#   4. GPU tests: tests/test_backend_cuda.py, the CUDA-graph discriminator step
+#      (tests/test_d_step.py) and the Triton scoring kernel on CUDA tensors
+#      (tests/test_score_triton.py), in their own process with TRITON_INTERPRET=0
 #   5. seqgan-fast bench --device cuda --op rollout,sample,decode for --config paper and large,
 #      backends reference_loop,reference,torch_compile,triton,cuda, JSON per config
+#      and the training ops: score (reference vs the Triton kernel) and d_epoch (reference,
+#      fast = CUDA-graph step, fast_tf32) for --config paper -> bench_train.json
 #   6. fraction of the fp32 FMA roofline (67 TFLOP/s non-tensor on H200; GPU_PEAK_TFLOPS)
 #      for the rollout of each config: FLOPs per completion token ~ 2*H*(V + 4*(E+H))
 # GPU_CHECK_STAGES (default build,tests,bench) picks stages, e.g. `build,bench` on a second
 # run (a warm machine keeps the in-place build, so even `tests` or `bench` alone works there).
 # Everything goes to $OUT (or ./gpu_out): log.txt, env.txt, nvidia-smi.txt, build.txt,
-# pytest.txt, bench_paper.json, bench_large.json, roofline.json, summary.txt.
+# pytest.txt, bench_paper.json, bench_large.json, bench_train.json, roofline.json, summary.txt.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -109,7 +113,8 @@ EOF
 # -- 4. GPU tests -----------------------------------------------------------------------------
 TEST_RC=skipped
 if want tests; then
-  run_stage tests 180 "$DEST/pytest.txt" "$PY" -m pytest tests/test_backend_cuda.py -q -rs -s \
+  run_stage tests 180 "$DEST/pytest.txt" env TRITON_INTERPRET=0 "$PY" -m pytest \
+    tests/test_backend_cuda.py tests/test_d_step.py tests/test_score_triton.py -q -rs -s \
     -p no:cacheprovider
   TEST_RC=$?
 fi
@@ -120,6 +125,7 @@ BENCH=("$PY" -m seqgan_fast bench --device cuda --op rollout,sample,decode --bac
        --budget "${GPU_CHECK_BENCH_BUDGET_S:-15}")
 PAPER_RC=skipped
 LARGE_RC=skipped
+TRAIN_RC=skipped
 if want bench; then
   run_stage bench_paper 120 "$DEST/bench_paper.txt" "${BENCH[@]}" --config paper \
     --json "$DEST/bench_paper.json"
@@ -127,6 +133,10 @@ if want bench; then
   run_stage bench_large 180 "$DEST/bench_large.txt" "${BENCH[@]}" --config large \
     --json "$DEST/bench_large.json"
   LARGE_RC=$?
+  run_stage bench_train 150 "$DEST/bench_train.txt" "$PY" -m seqgan_fast bench --device cuda \
+    --op score,d_epoch --backends reference,triton --config paper \
+    --budget "${GPU_CHECK_BENCH_BUDGET_S:-15}" --json "$DEST/bench_train.json"
+  TRAIN_RC=$?
 fi
 
 # -- 6. roofline fraction of the rollouts -------------------------------------------------------
@@ -166,9 +176,9 @@ json.dump({"peak_flops": peak, "flops_per_token": "2*H*(V + 4*(E+H))", "results"
 EOF
 cat "$DEST/roofline.txt" >> "$LOG"
 
-SUMMARY="build=$BUILD_RC tests=$TEST_RC bench_paper=$PAPER_RC bench_large=$LARGE_RC total=$(( $(date +%s) - START_S ))s"
+SUMMARY="build=$BUILD_RC tests=$TEST_RC bench_paper=$PAPER_RC bench_large=$LARGE_RC bench_train=$TRAIN_RC total=$(( $(date +%s) - START_S ))s"
 echo "$SUMMARY" > "$DEST/summary.txt"
 grep -E "passed|failed|error" "$DEST/pytest.txt" | tail -n 1 >> "$DEST/summary.txt" || true
 log "DONE $SUMMARY"
 ok() { [[ $1 == 0 || $1 == skipped ]]; }
-ok "$BUILD_RC" && ok "$TEST_RC" && ok "$PAPER_RC" && ok "$LARGE_RC"
+ok "$BUILD_RC" && ok "$TEST_RC" && ok "$PAPER_RC" && ok "$LARGE_RC" && ok "$TRAIN_RC"

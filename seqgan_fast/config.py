@@ -65,6 +65,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     backend: str = "auto"
+    d_graph: str = "auto"                # CUDA: capture the D step in a CUDA graph | on | off
+    tf32: bool = False                   # CUDA: TF32 matmuls/convolutions (beyond fp32 rounding)
     preset_name: str = "custom"          # which preset this config started from
 
     # ---------------------------------------------------------------------------------------
@@ -143,8 +145,11 @@ class TrainConfig:
         for key, choices in CHOICES.items():
             if getattr(self, key) not in choices:
                 raise bad(key, f"choose from {', '.join(choices)}")
-        if not isinstance(self.mle_shuffle, bool):
-            raise bad("mle_shuffle", "expected true or false")
+        for key in ("mle_shuffle", "tf32"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, "expected true or false")
+        if self.d_graph == "on" and not self.device.startswith("cuda"):
+            raise bad("d_graph", "CUDA graphs need device=cuda (auto: graphs where possible)")
         check_limits(self)
         return self
 
@@ -198,6 +203,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "rollout_policy": ("current", "delayed"),
     "d_shuffle": ("once", "epoch"),
     "eval_schedule": ("completed", "official"),
+    "d_graph": ("auto", "on", "off"),
 }
 
 # What the reference code (LantaoYu/SeqGAN) does, spelled out so that the paper preset keeps it

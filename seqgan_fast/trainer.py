@@ -41,6 +41,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ConfigError, TrainConfig
+from .dstep import DiscriminatorStep, configure_tf32
 from .guard import guard_trainer
 from .models import Discriminator, Generator
 from .optim import fast_adam
@@ -54,7 +55,8 @@ CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CURVES_FILE = (
 PHASES = ("mle", "d_pretrain", "adv", "done")
 # Keys that may differ between a run and its resumption (schedule and runtime only).
 RESUMABLE_CHANGES = frozenset({"mle_epochs", "d_pretrain_rounds", "adv_batches", "eval_every",
-                               "checkpoint_every", "num_eval", "device", "backend"})
+                               "checkpoint_every", "num_eval", "device", "backend", "d_graph",
+                               "tf32"})
 SAMPLE_CHUNK = 4096  # rows per sampling call: bounds the reference backend's logit memory
 _STREAM_TRAINER = 1
 
@@ -178,6 +180,10 @@ class SeqGANTrainer:
         self.g_mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr)
         self.g_adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr)
         self.d_opt = fast_adam(self.discriminator.parameters(), lr=cfg.d_lr)  # see optim.py
+        if self.device.type == "cuda":
+            configure_tf32(cfg.tf32)
+        self.d_step = DiscriminatorStep(self.discriminator, self.d_opt, cfg.batch_size,
+                                        graph=cfg.d_graph)  # see dstep.py
 
         self.state: dict[str, Any] = {
             "phase": "mle", "mle_epoch": 0, "d_round": 0, "adv_batch": 0, "seed_calls": 0,
@@ -260,22 +266,18 @@ class SeqGANTrainer:
         y = torch.cat([torch.ones(pos.shape[0], dtype=torch.int64),
                        torch.zeros(neg.shape[0], dtype=torch.int64)]).to(self.device)
         self.discriminator.train()
-        loss_sum = correct = seen = count = 0.0
         n = x.shape[0]
         once = list(self._batches(n, self.next_seed())) if cfg.d_shuffle == "once" else None
         for _ in range(cfg.d_epochs):
-            loss_sum = correct = seen = count = 0.0
+            # summed on the device: one host sync per epoch (CUDA graphs replay back to back)
+            loss_sum = x.new_zeros((), dtype=torch.float64)
+            correct = x.new_zeros((), dtype=torch.int64)
+            seen = count = 0
             for idx in once if once is not None else self._batches(n, self.next_seed()):
-                logits = self.discriminator(x[idx])
-                loss = torch.nn.functional.cross_entropy(logits, y[idx]) \
-                    + self.discriminator.l2_loss()
-                self.d_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self.d_opt.step()
-                loss_sum += float(loss.detach())
-                correct += float((logits.argmax(1) == y[idx]).sum())
-                seen += idx.numel()
-                count += 1
+                loss, hits = self.d_step(x[idx], y[idx])
+                loss_sum, correct = loss_sum + loss, correct + hits
+                seen, count = seen + idx.numel(), count + 1
+        loss_sum, correct = float(loss_sum), float(correct)
         return loss_sum / max(count, 1), correct / max(seen, 1)
 
     def policy_gradient_step(self) -> float:

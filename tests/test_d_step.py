@@ -1,10 +1,15 @@
 """The discriminator step the schedule repeats ~1 million times: the trainer's fused Adam
-(seqgan_fast/optim.py) trains exactly as torch's default Adam up to float rounding."""
+(seqgan_fast/optim.py) trains exactly as torch's default Adam up to float rounding; the step
+object (seqgan_fast/dstep.py) trains exactly as the plain loop on CPU and, captured in a CUDA
+graph, follows the eager curve on a GPU (those tests skip without one)."""
 import copy
 
+import pytest
 import torch
 
 from seqgan_fast import Discriminator
+from seqgan_fast.config import ConfigError, TrainConfig
+from seqgan_fast.dstep import DiscriminatorStep, configure_tf32
 from seqgan_fast.optim import fast_adam
 
 
@@ -46,3 +51,131 @@ def test_fast_adam_is_fused_where_torch_supports_it():
     assert opt.defaults.get("fused") or opt.defaults.get("foreach")
     if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4):
         assert opt.defaults.get("fused") is True
+
+
+# -- the trainer's step object (seqgan_fast/dstep.py) ---------------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _small_d(keep: float = 0.75, device: str = "cpu") -> Discriminator:
+    torch.manual_seed(5)
+    return Discriminator(120, 9, emb_dim=8, filter_sizes=(1, 2, 4, 9),
+                         num_filters=(6, 10, 7, 5), dropout_keep=keep).to(device)
+
+
+def _batches(d: Discriminator, steps: int, rows: int, device: str = "cpu"):
+    gen = torch.Generator().manual_seed(9)
+    for _ in range(steps):
+        x = torch.randint(0, d.vocab_size, (rows, d.seq_len), generator=gen)
+        yield x.to(device), (x[:, 0] < d.vocab_size // 2).long().to(device)
+
+
+def test_step_object_trains_exactly_as_the_plain_loop():
+    d_loop = _small_d()
+    d_step = copy.deepcopy(d_loop)
+    opt_loop = fast_adam(d_loop.parameters(), 1e-3)
+    step = DiscriminatorStep(d_step, fast_adam(d_step.parameters(), 1e-3), batch_size=16)
+    assert not step.use_graph  # CPU: always eager
+    for i, (x, y) in enumerate(_batches(d_loop, 30, 16)):
+        torch.manual_seed(i)
+        logits = d_loop(x)
+        want = torch.nn.functional.cross_entropy(logits, y) + d_loop.l2_loss()
+        opt_loop.zero_grad(set_to_none=True)
+        want.backward()
+        opt_loop.step()
+        torch.manual_seed(i)
+        loss, hits = step(x, y)
+        assert loss.dim() == 0 and hits.dtype == torch.int64
+        assert torch.equal(loss, want.detach())
+        assert int(hits) == int((logits.argmax(1) == y).sum())
+    for a, b in zip(d_loop.parameters(), d_step.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_step_runs_the_grad_hook_between_backward_and_update():
+    d = _small_d()
+    seen = []
+    step = DiscriminatorStep(d, fast_adam(d.parameters(), 1e-3), batch_size=8,
+                             grad_hook=lambda: seen.append(d.output.weight.grad.clone()))
+    before = d.output.weight.detach().clone()
+    x, y = next(_batches(d, 1, 8))
+    step(x, y)
+    assert len(seen) == 1 and seen[0].abs().sum() > 0
+    assert not torch.equal(before, d.output.weight)
+
+
+def test_step_validation():
+    d = _small_d()
+    opt = fast_adam(d.parameters(), 1e-3)
+    with pytest.raises(ValueError, match="graph must be one of"):
+        DiscriminatorStep(d, opt, 8, graph="yes")
+    with pytest.raises(ValueError, match="needs the discriminator on a CUDA device"):
+        DiscriminatorStep(d, opt, 8, graph="on")
+    with pytest.raises(ValueError, match="batch_size"):
+        DiscriminatorStep(d, opt, 0)
+    with pytest.raises(ConfigError, match="d_graph"):
+        TrainConfig(d_graph="on", device="cpu").validate()
+    with pytest.raises(ConfigError, match="d_graph"):
+        TrainConfig(d_graph="sometimes").validate()
+    with pytest.raises(ConfigError, match="tf32"):
+        TrainConfig(tf32="yes").validate()
+
+
+def test_hooks_are_suspended_and_restored():
+    d = _small_d()
+    opt = fast_adam(d.parameters(), 1e-3)
+    calls = []
+    opt.register_step_pre_hook(lambda *a: calls.append("pre"))
+    opt.register_step_post_hook(lambda *a: calls.append("post"))
+    step = DiscriminatorStep(d, opt, 8)
+    with step._hooks_suspended():
+        opt.step()
+    assert calls == []
+    opt.step()
+    assert calls == ["pre", "post"]
+
+
+def test_configure_tf32_sets_and_clears_both_switches():
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        configure_tf32(True)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        configure_tf32(False)
+        assert not torch.backends.cuda.matmul.allow_tf32
+        assert not torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+@needs_cuda
+def test_cuda_graph_step_follows_the_eager_curve():
+    """Without dropout the captured step is the eager step: same curve over 200 steps."""
+    d_eager = _small_d(keep=1.0, device="cuda")
+    d_graph = copy.deepcopy(d_eager)
+    eager = DiscriminatorStep(d_eager, fast_adam(d_eager.parameters(), 1e-3), 16, graph="off")
+    graph = DiscriminatorStep(d_graph, fast_adam(d_graph.parameters(), 1e-3), 16, graph="on")
+    a = [float(eager(x, y)[0]) for x, y in _batches(d_eager, 200, 16, "cuda")]
+    b = [float(graph(x, y)[0]) for x, y in _batches(d_graph, 200, 16, "cuda")]
+    assert graph.replays == 199
+    assert a[-1] < a[0] - 0.05
+    assert max(abs(u - v) for u, v in zip(a, b, strict=True)) <= 1e-4
+    for p, q in zip(d_eager.parameters(), d_graph.parameters(), strict=True):
+        assert (p - q).abs().max().item() <= 1e-4
+
+
+@needs_cuda
+def test_cuda_graph_step_keeps_the_finite_guard():
+    from seqgan_fast.guard import NonFiniteError, watch_optimizer
+
+    d = _small_d(device="cuda")
+    opt = fast_adam(d.parameters(), 1e-3)
+    watch_optimizer(opt, "discriminator", {}, lambda: "test", lambda: "d_lr")
+    step = DiscriminatorStep(d, opt, 16, graph="on")
+    batches = list(_batches(d, 3, 16, "cuda"))
+    step(*batches[0])
+    step(*batches[1])  # captured, replayed
+    with torch.no_grad():
+        d.output.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteError):
+        step(*batches[2])

@@ -13,8 +13,10 @@ Memory: the table is V x sum_g(k_g * round_up(F_g, 16)) floats (262 MB at the pa
 V = 5000 and 1,720 filters). Where it would exceed ``table_bytes`` (default
 ``SCORE_TABLE_BYTES`` = 512 MiB, or ``SEQGAN_FAST_SCORE_TABLE_MB``) the call falls back to
 the reference's GEMM form (logged once) and gives the same scores to float rounding.
-On CUDA tensors every backend uses the reference's cuDNN/cuBLAS convolutions (not measured on
-a GPU yet).
+``triton`` (and ``cuda``, which has no scoring kernel of its own) runs the same folded-table
+arithmetic as a Triton kernel (ops/triton_score.py: bit-identical pooled features to ``cpp``
+on the same table; rows scored whole, no prefix sharing); the table GEMM and the head stay
+cuBLAS. Not yet measured on a GPU (issue 9's check runs it).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from typing import NamedTuple
 
 import torch
 
-from .backends import resolve
+from .backends import is_available, resolve
 
 log = logging.getLogger("seqgan_fast")
 
@@ -165,10 +167,25 @@ def rollout_scores(discriminator, completions: torch.Tensor, x: torch.Tensor,
                             batch_size, None))
 
 
+def _pooler(be: str, device: torch.device):
+    """The fused pooling function of backend ``be`` (None: the reference's GEMM form)."""
+    if be == "cpp":
+        return _pool
+    if be in ("triton", "cuda") and is_available("triton", device):
+        from .triton_score import pool_triton
+
+        def pool_rows(rows, row0, prefix_x, num_rollouts, folded):  # rows scored whole
+            return pool_triton(rows, folded.table, folded.bias, folded.widths, folded.filters,
+                               _LANES)
+        return pool_rows
+    return None
+
+
 def _score_all(d, jobs, backend: str, batch_size: int, table_bytes_limit: int | None):
     """Scores of each (rows, prefix_x, num_rollouts) job; the table is folded once."""
-    be = resolve(backend, jobs[0][0].device)
-    if be != "cpp" or not _use_table(d, table_bytes_limit):
+    device = jobs[0][0].device
+    pool = _pooler(resolve(backend, device), device)
+    if pool is None or not _use_table(d, table_bytes_limit):
         return [d.prob_real(rows, batch_size=batch_size) for rows, _, _ in jobs]
     was_training = d.training
     d.eval()
@@ -178,7 +195,7 @@ def _score_all(d, jobs, backend: str, batch_size: int, table_bytes_limit: int | 
         for x, prefix_x, num_rollouts in jobs:
             px = None if prefix_x is None else prefix_x.contiguous()
             n = 1 if num_rollouts is None else num_rollouts
-            out = [_head(d, _pool(x[r0 : r0 + batch_size].contiguous(), r0, px, n, folded))
+            out = [_head(d, pool(x[r0 : r0 + batch_size].contiguous(), r0, px, n, folded))
                    for r0 in range(0, x.shape[0], batch_size)]
             results.append(torch.cat(out) if out else x.new_zeros(0, dtype=torch.float32))
     finally:

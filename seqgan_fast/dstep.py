@@ -1,0 +1,153 @@
+"""The discriminator's training step: forward, cross-entropy + the paper's L2 term, backward,
+Adam (issue 11: the step the paper's schedule repeats ~1 million times).
+
+``DiscriminatorStep(d, opt, batch_size, graph=...)`` is called once per minibatch and returns
+the loss and the count of correct predictions as 0-dim tensors on the model's device, so a
+caller on a GPU synchronises once per epoch instead of once per step.
+
+On CUDA, ``graph="auto"`` (or ``"on"``) captures the whole step (forward, backward, the L2
+term and the fused Adam update) in one CUDA graph at ``batch_size`` rows and replays it for
+every full minibatch: one launch instead of ~150 kernels per step. The capture follows
+PyTorch's whole-network recipe: the first full minibatch is a normal eager step; the
+parameters and the optimizer state are then saved, the step is warmed up on a side stream,
+both are restored in place, and the graph is captured, so the training trajectory is the
+eager one (the warm-up steps leave no trace). Minibatches of another size (an epoch's last)
+run eagerly. The optimizer must be ``torch.optim.Adam(..., capturable=True)``
+(:func:`seqgan_fast.optim.fast_adam` makes it so on CUDA). Dropout draws inside the graph come
+from PyTorch's graph-safe Philox offsets: the same distribution as eager, not the same masks.
+
+Optimizer step hooks (the finite-value guard of seqgan_fast/guard.py synchronises with the
+host) cannot run inside a capture: they are suspended while capturing and called after each
+replay instead, pre-hooks then post-hooks, so a non-finite gradient or weight still stops
+training before anything is checkpointed.
+
+On CPU the step is always eager (no graphs); ``graph="on"`` there is an error.
+
+``configure_tf32(enabled)`` switches cuBLAS/cuDNN float32 matmuls and convolutions to TF32
+(config key ``tf32``, default off: TF32 keeps 10 mantissa bits, beyond float32 rounding, so the
+faithful presets do not use it).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+GRAPH_MODES = ("auto", "on", "off")
+
+
+def configure_tf32(enabled: bool) -> None:
+    """TF32 for float32 matmuls and cuDNN convolutions (CUDA only; no effect on CPU)."""
+    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
+    torch.backends.cudnn.allow_tf32 = bool(enabled)
+
+
+def _param_device(d: torch.nn.Module) -> torch.device:
+    return next(d.parameters()).device
+
+
+class DiscriminatorStep:
+    """One discriminator training step per call; see the module docstring.
+
+    ``grad_hook`` (optional) runs between backward and the optimizer step on the eager path
+    (e.g. a cross-process gradient all-reduce); a step with a hook is never graph-captured.
+    """
+
+    def __init__(self, discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 batch_size: int, graph: str = "auto",
+                 grad_hook: Callable[[], None] | None = None) -> None:
+        if graph not in GRAPH_MODES:
+            raise ValueError(f"graph must be one of {', '.join(GRAPH_MODES)}, got {graph!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        dev = _param_device(discriminator)
+        if graph == "on" and dev.type != "cuda":
+            raise ValueError(f"graph='on' needs the discriminator on a CUDA device, not {dev}")
+        if graph == "on" and grad_hook is not None:
+            raise ValueError("graph='on' cannot capture a step with a grad_hook")
+        capturable = any(g.get("capturable") for g in optimizer.param_groups)
+        if graph == "on" and not capturable:
+            raise ValueError("graph='on' needs an optimizer built with capturable=True "
+                             "(seqgan_fast.optim.fast_adam does this on CUDA)")
+        self.d, self.opt, self.batch_size = discriminator, optimizer, batch_size
+        self.grad_hook = grad_hook
+        self.use_graph = dev.type == "cuda" and graph != "off" and capturable \
+            and grad_hook is None
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._static: dict[str, torch.Tensor] = {}
+        self.replays = 0  # graph replays so far (tests and benchmarks read it)
+
+    # -- the step -------------------------------------------------------------------------
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor):
+        logits = self.d(x)
+        loss = F.cross_entropy(logits, y) + self.d.l2_loss()
+        loss.backward()
+        return loss.detach(), (logits.detach().argmax(1) == y).sum()
+
+    def _eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.opt.zero_grad(set_to_none=True)
+        loss, correct = self._forward_backward(x, y)
+        if self.grad_hook is not None:
+            self.grad_hook()
+        self.opt.step()
+        return loss, correct
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train on minibatch (x (b, T) int64, y (b,) int64 labels, 1 = real); returns
+        (loss, correct) as 0-dim tensors on the model's device."""
+        if not self.use_graph or x.shape[0] != self.batch_size:
+            return self._eager(x, y)
+        if self._graph is None:
+            out = self._eager(x, y)  # the real first step, then capture for the next ones
+            self._capture(x, y)
+            return out
+        self._static["x"].copy_(x)
+        self._static["y"].copy_(y)
+        self._graph.replay()
+        self.replays += 1
+        for hook in (*self.opt._optimizer_step_pre_hooks.values(),
+                     *self.opt._optimizer_step_post_hooks.values()):
+            hook(self.opt, (), {})
+        return self._static["loss"].clone(), self._static["correct"].clone()
+
+    # -- capture --------------------------------------------------------------------------
+    def _state_tensors(self) -> list[torch.Tensor]:
+        out = [p.data for p in self.d.parameters()]
+        for state in self.opt.state.values():
+            out.extend(v for v in state.values() if isinstance(v, torch.Tensor))
+        return out
+
+    @contextlib.contextmanager
+    def _hooks_suspended(self) -> Iterator[None]:
+        hooks = (self.opt._optimizer_step_pre_hooks, self.opt._optimizer_step_post_hooks)
+        saved = [dict(h) for h in hooks]
+        for h in hooks:
+            h.clear()
+        try:
+            yield
+        finally:
+            for h, items in zip(hooks, saved, strict=True):
+                h.update(items)
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        saved = [t.clone() for t in self._state_tensors()]
+        static_x, static_y = x.clone(), y.clone()
+        graph = torch.cuda.CUDAGraph()
+        with self._hooks_suspended():
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self._eager(static_x, static_y)
+            torch.cuda.current_stream().wait_stream(side)
+            with torch.no_grad():  # the warm-up steps leave no trace
+                for t, s in zip(self._state_tensors(), saved, strict=True):
+                    t.copy_(s)
+            self.opt.zero_grad(set_to_none=True)
+            with torch.cuda.graph(graph):
+                loss, correct = self._forward_backward(static_x, static_y)
+                self.opt.step()
+        self._graph = graph
+        self._static = {"x": static_x, "y": static_y, "loss": loss, "correct": correct}
