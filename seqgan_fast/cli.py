@@ -1,4 +1,4 @@
-"""The ``seqgan-fast`` command line: ``train``, ``sample``, ``bench``.
+"""The ``seqgan-fast`` command line: ``train``, ``sample``, ``recommend``, ``bench``.
 
 Bad input (unknown preset, bad ``--set``, missing data file, nothing to resume, ...) gives
 one line ``seqgan-fast: error: ...`` on stderr and exit status 2, before anything is
@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="SeqGAN with fused sampling and rollout kernels.")
-    sub = p.add_subparsers(dest="command", metavar="{train,sample,bench}")
+    sub = p.add_subparsers(dest="command", metavar="{train,sample,recommend,bench}")
 
     t = sub.add_parser("train", help="train a SeqGAN (default: preset quick on the oracle)",
                        description="Train SeqGAN. Without arguments: preset 'quick' on the "
@@ -66,6 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="sampling seed in [0, 2**64) (default 0)")
     s.add_argument("--device", default="cpu", help="cpu | cuda")
     s.add_argument("--backend", default="auto", help="auto | reference | cpp | triton | cuda")
+    s.add_argument("--history", help="recsys runs: continue this item history (space-separated "
+                   "item ids of the input file) instead of sampling from <bos>")
+
+    r = sub.add_parser("recommend", help="top-k next items for the users of a recommendation run",
+                       description="Top-k next items for users of a recsys run, from their "
+                       "whole history in the interaction file; CSV user,rank,item,score "
+                       "(score: the generator's log-probability).")
+    r.add_argument("--run", required=True, help="recsys run folder (as written by train)")
+    r.add_argument("--users", default="all",
+                   help="'all' (default: every user of the interaction file) or a file of user "
+                   "ids, one per line")
+    r.add_argument("--data", help="interaction file with the histories (default: the run's)")
+    r.add_argument("-k", type=int, default=10, help="items per user (default 10)")
+    seen = r.add_mutually_exclusive_group()
+    seen.add_argument("--exclude-seen", dest="exclude_seen", action="store_true", default=None,
+                      help="never recommend an item the user already has")
+    seen.add_argument("--include-seen", dest="exclude_seen", action="store_false",
+                      help="allow re-recommending (default: the run's mask_history)")
+    r.add_argument("--out", required=True, help="output CSV (written atomically)")
+    r.add_argument("--batch-size", type=int, default=1024,
+                   help="users scored per forward pass (bounds memory; default 1024)")
+    r.add_argument("--device", default="cpu", help="cpu | cuda")
 
     sub.add_parser("bench", add_help=False,
                    help="kernel benchmarks (seqgan-fast bench --help for options)")
@@ -84,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise CLIError("missing command: train, sample or bench (see seqgan-fast --help)")
+            raise CLIError("missing command: train, sample, recommend or bench (see "
+                           "seqgan-fast --help)")
         if args.command == "train":
             return _train(args)
+        if args.command == "recommend":
+            return _recommend(args)
         return _sample(args)
     except SystemExit as exc:  # --help
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
@@ -268,17 +293,12 @@ def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from . import ops
-    from .checkpoint import latest_checkpoint, load_checkpoint
-    from .models import Generator
     from .ops.checks import check_temperature
-    from .runfolder import check_run_state
-    from .trainer import SAMPLE_CHUNK, check_device
+    from .recommend import load_run_generator
+    from .trainer import SAMPLE_CHUNK
 
     _configure_logging(quiet=True)
     try:
-        run = Path(args.run)
-        if not run.is_dir():
-            raise ConfigError(f"run folder not found: {run}")
         if not 1 <= args.n <= MAX_SAMPLES:
             raise ConfigError(f"-n must be in [1, {MAX_SAMPLES}], got {args.n}")
         if not 0 <= args.seed < 2**64:
@@ -287,28 +307,116 @@ def _sample(args: argparse.Namespace) -> int:
             temperature = check_temperature(args.temperature)
         except ValueError as exc:
             raise ConfigError(f"--temperature: {exc}") from None
-        path = latest_checkpoint(run)
-        if path is None:
-            raise ConfigError(f"no checkpoint in {run} (train it first)")
-        tensors, state = load_checkpoint(path, groups=("generator",))
-        check_run_state(state, path / "state.json")
-        device = check_device(args.device)
-        backend = ops.resolve(args.backend, device)
-        m = state["model"]
-        generator = Generator(m["vocab_size"], m["g_emb_dim"], m["g_hidden_dim"],
-                              m["seq_len"], m["start_token"])
-        generator.load_state_dict(tensors["generator"])
-        generator.to(device)
-        cfg = TrainConfig.from_dict(state["config"]).replace(device=str(device))
-        task = _task_class(state["task"]).load(run, cfg)
+        loaded = load_run_generator(args.run, args.device)
+        generator, cfg, state = loaded.generator, loaded.cfg, loaded.state
+        backend = ops.resolve(args.backend, generator.device)
+        task = _task_class(state["task"]).load(Path(args.run), cfg)
+        prefix = None if args.history is None else \
+            _history_prefix(task, state["task"], args.history, generator)
     except _setup_errors() as exc:
         raise _BadInput(str(exc)) from None
     with torch.no_grad():  # chunk by chunk: memory does not grow with -n
         for r0 in range(0, args.n, SAMPLE_CHUNK):
-            x = ops.sample(generator, min(SAMPLE_CHUNK, args.n - r0), seed=args.seed,
-                           temperature=temperature, backend=backend, row_offset=r0)
+            n = min(SAMPLE_CHUNK, args.n - r0)
+            x = ops.sample(generator, n, seed=args.seed, temperature=temperature,
+                           backend=backend, row_offset=r0,
+                           prefix=None if prefix is None else prefix.expand(n, -1))
+            if prefix is not None:  # print the continuation only
+                x = x[:, prefix.shape[1]:]
             for line in task.decode(x.cpu()):
                 print(line)
+    return 0
+
+
+def _history_prefix(task, task_name: str, history: str, generator):
+    """--history as a (1, P) token prefix: its last seq_len - 1 known items."""
+    import torch
+
+    if task_name != "recsys":
+        raise ConfigError(f"--history needs a recsys run; {task_name!r} runs sample from "
+                          "the start token")
+    items = history.split()
+    if not items:
+        raise ConfigError("--history is empty; give space-separated item ids")
+    unknown = [it for it in items if it not in task.vocab.stoi]
+    toks = [task.vocab.stoi[it] for it in items if it in task.vocab.stoi]
+    toks = [t for t in toks if t >= task.vocab.num_specials]
+    if not toks:
+        raise ConfigError(f"--history: none of its {len(items)} item ids is known to the run "
+                          f"(e.g. {unknown[0]!r})")
+    if unknown:
+        logging.getLogger("seqgan_fast").warning("--history: skipped %d unknown item id(s), "
+                                                 "e.g. %r", len(unknown), unknown[0])
+    toks = toks[-(generator.seq_len - 1):]
+    return torch.tensor([toks], dtype=torch.int64, device=generator.device)
+
+
+# -- recommend --------------------------------------------------------------------------------
+def _recommend(args: argparse.Namespace) -> int:
+    import csv
+    import os
+    import time
+
+    from .data.interactions import read_interactions
+    from .data.text import resolve_data_path
+    from .recommend import Recommender, read_user_list
+
+    _configure_logging(quiet=True)
+    t0 = time.perf_counter()
+    try:
+        if args.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+        rec = Recommender.from_run(args.run, args.device, args.exclude_seen, args.batch_size)
+        if not 1 <= args.k <= rec.num_items:
+            raise ConfigError(f"-k must be in [1, {rec.num_items}] (the run's item count), "
+                              f"got {args.k}")
+        cfg = TrainConfig.from_dict(
+            json.loads((Path(args.run) / "config.json").read_text(encoding="utf-8")))
+        data = Path(args.data) if args.data else resolve_data_path(cfg.data, "interaction")
+        inter = read_interactions(data, cfg.columns, min_count=1, min_interactions=1)
+        out = Path(args.out)
+        if out.is_dir():
+            raise ConfigError(f"--out {out} is a folder; give a file name")
+        if not out.parent.is_dir():
+            raise ConfigError(f"--out: folder {out.parent} does not exist")
+        by_user = dict(zip(inter.users, inter.sequences, strict=True))
+        if args.users == "all":
+            users = list(inter.users)
+            unknown_users: list[str] = []
+        else:
+            wanted = read_user_list(args.users)
+            users = [u for u in wanted if u in by_user]
+            unknown_users = [u for u in wanted if u not in by_user]
+            if not users:
+                raise ConfigError(f"--users {args.users}: none of its {len(wanted)} user ids "
+                                  f"is in {data} (e.g. {wanted[0]!r})")
+    except (*_setup_errors(), OSError) as exc:
+        raise _BadInput(str(exc)) from None
+    if unknown_users:
+        print(f"{PROG}: warning: {len(unknown_users)} user id(s) of {args.users} are not in "
+              f"{data} and were skipped, e.g. {unknown_users[0]!r}", file=sys.stderr)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    rows = empty = unknown_items = 0
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["user", "rank", "item", "score"])
+            for part in rec.iter_recommend([by_user[u] for u in users], args.k):
+                for i, items, scores in zip(part.index, part.items, part.scores, strict=True):
+                    for rank, (item, score) in enumerate(zip(items, scores, strict=True), 1):
+                        w.writerow([users[i], rank, item, f"{score:.6g}"])
+                rows += len(part.index)
+                empty += len(part.empty)
+                unknown_items += part.unknown_items
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    wall = time.perf_counter() - t0
+    print(f"recommend: {rows} users scored ({empty} without a known item skipped, "
+          f"{len(unknown_users)} unknown users skipped, {unknown_items} unknown item ids "
+          f"dropped) in {wall:.2f} s, {rows / max(wall, 1e-9):.0f} users/s; wrote {out}",
+          file=sys.stderr)
     return 0
 
 

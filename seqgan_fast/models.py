@@ -80,10 +80,15 @@ class Generator(nn.Module):
         if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
             raise ValueError(f"{name} has token ids outside [0, {self.vocab_size})")
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced RNN outputs: x (B, T) int64 -> (B, T, H); position t has read the
+        start token and x[:, :t] (the output layer of position t predicts x[:, t])."""
+        out, _ = self.lstm(self.embedding(self._inputs(x)))
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits: x (B, T) int64 -> (B, T, V); position t sees x[:, :t]."""
-        out, _ = self.lstm(self.embedding(self._inputs(x)))
-        return self.output(out)
+        return self.output(self.features(x))
 
     def log_probs(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x_t | x_<t) for every position: (B, T) float (differentiable)."""

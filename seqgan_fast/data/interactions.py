@@ -102,11 +102,16 @@ def _choose_columns(header: list[str], spec: str | None, path: Path) -> tuple[in
 
 
 def read_interactions(path: str | os.PathLike, columns: str | None = None,
-                      min_count: int = 1) -> Interactions:
-    """Parse, order, filter (see module docstring). Streams the file once."""
+                      min_count: int = 1, min_interactions: int = MIN_INTERACTIONS
+                      ) -> Interactions:
+    """Parse, order, filter (see module docstring). Streams the file once.
+    ``min_interactions``: users with fewer kept interactions are skipped (training needs 3;
+    serving recommendations, ``seqgan-fast recommend``, takes every user with one)."""
     path = Path(path)
     if min_count < 1:
         raise ValueError(f"min_count must be >= 1, got {min_count}")
+    if min_interactions < 1:
+        raise ValueError(f"min_interactions must be >= 1, got {min_interactions}")
     lines = (text for _, text in iter_lines(path))
     try:
         first = next(lines)
@@ -169,21 +174,21 @@ def read_interactions(path: str | os.PathLike, columns: str | None = None,
     for user, events in per_user.items():
         events.sort(key=lambda e: e[:-1])
         seq = [e[-1] for e in events if e[-1] not in rare]
-        if len(seq) < MIN_INTERACTIONS:
+        if len(seq) < min_interactions:
             stats.users_skipped += 1
             continue
         users.append(user)
         seqs.append(seq)
         kept_items.update(seq)
     if not users:
-        raise DataError(f"{path}: no user has {MIN_INTERACTIONS} or more interactions "
+        raise DataError(f"{path}: no user has {min_interactions} or more interactions "
                         f"(after dropping items rarer than min_count={min_count})")
     stats.users = len(users)
     stats.items = len(kept_items)
     stats.interactions = sum(map(len, seqs))
     if stats.users_skipped:
         log.info("%s: skipped %d users with fewer than %d interactions", path,
-                 stats.users_skipped, MIN_INTERACTIONS)
+                 stats.users_skipped, min_interactions)
     return Interactions(users, seqs, stats)
 
 
