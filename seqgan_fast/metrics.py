@@ -216,5 +216,45 @@ def ndcg(ranks, k: int) -> float:
     return float(gain.mean())
 
 
+def mrr(ranks, k: int) -> float:
+    """MRR@K with one relevant item: mean of 1/(rank + 1) over users with rank < k (0
+    otherwise). ranks: (U,) 0-based ints."""
+    r = _as_ranks(ranks).astype(np.float64)
+    if not r.size:
+        return 0.0
+    return float(np.where(r < k, 1.0 / (r + 1.0), 0.0).mean())
+
+
+def coverage(top, num_items: int) -> float:
+    """Catalogue coverage of top-K lists: distinct recommended items / ``num_items``.
+    top: (U, K) item ids (ids < 0 are empty slots and not counted)."""
+    t = top.detach().cpu() if isinstance(top, torch.Tensor) else torch.as_tensor(top)
+    if num_items < 1:
+        raise ValueError(f"num_items must be >= 1, got {num_items}")
+    return float(torch.unique(t[t >= 0]).numel()) / num_items
+
+
+def popularity_percentile(top, counts) -> float:
+    """Popularity bias of top-K lists: the mean popularity percentile of recommended items
+    (1.0 = the most popular item, ~0 = the least; ties share their mean percentile) under
+    ``counts`` (V,) (e.g. training interactions per item). A list that collapses onto the
+    head of the catalogue scores near 1; a popularity recommender scores ~1 by construction.
+    top: (U, K) item ids (ids < 0 ignored)."""
+    t = top.detach().cpu() if isinstance(top, torch.Tensor) else torch.as_tensor(top)
+    c = torch.as_tensor(counts, dtype=torch.float64).cpu()
+    t = t[t >= 0]
+    if not t.numel():
+        return 0.0
+    order = torch.argsort(c, stable=True)  # ascending counts
+    pct = torch.empty_like(c)
+    n = c.numel()
+    pct[order] = torch.arange(n, dtype=torch.float64) / max(n - 1, 1)
+    # equal counts share the mean of their percentiles
+    uniq, inv = torch.unique(c, return_inverse=True)
+    mean = torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, inv, pct)
+    mean /= torch.bincount(inv, minlength=uniq.numel()).double()
+    return float(mean[inv][t].mean())
+
+
 __all__ = ["bleu", "corpus_bleu", "self_bleu", "self_bleu_scores", "BleuReferences",
-           "hit_rate", "ndcg"]
+           "hit_rate", "ndcg", "mrr", "coverage", "popularity_percentile"]

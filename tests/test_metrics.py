@@ -12,8 +12,11 @@ from seqgan_fast.metrics import (
     BleuReferences,
     bleu,
     corpus_bleu,
+    coverage,
     hit_rate,
+    mrr,
     ndcg,
+    popularity_percentile,
     self_bleu,
     self_bleu_scores,
 )
@@ -138,3 +141,20 @@ def test_hit_rate_and_ndcg_by_hand():
     assert hit_rate(t, 3) == pytest.approx(3 / 7)
     with pytest.raises(ValueError, match="ranks"):
         hit_rate([-1, 0], 5)
+
+
+def test_mrr_coverage_popularity_by_hand():
+    ranks = torch.tensor([0, 1, 4, 9])
+    assert mrr(ranks, 5) == pytest.approx((1 + 1 / 2 + 1 / 5 + 0) / 4)
+    assert mrr(ranks, 1) == pytest.approx(1 / 4)
+    top = torch.tensor([[0, 1], [1, 2], [1, -1]])
+    assert coverage(top, 10) == pytest.approx(3 / 10)
+    counts = torch.tensor([5.0, 1.0, 3.0, 3.0, 0.0])
+    # percentiles: item4 0, item1 .25, items 2,3 share (.5+.75)/2, item0 1
+    assert popularity_percentile(torch.tensor([[0], [4]]), counts) == pytest.approx(0.5)
+    assert popularity_percentile(torch.tensor([[2, 3, -1]]), counts) == pytest.approx(0.625)
+    head = popularity_percentile(torch.tensor([[0, 2]] * 3), counts)
+    tail = popularity_percentile(torch.tensor([[4, 1]] * 3), counts)
+    assert head > tail
+    with pytest.raises(ValueError, match="num_items"):
+        coverage(top, 0)

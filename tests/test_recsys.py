@@ -170,6 +170,19 @@ def test_recsys_task_popularity_baseline_by_hand(tmp_path):
     assert base["ndcg@3"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(4)) / 5)
 
 
+def test_repeat_baseline_ranks_the_users_own_items_first(tmp_path):
+    task = RecsysTask(_task_cfg(tmp_path, mask_history=False))
+    st = task.vocab.stoi
+    s = task._repeat_scores("test", torch.arange(5))
+    # u2's test history a b c a: a (2) > b = c (1) > d (0, popularity only)
+    assert s[1, st["a"]] > s[1, st["b"]] > s[1, st["d"]]
+    assert s[1, st["b"]] > s[1, st["c"]]  # equal history counts: popularity breaks the tie
+    # u1 (history a b c d, test a): a 1 + pop -> the repeat baseline hits a at rank 0 or 1
+    base = task.baselines["repeat"]
+    assert set(base) == set(task.baselines["popularity"])
+    assert 0.0 <= base["hr@1"] <= base["hr@3"] <= 1.0
+
+
 def test_recsys_mask_history_excludes_known_items(tmp_path):
     task = RecsysTask(_task_cfg(tmp_path, mask_history=True))
     pop = task.popularity_counts
@@ -198,13 +211,25 @@ def test_recsys_generator_scores_and_mle_baseline(tmp_path):
     m1 = task.evaluate(g, phase="mle", epoch=1)
     assert "mle" not in task.baselines
     m = task.evaluate(g, phase="mle", epoch=2, final=True)
-    assert m == m1 and set(m) == {"hr@1", "ndcg@1", "hr@3", "ndcg@3", "val_hr@1",
-                                  "val_ndcg@1", "val_hr@3", "val_ndcg@3"}
-    ranks = task.ranks(lambda ph, r: task.generator_scores(g, ph, r), "test")
+    ranked = {f"{p}{m}@{k}" for p in ("", "val_") for m in ("hr", "ndcg", "mrr") for k in (1, 3)}
+    assert m == m1 and set(m) == ranked | {"coverage@1", "coverage@3", "pop@1", "pop@3"}
+    ranks, top = task.ranks(lambda ph, r: task.generator_scores(g, ph, r), "test", top_k=3)
     assert m["hr@3"] == pytest.approx(float((ranks < 3).float().mean()))
+    assert m["mrr@3"] == pytest.approx(float(torch.where(ranks < 3, 1.0 / (ranks + 1.0),
+                                                         0.0).mean()))
+    # the top lists agree with the ranks: the held-out item is at its rank in the list
+    _, _, targets = task._contexts["test"]
+    for u in range(5):
+        if ranks[u] < 3:
+            assert top[u, ranks[u]] == targets[u]
+        else:
+            assert targets[u] not in top[u]
+    assert m["coverage@3"] == pytest.approx(len(set(top.flatten().tolist())) / 4)
     extras = task.summary_extras()
     assert extras["baselines"]["mle"] == m
     assert set(extras["baselines"]["popularity"]) == set(m)
+    assert set(extras["baselines"]["repeat"]) == set(m)
+    assert extras["protocol"]["history_mask"] is False and extras["protocol"]["K"] == [1, 3]
     # a resumed run (new task object, same run folder) still reports the MLE baseline
     saved = json.loads((run / "baselines.json").read_text())
     assert saved["mle"] == m

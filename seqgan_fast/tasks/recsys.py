@@ -9,12 +9,17 @@ the last ``max_len - 1`` items of the history, teacher-forced from <bos> (the hi
 training prefix for validation, prefix + validation item for test). Special tokens are never
 candidates; with ``mask_history`` every item the user already has (the whole history, not only
 the window) is excluded too, so a held-out item that is a repeat can then not be hit. The held-
-out item's rank is over the full item set, ties broken by a fixed random item order. Metrics:
-``hr@K``, ``ndcg@K`` (test) and ``val_hr@K``, ``val_ndcg@K`` for K in ``cfg.topk``.
+out item's rank is over the full item set, ties broken by a fixed random item order. Metrics,
+for K in ``cfg.topk``: ``hr@K``, ``ndcg@K``, ``mrr@K`` (test) and their ``val_`` variants, and
+for the test lists ``coverage@K`` (distinct recommended items / catalogue) and ``pop@K`` (mean
+popularity percentile of the recommended items, 1 = the most popular: a mode-collapse signal).
+The protocol is written into ``summary.json`` (``summary_extras``).
 
 Baselines on the same split and masking: ``popularity`` (items ranked by their count in the
-training prefixes) and ``mle`` (the generator's metrics at the final MLE evaluation, recorded
-when ``evaluate(phase="mle", final=True)`` runs), reported by ``summary_extras``.
+training prefixes), ``repeat`` (the user's own most frequent history items, then by popularity:
+strong where re-orders dominate, as on Instacart; void with ``mask_history``) and ``mle`` (the
+generator's metrics at the final MLE evaluation, recorded when ``evaluate(phase="mle",
+final=True)`` runs), reported by ``summary_extras``.
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ from ..data.interactions import (
     training_windows,
 )
 from ..data.text import resolve_data_path
-from ..metrics import hit_rate, ndcg
+from ..metrics import coverage, hit_rate, mrr, ndcg, popularity_percentile
 from .base import Task
 from .text import task_seed
 
@@ -82,7 +87,8 @@ class RecsysTask(Task):
         self._masks = {ph: self._build_mask(ph) for ph in ("valid", "test")}
         self.baselines: dict[str, dict[str, float]] = {
             "popularity": self._metrics_from_scores(
-                lambda ph, rows: counts.float()[None, :].expand(len(rows), -1))}
+                lambda ph, rows: counts.float()[None, :].expand(len(rows), -1)),
+            "repeat": self._metrics_from_scores(self._repeat_scores)}
         self._run_dir: Path | None = None
         repeats = sum(self.split.test[i] in set(self.split.history(i, "test"))
                       for i in range(len(self.split.test)))
@@ -94,6 +100,7 @@ class RecsysTask(Task):
                  st.items_dropped, cfg.min_count, self._train.shape[0], cfg.max_len, repeats,
                  st.users, " (cannot be hit with mask_history)" if cfg.mask_history else "")
         log.info("recsys: popularity baseline %s", self.baselines["popularity"])
+        log.info("recsys: repeat baseline %s", self.baselines["repeat"])
 
     def _setup_shape(self, cfg: TrainConfig) -> None:
         self.seq_len = cfg.max_len
@@ -129,21 +136,44 @@ class RecsysTask(Task):
                 out.append(specials)
         return out
 
+    def _repeat_scores(self, phase: str, rows: torch.Tensor) -> torch.Tensor:
+        """The repeat baseline: an item's count in the user's history, popularity (scaled
+        below 1) breaking ties and filling the list past the user's own items."""
+        pop = self.popularity_counts.float()
+        base = pop / (float(pop.max()) + 1.0)
+        out = base[None, :].repeat(len(rows), 1)
+        for j, i in enumerate(rows.tolist()):
+            hist = torch.tensor(self.split.history(i, phase), dtype=torch.int64)
+            out[j].index_add_(0, hist, torch.ones(len(hist)))
+        return out
+
     def _metrics_from_scores(self, score_fn) -> dict[str, float]:
-        """HR@K / NDCG@K (test) and val_ variants; score_fn(phase, rows) -> (len(rows), V)."""
+        """HR/NDCG/MRR@K (test, and val_ variants), coverage@K and pop@K of the test lists;
+        score_fn(phase, rows) -> (len(rows), V)."""
         out: dict[str, float] = {}
+        kmax = max(self.cfg.topk)
+        n_sp = self.vocab.num_specials
+        items = self.vocab_size - n_sp
         for phase, prefix in (("test", ""), ("valid", "val_")):
-            ranks = self.ranks(score_fn, phase)
+            ranks, top = self.ranks(score_fn, phase, top_k=kmax)
             for k in self.cfg.topk:
                 out[f"{prefix}hr@{k}"] = hit_rate(ranks, k)
                 out[f"{prefix}ndcg@{k}"] = ndcg(ranks, k)
+                out[f"{prefix}mrr@{k}"] = mrr(ranks, k)
+            if phase == "test" and items > 0:
+                for k in self.cfg.topk:
+                    lists = torch.where(top[:, :k] >= n_sp, top[:, :k] - n_sp, -1)
+                    out[f"coverage@{k}"] = coverage(lists, items)
+                    out[f"pop@{k}"] = popularity_percentile(
+                        lists, self.popularity_counts[n_sp:])
         return out
 
-    def ranks(self, score_fn, phase: str = "test") -> torch.Tensor:
-        """0-based rank of every user's held-out item: (U,) int64."""
+    def ranks(self, score_fn, phase: str = "test", top_k: int = 0):
+        """0-based rank of every user's held-out item: (U,) int64; with ``top_k`` > 0 also the
+        top-k token lists (U, top_k) after masking (-1 where fewer candidates remain)."""
         x, pos, targets = self._contexts[phase]
         masks = self._masks[phase]
-        out = []
+        out, tops = [], []
         for lo in range(0, x.shape[0], _CHUNK):
             rows = torch.arange(lo, min(lo + _CHUNK, x.shape[0]))
             scores = score_fn(phase, rows).detach().float().cpu().clone()
@@ -151,7 +181,12 @@ class RecsysTask(Task):
             c_idx = torch.cat([masks[i] for i in rows])
             scores[r_idx, c_idx] = float("-inf")
             out.append(rank_targets(scores, targets[rows], self.tie_order))
-        return torch.cat(out)
+            if top_k:
+                # ties broken by the fixed item order, as the ranks are
+                vals, idx = _topk_with_ties(scores, self.tie_order, min(top_k, scores.shape[1]))
+                tops.append(torch.where(torch.isinf(vals) & (vals < 0), -1, idx))
+        ranks = torch.cat(out)
+        return (ranks, torch.cat(tops)) if top_k else ranks
 
     @torch.no_grad()
     def generator_scores(self, generator, phase: str, rows: torch.Tensor) -> torch.Tensor:
@@ -188,11 +223,28 @@ class RecsysTask(Task):
             log.warning("recsys: no final MLE evaluation was recorded; summary has no mle "
                         "baseline")
         return {"baselines": {k: dict(v) for k, v in self.baselines.items()},
+                "protocol": self.protocol(),
                 "data": {**self.stats.to_dict(), "max_len": self.cfg.max_len,
                          "vocab_size": self.vocab_size,
                          "training_windows": int(self._train.shape[0]),
                          "mask_history": self.cfg.mask_history,
                          "repeat_test_items": self.repeat_test_items}}
+
+    def protocol(self) -> dict[str, Any]:
+        """How the metrics were computed, for summary.json."""
+        return {
+            "split": "leave-one-out per user: last item test, second-last validation, the "
+                     "rest training",
+            "ranking": "full: every item is a candidate (special tokens never)",
+            "history_mask": self.cfg.mask_history,
+            "context": f"the last {self.cfg.max_len - 1} history items, teacher-forced from "
+                       "<bos>",
+            "ties": "a fixed random item order",
+            "metrics": "hr, ndcg, mrr @K (test; val_ = validation); coverage@K, pop@K (mean "
+                       "popularity percentile) of the test top-K lists",
+            "K": list(self.cfg.topk),
+            "baselines": "popularity, repeat (user's most frequent items), mle",
+        }
 
     def save(self, run_dir: Path) -> None:
         """Write ``items.json`` (token -> item id, for decoding samples); remember the run folder
@@ -251,6 +303,16 @@ class RecsysTask(Task):
         task.baselines = {}
         task._run_dir = Path(run_dir)
         return task
+
+
+def _topk_with_ties(scores: torch.Tensor, tie_order: torch.Tensor, k: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.topk with equal scores ordered by ``tie_order`` (lower first), as rank_targets
+    breaks them: sort by (score desc, tie_order asc)."""
+    order = torch.argsort(tie_order)  # items in tie order
+    s = scores[:, order]
+    vals, pos = torch.sort(s, dim=1, descending=True, stable=True)
+    return vals[:, :k], order[pos[:, :k]]
 
 
 def _write_json(path: Path, obj: Any) -> None:
