@@ -33,6 +33,8 @@ class TrainConfig:
     seq_len: int = 20
     g_emb_dim: int = 32
     g_hidden_dim: int = 32
+    g_embeddings: str | None = None      # pretrained vectors (word2vec/GloVe text or .npy)
+    g_embeddings_freeze: bool = False    # keep the pretrained embedding fixed
     d_emb_dim: int = 64
     d_filter_sizes: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
     d_num_filters: tuple[int, ...] = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
@@ -52,6 +54,10 @@ class TrainConfig:
     adv_d_rounds: int = 5
     num_rollouts: int = 16
     rollout_update_rate: float = 0.8     # rollout_policy=delayed only
+    # The generator's adversarial objective: adv_pg_weight * PG + adv_mle_weight * NLL(real)
+    adv_pg_weight: float = 1.0           # lambda (1 with adv_mle_weight 0: SeqGAN)
+    adv_mle_weight: float = 0.0          # beta: teacher-forced NLL of a real batch
+    reward_baseline: str = "none"        # none | batch_mean (per position, over the batch)
     # How the reference code (LantaoYu/SeqGAN) effectively trains; README "Faithfulness".
     pg_norm: str = "sum"                 # PG loss: sum over all B*T positions | batch_mean
     rollout_policy: str = "current"      # rollouts by the generator itself | delayed copy
@@ -126,6 +132,11 @@ class TrainConfig:
         for key in ("g_lr", "d_lr", "g_grad_clip", "temperature"):
             if not float(getattr(self, key)) > 0:
                 raise bad(key, "expected a number > 0")
+        for key in ("adv_pg_weight", "adv_mle_weight"):
+            if not 0.0 <= float(getattr(self, key)) < float("inf"):
+                raise bad(key, "expected a finite number >= 0")
+        if self.adv_pg_weight == 0 and self.adv_mle_weight == 0:
+            raise bad("adv_pg_weight", "adv_pg_weight and adv_mle_weight cannot both be 0")
         if not 0.0 <= self.rollout_update_rate <= 1.0:
             raise bad("rollout_update_rate", "expected a number in [0, 1]")
         if not 0.0 < self.d_dropout_keep <= 1.0:
@@ -145,7 +156,7 @@ class TrainConfig:
         for key, choices in CHOICES.items():
             if getattr(self, key) not in choices:
                 raise bad(key, f"choose from {', '.join(choices)}")
-        for key in ("mle_shuffle", "tf32"):
+        for key in ("mle_shuffle", "tf32", "g_embeddings_freeze"):
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, "expected true or false")
         if self.d_graph == "on" and not self.device.startswith("cuda"):
@@ -204,6 +215,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "d_shuffle": ("once", "epoch"),
     "eval_schedule": ("completed", "official"),
     "d_graph": ("auto", "on", "off"),
+    "reward_baseline": ("none", "batch_mean"),
 }
 
 # What the reference code (LantaoYu/SeqGAN) does, spelled out so that the paper preset keeps it

@@ -115,6 +115,25 @@ class Generator(nn.Module):
             return total / x.shape[0]
         raise ValueError(f"norm must be 'sum' or 'batch_mean', got {norm!r}")
 
+    def adversarial_loss(self, x: torch.Tensor, rewards: torch.Tensor,
+                         real: torch.Tensor | None = None, pg_weight: float = 1.0,
+                         mle_weight: float = 0.0, baseline: str = "none",
+                         norm: str = "sum") -> torch.Tensor:
+        """The generator's adversarial objective: ``pg_weight`` x the policy-gradient loss of
+        samples x with rewards (``baseline="batch_mean"`` subtracts each position's mean reward
+        over the batch first) + ``mle_weight`` x the teacher-forced NLL (``mle_loss``, mean per
+        token) of real sequences ``real``. pg_weight=1, mle_weight=0, no baseline is SeqGAN."""
+        if baseline == "batch_mean":
+            rewards = rewards - rewards.mean(dim=0, keepdim=True)
+        elif baseline != "none":
+            raise ValueError(f"baseline must be 'none' or 'batch_mean', got {baseline!r}")
+        loss = pg_weight * self.pg_loss(x, rewards, norm=norm)
+        if mle_weight:
+            if real is None:
+                raise ValueError("mle_weight > 0 needs real sequences")
+            loss = loss + mle_weight * self.mle_loss(real)
+        return loss
+
     @torch.no_grad()
     def nll(self, x: torch.Tensor, batch_size: int = 1024) -> float:
         """Mean per-token NLL (nats) of x (N, T), teacher-forced from the start token."""

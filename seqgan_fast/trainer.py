@@ -175,6 +175,17 @@ class SeqGANTrainer:
         self.discriminator = Discriminator(
             V, T, cfg.d_emb_dim, cfg.d_filter_sizes, cfg.d_num_filters, cfg.d_dropout_keep,
             cfg.d_l2_reg).to(self.device)
+        self.embeddings_info: dict[str, Any] | None = None
+        if cfg.g_embeddings and not resume:  # a resumed run restores its trained embedding
+            from .embeddings import load_embeddings, vocabulary_strings
+
+            loaded = load_embeddings(cfg.g_embeddings, vocabulary_strings(self.task),
+                                     cfg.g_emb_dim, seed=cfg.seed)
+            with torch.no_grad():
+                self.generator.embedding.weight.copy_(loaded.weight)
+            self.embeddings_info = loaded.info()
+        if cfg.g_embeddings_freeze:
+            self.generator.embedding.weight.requires_grad_(False)
         self.rollout_policy = copy.deepcopy(self.generator).requires_grad_(False)
         # Separate Adam states for MLE and policy gradient, as the reference code's two ops.
         self.g_mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr)
@@ -190,6 +201,8 @@ class SeqGANTrainer:
             "elapsed_s": 0.0, "metrics_lines": 0, "num_evals": 0, "save_index": 0,
             "phase_s": {"mle": 0.0, "d_pretrain": 0.0, "adv": 0.0},
         }
+        if self.embeddings_info is not None:
+            self.state["g_embeddings"] = self.embeddings_info
         self.records: list[dict[str, Any]] = []
         if ckpt_state is not None:
             self._restore(ckpt_tensors, ckpt_state)
@@ -289,8 +302,16 @@ class SeqGANTrainer:
         rewards = ops.rollout_rewards(policy, self.discriminator, x,
                                       num_rollouts=cfg.num_rollouts, seed=self.next_seed(),
                                       backend=self.backend)
+        real = None
+        if cfg.adv_mle_weight > 0:  # a real minibatch for the likelihood term
+            gen = torch.Generator().manual_seed(self.next_seed())
+            pick = torch.randint(0, self.train_x.shape[0], (cfg.batch_size,), generator=gen)
+            real = self.train_x[pick.to(self.device)]
         self.generator.train()
-        self._g_step(self.g_adv_opt, self.generator.pg_loss(x, rewards, norm=cfg.pg_norm))
+        loss = self.generator.adversarial_loss(
+            x, rewards, real, pg_weight=cfg.adv_pg_weight, mle_weight=cfg.adv_mle_weight,
+            baseline=cfg.reward_baseline, norm=cfg.pg_norm)
+        self._g_step(self.g_adv_opt, loss)
         return float(rewards.mean())
 
     # -- evaluation, checkpoints, files ---------------------------------------------------
@@ -348,6 +369,8 @@ class SeqGANTrainer:
         for key in self.state:
             if key in state:
                 self.state[key] = state[key]
+        if "g_embeddings" in state:  # what the run was initialised with (embeddings.py)
+            self.state["g_embeddings"] = state["g_embeddings"]
         if self.state["phase"] == "done" and self.state["adv_batch"] < self.cfg.adv_batches:
             self.state["phase"] = "adv"  # the schedule was extended
         done = PHASES.index(self.state["phase"])
@@ -497,6 +520,8 @@ class SeqGANTrainer:
             "mle_epochs": self.state["mle_epoch"], "d_pretrain_rounds": self.state["d_round"],
             "adv_batches": self.state["adv_batch"],
         })
+        if "g_embeddings" in self.state:
+            summary["g_embeddings"] = self.state["g_embeddings"]
         atomic_write_json(self.out_dir / SUMMARY_FILE, summary)
         return summary
 

@@ -122,3 +122,35 @@ def test_backends_listing():
     assert "reference" in ops.available_backends()
     with pytest.raises(ValueError, match="unknown backend"):
         ops.resolve("fast", "cpu")
+
+
+def test_adversarial_objective_gradient_is_the_weighted_sum():
+    """grad(lambda * PG + beta * NLL) = lambda * grad(PG) + beta * grad(NLL); the baseline
+    subtracts each position's batch-mean reward."""
+    g = small_generator(vocab=30, emb=6, hidden=8, seq_len=5, seed=2)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 30, (7, 5), generator=gen)
+    real = torch.randint(0, 30, (9, 5), generator=gen)
+    rewards = torch.rand(7, 5, generator=gen)
+
+    def grads(loss):
+        g.zero_grad(set_to_none=True)
+        loss.backward()
+        return [p.grad.clone() for p in g.parameters()]
+
+    pg = grads(g.pg_loss(x, rewards))
+    nll = grads(g.mle_loss(real))
+    both = grads(g.adversarial_loss(x, rewards, real, pg_weight=0.3, mle_weight=2.5))
+    for a, b, c in zip(pg, nll, both, strict=True):
+        torch.testing.assert_close(c, 0.3 * a + 2.5 * b, atol=1e-5, rtol=1e-5)
+    assert any(b.abs().sum() > 0 for b in nll)
+    centred = grads(g.pg_loss(x, rewards - rewards.mean(0, keepdim=True)))
+    base = grads(g.adversarial_loss(x, rewards, baseline="batch_mean"))
+    for a, b in zip(centred, base, strict=True):
+        torch.testing.assert_close(a, b)
+    # pg_weight 1, mle_weight 0, no baseline is exactly SeqGAN's loss
+    assert torch.equal(g.adversarial_loss(x, rewards), g.pg_loss(x, rewards))
+    with pytest.raises(ValueError, match="needs real sequences"):
+        g.adversarial_loss(x, rewards, mle_weight=1.0)
+    with pytest.raises(ValueError, match="baseline"):
+        g.adversarial_loss(x, rewards, baseline="median")

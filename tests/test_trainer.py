@@ -253,3 +253,21 @@ def test_oracle_task_seeded_and_from_file(tmp_path, oracle_npz):
     assert paper.vocab_size == 5000 and paper.train_sequences().shape == (37, 20)
     # The paper's oracle scores its own samples at about 5.75 nats/token (data README).
     assert abs(paper.oracle.nll(paper.train_sequences()) - 5.75) < 0.6
+
+
+def test_combined_objective_config_and_step(tmp_path):
+    """adv_mle_weight > 0 adds the likelihood term (a different step than plain SeqGAN from
+    the same state); bad weights are refused naming the key."""
+    with pytest.raises(ConfigError, match="adv_mle_weight"):
+        TrainConfig(adv_mle_weight=-1.0).validate()
+    with pytest.raises(ConfigError, match="adv_pg_weight"):
+        TrainConfig(adv_pg_weight=0.0, adv_mle_weight=0.0).validate()
+    with pytest.raises(ConfigError, match="reward_baseline"):
+        TrainConfig(reward_baseline="median").validate()
+    weights = []
+    for beta in (0.0, 5.0):
+        cfg = tiny(adv_mle_weight=beta, reward_baseline="batch_mean")
+        t = SeqGANTrainer(cfg, tmp_path / f"b{beta}", progress=False)
+        t.policy_gradient_step()
+        weights.append(t.generator.output.weight.detach().clone())
+    assert not torch.equal(weights[0], weights[1])
