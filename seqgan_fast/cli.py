@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="sampling seed in [0, 2**64) (default 0)")
     s.add_argument("--device", default="cpu", help="cpu | cuda")
     s.add_argument("--backend", default="auto", help="auto | reference | cpp | triton | cuda")
+    s.add_argument("--checkpoint", default="latest",
+                   help="latest (default) | best (selected by validation) | auto")
     s.add_argument("--history", help="recsys runs: continue this item history (space-separated "
                    "item ids of the input file) instead of sampling from <bos>")
 
@@ -88,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=1024,
                    help="users scored per forward pass (bounds memory; default 1024)")
     r.add_argument("--device", default="cpu", help="cpu | cuda")
+    r.add_argument("--checkpoint", default="auto", help="auto (default: the generator selected "
+                   "by validation where the run has one) | best | latest")
 
     sub.add_parser("bench", add_help=False,
                    help="kernel benchmarks (seqgan-fast bench --help for options)")
@@ -307,7 +311,7 @@ def _sample(args: argparse.Namespace) -> int:
             temperature = check_temperature(args.temperature)
         except ValueError as exc:
             raise ConfigError(f"--temperature: {exc}") from None
-        loaded = load_run_generator(args.run, args.device)
+        loaded = load_run_generator(args.run, args.device, args.checkpoint)
         generator, cfg, state = loaded.generator, loaded.cfg, loaded.state
         backend = ops.resolve(args.backend, generator.device)
         task = _task_class(state["task"]).load(Path(args.run), cfg)
@@ -366,7 +370,8 @@ def _recommend(args: argparse.Namespace) -> int:
     try:
         if args.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-        rec = Recommender.from_run(args.run, args.device, args.exclude_seen, args.batch_size)
+        rec = Recommender.from_run(args.run, args.device, args.exclude_seen, args.batch_size,
+                                   args.checkpoint)
         if not 1 <= args.k <= rec.num_items:
             raise ConfigError(f"-k must be in [1, {rec.num_items}] (the run's item count), "
                               f"got {args.k}")

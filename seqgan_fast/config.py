@@ -65,6 +65,10 @@ class TrainConfig:
     d_shuffle: str = "once"              # D data shuffled once per round | every epoch
     eval_schedule: str = "completed"     # label = epochs/batches done | official log's points
     temperature: float = 1.0
+    # The run keeps a "best" generator by this validation metric (auto: recsys val_ndcg@10,
+    # oracle nll_oracle, text nll_test if test_data; none: off); candidates are the final MLE
+    # evaluation and every adversarial one. nll* is minimised, anything else maximised.
+    select_metric: str = "auto"
     eval_every: int = 5                  # epochs (MLE) / batches (adversarial)
     checkpoint_every: int = 1            # checkpoint every this many evaluations (+ phase ends)
     # --- runtime ----------------------------------------------------------------------------

@@ -40,22 +40,37 @@ class LoadedRun:
     checkpoint: Path
 
 
-def load_run_generator(run_dir: str | os.PathLike, device: str = "cpu") -> LoadedRun:
-    """The generator of the run's latest checkpoint. Errors (ConfigError / CheckpointError)
-    name the folder or file."""
+CHECKPOINTS = ("auto", "best", "latest")
+
+
+def load_run_generator(run_dir: str | os.PathLike, device: str = "cpu",
+                       checkpoint: str = "latest") -> LoadedRun:
+    """The generator of a run folder: ``latest`` (the last checkpoint), ``best`` (the one
+    selected by validation, ``best/``, see config ``select_metric``) or ``auto`` (best where
+    the run has one). Errors (ConfigError / CheckpointError) name the folder or file."""
     from .checkpoint import latest_checkpoint, load_checkpoint
     from .models import Generator
     from .runfolder import check_run_state
-    from .trainer import check_device
+    from .trainer import BEST_DIR, check_device
 
+    if checkpoint not in CHECKPOINTS:
+        raise ConfigError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got "
+                          f"{checkpoint!r}")
     run = Path(run_dir)
     if not run.is_dir():
         raise ConfigError(f"run folder not found: {run}")
-    path = latest_checkpoint(run)
+    path = None
+    if checkpoint in ("auto", "best"):
+        path = latest_checkpoint(run / BEST_DIR)
+        if path is None and checkpoint == "best":
+            raise ConfigError(f"{run} has no best checkpoint (select_metric=none, or no "
+                              "candidate evaluation yet)")
+    if path is None:
+        path = latest_checkpoint(run)
     if path is None:
         raise ConfigError(f"no checkpoint in {run} (train it first)")
     tensors, state = load_checkpoint(path, groups=("generator",))
-    check_run_state(state, path / "state.json")
+    check_run_state(state, path / "state.json", groups=("generator",))
     dev = check_device(device)
     m = state["model"]
     generator = Generator(m["vocab_size"], m["g_emb_dim"], m["g_hidden_dim"], m["seq_len"],
@@ -99,12 +114,14 @@ class Recommender:
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, device: str = "cpu",
-                 exclude_seen: bool | None = None, batch_size: int = DEFAULT_BATCH
-                 ) -> Recommender:
-        """From a recsys run folder; ``exclude_seen`` defaults to the run's ``mask_history``."""
+                 exclude_seen: bool | None = None, batch_size: int = DEFAULT_BATCH,
+                 checkpoint: str = "auto") -> Recommender:
+        """From a recsys run folder; ``exclude_seen`` defaults to the run's ``mask_history``;
+        ``checkpoint``: auto (the validation-selected generator where there is one) | best |
+        latest."""
         from .tasks.recsys import RecsysTask
 
-        loaded = load_run_generator(run_dir, device)
+        loaded = load_run_generator(run_dir, device, checkpoint)
         if loaded.state.get("task") != "recsys":
             raise ConfigError(f"{run_dir} is a {loaded.state.get('task')!r} run, not a "
                               "recommendation (recsys) run")

@@ -48,8 +48,11 @@ def _key_error(where: Path, key: str, why: str) -> CheckpointError:
     return CheckpointError(f"{where}: key {key!r} {why}")
 
 
-def check_run_state(state: dict[str, Any], where: Path) -> None:
-    """The keys ``SeqGANTrainer`` and ``seqgan-fast sample`` read from ``state.json``."""
+def check_run_state(state: dict[str, Any], where: Path,
+                    groups: tuple[str, ...] = GROUPS) -> None:
+    """The keys ``SeqGANTrainer`` and ``seqgan-fast sample`` read from ``state.json``
+    (``groups``: the tensor groups it must hold; the best-generator snapshot holds only
+    ``generator``)."""
     def need(key: str, types: type | tuple[type, ...], what: str) -> Any:
         if key not in state:
             raise _key_error(where, key, "is missing")
@@ -70,7 +73,7 @@ def check_run_state(state: dict[str, Any], where: Path) -> None:
         v = phase_s.get(name)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _key_error(where, f"phase_s.{name}", f"must be a number, got {v!r:.40}")
-    missing = sorted(set(GROUPS) - set(need("groups", list, "a list")))
+    missing = sorted(set(groups) - set(need("groups", list, "a list")))
     if missing:
         raise _key_error(where, "groups", f"lacks {missing}")
     need("config", dict, "an object")

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CURVES_FILE = (
     "config.json", "metrics.jsonl", "summary.json", "curves.png")
+BEST_DIR = "best"  # the selected generator (select_metric): best/checkpoints/NNNNNN
 PHASES = ("mle", "d_pretrain", "adv", "done")
 # Keys that may differ between a run and its resumption (schedule and runtime only).
 RESUMABLE_CHANGES = frozenset({"mle_epochs", "d_pretrain_rounds", "adv_batches", "eval_every",
@@ -203,6 +204,7 @@ class SeqGANTrainer:
         }
         if self.embeddings_info is not None:
             self.state["g_embeddings"] = self.embeddings_info
+        self._best_generator: dict[str, torch.Tensor] | None = None
         self.records: list[dict[str, Any]] = []
         if ckpt_state is not None:
             self._restore(ckpt_tensors, ckpt_state)
@@ -327,7 +329,55 @@ class SeqGANTrainer:
         self.state["num_evals"] += 1
         log.info("%s %s %d: %s", phase, "epoch" if phase == "mle" else "batch", epoch,
                  ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
+        self._consider_best(record, candidate=phase == "adv" or final)
         return record
+
+    # -- selection by validation (select_metric) ------------------------------------------
+    def _select_name(self) -> str | None:
+        name, cfg = self.cfg.select_metric, self.cfg
+        if name == "none":
+            return None
+        if name != "auto":
+            return name
+        if self.task.name == "recsys":
+            return f"val_ndcg@{10 if 10 in cfg.topk else max(cfg.topk)}"
+        if self.task.name == "oracle":
+            return "nll_oracle"
+        return "nll_test" if self.task.name == "text" and cfg.test_data else None
+
+    def _consider_best(self, record: dict[str, Any], candidate: bool) -> None:
+        """Keep the generator of the best candidate evaluation (the final MLE one and every
+        adversarial one) by the selection metric, in memory and in ``best/``."""
+        name = self._select_name()
+        if name is None:
+            return
+        if name not in record:
+            raise ConfigError(f"select_metric={name!r} is not among this task's metrics "
+                              f"({', '.join(k for k in record if k not in ('phase', 'epoch'))})")
+        if not candidate:
+            return
+        value = float(record[name])
+        minimise = name.removeprefix("val_").startswith("nll")
+        best = self.state.get("best")
+        if best is not None and not (value < best["value"] if minimise else
+                                     value > best["value"]):
+            return
+        self.state["best"] = {"metric": name, "mode": "min" if minimise else "max",
+                              "value": value, "phase": record["phase"],
+                              "epoch": record["epoch"],
+                              "metrics": {k: v for k, v in record.items() if k != "time_s"}}
+        self._best_generator = {k: v.detach().clone()
+                                for k, v in self.generator.state_dict().items()}
+        self._write_best()
+
+    def _state_json(self) -> dict[str, Any]:
+        return {"format": 1, **self.state, "config": self.cfg.to_dict(),
+                "model": self.model_info, "task": self.task.name, "backend": self.backend}
+
+    def _write_best(self) -> None:
+        if self._best_generator is not None:
+            save_checkpoint(self.out_dir / BEST_DIR, self.state["num_evals"],
+                            {"generator": self._best_generator}, self._state_json())
 
     def _maybe_checkpoint(self) -> None:
         if self.state["num_evals"] % self.cfg.checkpoint_every == 0:
@@ -349,9 +399,10 @@ class SeqGANTrainer:
                            **optimizer_tensors(self.d_opt, "d")},
             "rng": rng,
         }
-        state = {"format": 1, **self.state, "config": self.cfg.to_dict(),
-                 "model": self.model_info, "task": self.task.name, "backend": self.backend}
-        return save_checkpoint(self.out_dir, self.state["save_index"], tensors, state)
+        if self._best_generator is not None:  # so that a resume restores best/ exactly
+            tensors["best_generator"] = self._best_generator
+        return save_checkpoint(self.out_dir, self.state["save_index"], tensors,
+                               self._state_json())
 
     def _restore(self, tensors: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> None:
         if state.get("model") != self.model_info:
@@ -371,6 +422,9 @@ class SeqGANTrainer:
                 self.state[key] = state[key]
         if "g_embeddings" in state:  # what the run was initialised with (embeddings.py)
             self.state["g_embeddings"] = state["g_embeddings"]
+        if "best" in state and "best_generator" in tensors:
+            self.state["best"] = state["best"]
+            self._best_generator = tensors["best_generator"]
         if self.state["phase"] == "done" and self.state["adv_batch"] < self.cfg.adv_batches:
             self.state["phase"] = "adv"  # the schedule was extended
         done = PHASES.index(self.state["phase"])
@@ -413,6 +467,11 @@ class SeqGANTrainer:
 
     def _fit_locked(self) -> dict[str, Any]:
         self._prepare_out_dir()
+        # best/ follows the restored state (a newer one from a discarded future is replaced)
+        if self._best_generator is not None:
+            self._write_best()
+        else:
+            clear_checkpoints(self.out_dir / BEST_DIR)
         self._elapsed0, self._t0 = float(self.state["elapsed_s"]), time.perf_counter()
         log.info("training %s on %s (%s backend%s) -> %s", self.task.name, self.device,
                  self.backend, _isa_note(self.backend), self.out_dir)
@@ -522,6 +581,12 @@ class SeqGANTrainer:
         })
         if "g_embeddings" in self.state:
             summary["g_embeddings"] = self.state["g_embeddings"]
+        if "best" in self.state:
+            best = self.state["best"]
+            summary["selected"] = {**best, "folder": str(self.out_dir / BEST_DIR),
+                                   "adversarial_beat_mle": best["phase"] == "adv"}
+            if self.records:
+                summary["last"] = {k: v for k, v in self.records[-1].items() if k != "time_s"}
         atomic_write_json(self.out_dir / SUMMARY_FILE, summary)
         return summary
 

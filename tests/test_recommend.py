@@ -57,8 +57,8 @@ def _read_csv(path):
 
 def test_recommendations_are_the_evaluations_scores(recsys_run):
     run, data = recsys_run
-    rec = Recommender.from_run(run)
-    loaded = load_run_generator(run)
+    rec = Recommender.from_run(run)  # auto: the validation-selected generator (best/)
+    loaded = load_run_generator(run, checkpoint="best")
     task = RecsysTask(loaded.cfg)  # the training view of the same file
     inter = read_interactions(data, min_count=1)
     # a user's test-phase context (train prefix + validation item) = its history without
@@ -202,6 +202,21 @@ def test_sample_history_needs_a_recsys_run(tmp_path, capsys):
                  *TINY_TRAIN, "adv_batches=0", "d_pretrain_rounds=0"]) == 0
     assert main(["sample", "--run", str(out), "--history", "1 2"]) == 2
     assert "needs a recsys run" in capsys.readouterr().err
+
+
+def test_best_and_latest_checkpoints(recsys_run):
+    run, _ = recsys_run
+    best = load_run_generator(run, checkpoint="best")
+    latest = load_run_generator(run, checkpoint="latest")
+    assert best.checkpoint.parent.parent.name == "best"
+    assert best.state["best"]["metric"] == "val_ndcg@3"  # auto for recsys: val_ndcg@max K
+    # the best generator's validation metric is the one recorded for it
+    task = RecsysTask(best.cfg)
+    m = task.evaluate(best.generator, phase="adv", epoch=0)
+    assert m["val_ndcg@3"] == pytest.approx(best.state["best"]["value"], abs=1e-9)
+    assert latest.checkpoint.parent.name == "checkpoints"
+    with pytest.raises(ConfigError, match="checkpoint must be one of"):
+        load_run_generator(run, checkpoint="newest")
 
 
 def test_config_of_a_recsys_run_is_recorded(recsys_run):

@@ -68,11 +68,57 @@ def test_fit_writes_every_artefact(tmp_path):
     latest = ckpt.latest_checkpoint(tmp_path)
     assert latest is not None and latest.parent == tmp_path / "checkpoints"
     tensors, state = ckpt.load_checkpoint(latest)
-    assert set(tensors) == {"generator", "rollout", "discriminator", "optimizers", "rng"}
+    assert set(tensors) == {"generator", "rollout", "discriminator", "optimizers", "rng",
+                            "best_generator"}
     assert state["phase"] == "done" and state["adv_batch"] == 3 and state["mle_epoch"] == 3
     assert state["model"]["vocab_size"] == 61 and state["model"]["seq_len"] == 7
     assert len(list((tmp_path / "checkpoints").iterdir())) == 2  # LATEST + one checkpoint
     assert temp_files(tmp_path) == []
+
+
+def test_best_generator_selected_by_validation_and_resumed(tmp_path):
+    """select_metric (oracle: nll_oracle, minimised) keeps the best of the final MLE and the
+    adversarial evaluations in best/; the summary reports it beside the last point; an
+    interrupted run resumes to the same best, and best/ follows the restored state."""
+    from seqgan_fast.trainer import BEST_DIR
+
+    cfg = tiny(adv_batches=4, eval_every=1)
+    full = SeqGANTrainer(cfg, tmp_path / "full", progress=False).fit()
+    records = read_metrics(tmp_path / "full")
+    cands = [r for r in records if r["phase"] == "adv" or r["epoch"] == 3 and r["phase"] == "mle"]
+    want = min(cands, key=lambda r: r["nll_oracle"])
+    sel = full["selected"]
+    assert sel["metric"] == "nll_oracle" and sel["mode"] == "min"
+    assert sel["value"] == want["nll_oracle"]
+    assert (sel["phase"], sel["epoch"]) == (want["phase"], want["epoch"])
+    assert sel["adversarial_beat_mle"] == (want["phase"] == "adv")
+    assert full["last"]["nll_oracle"] == records[-1]["nll_oracle"]
+    best = ckpt.latest_checkpoint(tmp_path / "full" / BEST_DIR)
+    g_best = ckpt.load_checkpoint(best, groups=("generator",))[0]["generator"]
+    # the saved best generator really scores the selected value
+    task = OracleTask(cfg)
+    g = Generator(61, 8, 16, 7, task.start_token)
+    g.load_state_dict(g_best)
+    assert task.evaluate(g, phase="adv", epoch=0)["nll_oracle"] == pytest.approx(sel["value"],
+                                                                                  abs=1e-6)
+    # interrupted after 2 adversarial batches, then resumed: the same selection
+    SeqGANTrainer(tiny(adv_batches=2, eval_every=1), tmp_path / "cut", progress=False).fit()
+    resumed = SeqGANTrainer(cfg, tmp_path / "cut", resume=True, progress=False).fit()
+    assert resumed["selected"] == {**sel, "folder": str(tmp_path / "cut" / BEST_DIR)}
+    g_cut = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "cut" / BEST_DIR),
+                                 groups=("generator",))[0]["generator"]
+    for k in g_best:
+        assert torch.equal(g_best[k], g_cut[k])
+
+
+def test_select_metric_errors_and_off(tmp_path):
+    from seqgan_fast.trainer import BEST_DIR
+
+    with pytest.raises(ConfigError, match="select_metric='val_ndcg@10' is not among"):
+        SeqGANTrainer(tiny(select_metric="val_ndcg@10"), tmp_path / "a", progress=False).fit()
+    summary = SeqGANTrainer(tiny(select_metric="none"), tmp_path / "b", progress=False).fit()
+    assert "selected" not in summary
+    assert ckpt.latest_checkpoint(tmp_path / "b" / BEST_DIR) is None
 
 
 def test_mle_lowers_nll_oracle(tmp_path):
