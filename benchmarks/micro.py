@@ -1,7 +1,9 @@
 """Single-threaded breakdowns quoted in docs and comments (not part of `seqgan-fast bench`).
 
   python benchmarks/micro.py score    # fused score: pool us/row (V=5000 and V=50), head, reference
-  python benchmarks/micro.py d_step   # discriminator step: forward, backward, Adam (default/fused)
+  python benchmarks/micro.py d_step   # discriminator step: forward, backward, Adam: the module
+                                      # with default / fused Adam, and the trainer's unfold
+                                      # forward (dstep.py) with fused Adam
 """
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 from seqgan_fast import Discriminator, Generator, ops
+from seqgan_fast.dstep import unfold_logits
 from seqgan_fast.ops.score import _head, _pool, fold
 from seqgan_fast.optim import fast_adam
 
@@ -49,13 +53,17 @@ def d_step() -> None:
     d = Discriminator(5000, 20)
     x = torch.randint(0, 5000, (64, 20))
     y = torch.randint(0, 2, (64,))
-    for name, opt in (("default Adam", torch.optim.Adam(d.parameters(), lr=1e-4)),
-                      ("fast_adam", fast_adam(d.parameters(), lr=1e-4))):
+    module = d.forward
+    unfold = lambda t: unfold_logits(d, t)  # noqa: E731
+    for name, fwd, opt in (
+            ("module + default Adam", module, torch.optim.Adam(d.parameters(), lr=1e-4)),
+            ("module + fast_adam", module, fast_adam(d.parameters(), lr=1e-4)),
+            ("unfold + fast_adam (trainer)", unfold, fast_adam(d.parameters(), lr=1e-4))):
         tf = tb = to = 0.0
         n = 20
         for i in range(n + 3):
             t0 = time.perf_counter()
-            loss = d.loss(x, y)
+            loss = F.cross_entropy(fwd(x), y) + d.l2_loss()
             t1 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss.backward()
