@@ -95,3 +95,35 @@ def test_rollout_rejects_bad_tokens():
         ops.rollout(g, torch.zeros(2, 7, dtype=torch.int32), 2, backend="reference")
     with pytest.raises(ValueError, match="x must have shape"):
         ops.rollout(g, torch.zeros(7, dtype=torch.int64), 2, backend="reference")
+
+
+@pytest.mark.parametrize("backend", [b for b in ("reference", "cpp") if ops.is_available(b, "cpu")])
+@pytest.mark.parametrize("min_prefix", [1, 2, 5, 7])
+def test_min_prefix_rollout_equals_the_full_rollouts_completions(backend, min_prefix):
+    """Only prefixes t >= min_prefix are completed, and each completion is the full rollout's
+    (logical Philox rows): the same tokens, not just the same distribution."""
+    g = small_generator(vocab=53, seq_len=7, seed=4)
+    x = ops.sample(g, 5, seed=2, backend="reference")
+    full = ops.rollout(g, x, 3, seed=9, backend=backend)
+    part = ops.rollout(g, x, 3, seed=9, backend=backend, min_prefix=min_prefix)
+    assert part.shape == (7 - min_prefix, 3, 5, 7)
+    assert torch.equal(part, full[min_prefix - 1:])
+
+
+def test_min_prefix_rewards_and_validation():
+    g = small_generator(vocab=53, seq_len=7, seed=4)
+    torch.manual_seed(0)
+    d = Discriminator(53, 7, emb_dim=8, filter_sizes=(2, 3), num_filters=(5, 6))
+    x = ops.sample(g, 5, seed=2, backend="reference")
+    for backend in [b for b in ("reference", "cpp") if ops.is_available(b, "cpu")]:
+        full = ops.rollout_rewards(g, d, x, 3, seed=9, backend=backend)
+        for given in (0, 3, 6):
+            part = ops.rollout_rewards(g, d, x, 3, seed=9, backend=backend, given=given)
+            assert torch.equal(part[:, :given], torch.zeros(5, given))
+            torch.testing.assert_close(part[:, given:], full[:, given:], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="min_prefix must be an int in"):
+        ops.rollout(g, x, 3, min_prefix=0)
+    with pytest.raises(ValueError, match="min_prefix must be an int in"):
+        ops.rollout(g, x, 3, min_prefix=8)
+    with pytest.raises(ValueError, match="given must be an int in"):
+        ops.rollout_rewards(g, d, x, 3, given=7)

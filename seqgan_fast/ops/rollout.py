@@ -23,19 +23,21 @@ REF_LOGIT_BYTES = 8 * 2**20  # measured best of 2, 8, 32, 64 MiB at the paper si
 
 @torch.no_grad()
 def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
-                temperature: float = 1.0, logit_bytes: int = REF_LOGIT_BYTES) -> torch.Tensor:
-    """Reference rollout: x (B, T) int64 -> completions (T-1, N, B, T) int64."""
+                temperature: float = 1.0, logit_bytes: int = REF_LOGIT_BYTES,
+                min_prefix: int = 1) -> torch.Tensor:
+    """Reference rollout: x (B, T) int64 -> completions (T-min_prefix, N, B, T) int64 of the
+    prefixes t >= min_prefix (logical rows from (min_prefix-1)*N*B on)."""
     from ..models import prefix_states
 
     B, T = x.shape
     N = num_rollouts
-    out = x.expand(max(T - 1, 0), N, B, T).clone()
-    if T < 2 or B == 0 or N == 0:
+    out = x.expand(max(T - min_prefix, 0), N, B, T).clone()
+    if T - min_prefix < 1 or B == 0 or N == 0:
         return out
     h_pref, c_pref = prefix_states(w, x)  # (T, B, H): index t predicts position t
     flat = out.view(-1, T)
     R = flat.shape[0]
-    all_rows = torch.arange(R, device=x.device)
+    all_rows = torch.arange(R, device=x.device) + (min_prefix - 1) * N * B  # logical rows
     start_step = all_rows // (N * B) + 1  # the prefix length t, = the first sampled position
     chunk = max(1, logit_bytes // (4 * w.vocab_size))
     for r0 in range(0, R, chunk):
@@ -47,24 +49,29 @@ def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
             n = int(torch.searchsorted(t_rows, s, right=True))  # rows with t <= s
             tok = canonical_sample(project(w, h[:n]), seed, s, rows[:n], STREAM_ROLLOUT,
                                    temperature)
-            flat[r0 : r0 + n, s] = tok
+            flat[r0 : r0 + n, s] = tok  # r0: the chunk's first output row
             if s < T - 1:
                 h[:n], c[:n] = lstm_step(w, w.emb[tok], h[:n], c[:n])
     return out
 
 
-def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature):
-    return torch.ops.seqgan_fast.rollout(x.contiguous(), num_rollouts, *w.tensors(),
-                                         w.start_token, _ext.signed_seed(seed), temperature)
+def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature, min_prefix):
+    out = torch.ops.seqgan_fast.rollout(x.contiguous(), num_rollouts, *w.tensors(),
+                                        w.start_token, _ext.signed_seed(seed), temperature)
+    return out[min_prefix - 1:]
 
 
-def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature):
+def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature, min_prefix):
     from .triton_rollout import rollout_triton
 
-    return rollout_triton(w, x, num_rollouts, seed, temperature)
+    return rollout_triton(w, x, num_rollouts, seed, temperature)[min_prefix - 1:]
 
 
-_IMPLS = {"reference": rollout_ref, "cpp": _rollout_kernel, "cuda": _rollout_kernel,
+def _rollout_reference(w: LSTMWeights, x, num_rollouts, seed, temperature, min_prefix):
+    return rollout_ref(w, x, num_rollouts, seed, temperature, min_prefix=min_prefix)
+
+
+_IMPLS = {"reference": _rollout_reference, "cpp": _rollout_kernel, "cuda": _rollout_kernel,
           "triton": _rollout_triton}
 
 
@@ -75,13 +82,17 @@ def rollout(
     seed: int = 0,
     temperature: float = 1.0,
     backend: str = "auto",
+    min_prefix: int = 1,
 ) -> torch.Tensor:
-    """Complete every proper prefix of x ``num_rollouts`` times with the rollout policy.
+    """Complete every proper prefix of x of length >= ``min_prefix`` ``num_rollouts`` times
+    with the rollout policy.
 
-    policy: Generator/Oracle or LSTMWeights; x: (B, T) int64.
-    Returns (T-1, N, B, T) int64; completion [t-1, n, b, :t] == x[b, :t]. Memory: the output
-    plus, for the reference backend, ``REF_LOGIT_BYTES``-bounded logit chunks; the fused
-    kernels never materialise logits beyond a tile per thread.
+    policy: Generator/Oracle or LSTMWeights; x: (B, T) int64; 1 <= min_prefix <= T.
+    Returns (T-min_prefix, N, B, T) int64; completion [t-min_prefix, n, b, :t] == x[b, :t],
+    and equal to the full rollout's completion [t-1, n, b] (the Philox rows are logical, so
+    skipping short prefixes changes no token). Memory: the output plus, for the reference
+    backend, ``REF_LOGIT_BYTES``-bounded logit chunks; the fused kernels never materialise
+    logits beyond a tile per thread.
     """
     w = as_weights(policy)
     check_weights(w)
@@ -91,9 +102,12 @@ def rollout(
     B, T = x.shape
     if (T - 1) * num_rollouts * B > 2**32:
         raise ValueError("too many completions: (T-1)*num_rollouts*B must fit in 32 bits")
+    if isinstance(min_prefix, bool) or not isinstance(min_prefix, int) or \
+            not 1 <= min_prefix <= max(T, 1):
+        raise ValueError(f"min_prefix must be an int in [1, T={T}], got {min_prefix!r}")
     seed, temperature = check_seed(seed), check_temperature(temperature)
     impl = _IMPLS[resolve(backend, w.device)]
-    return impl(w, x.contiguous(), num_rollouts, seed, temperature)
+    return impl(w, x.contiguous(), num_rollouts, seed, temperature, min_prefix)
 
 
 @torch.no_grad()
@@ -106,21 +120,30 @@ def rollout_rewards(
     temperature: float = 1.0,
     backend: str = "auto",
     score_batch: int = 4096,
+    given: int = 0,
 ) -> torch.Tensor:
     """Per-token rewards (B, T) float: column t-1 (t < T) is the mean over the N completions
     of prefix t of D's P(real); the last column is D(x). Scored ``score_batch`` rows at a time
     by ``ops.score``'s kernels with the same backend (``cpp``: the fused scoring kernel, one
     folded table for the call, prefix windows shared between completions).
+
+    ``given`` (0 <= given < T): the first ``given`` positions are a given history, not
+    generated (history-conditioned generation): they get reward 0 and only the prefixes that
+    contain a generated token (t > given) are rolled out and scored; the other columns equal
+    the full computation's.
     """
     from .score import rollout_scores
 
     check_discriminator(discriminator, policy, x, score_batch)
     B, T = x.shape
-    comps = rollout(policy, x, num_rollouts, seed, temperature, backend)
+    if isinstance(given, bool) or not isinstance(given, int) or not 0 <= given < T:
+        raise ValueError(f"given must be an int in [0, T-1={T - 1}], got {given!r}")
+    m = given + 1  # the shortest prefix that ends in a generated token
+    comps = rollout(policy, x, num_rollouts, seed, temperature, backend, min_prefix=m)
     scores, last = rollout_scores(discriminator, comps.view(-1, T), x, num_rollouts, backend,
-                                  score_batch)
-    rewards = torch.empty(B, T, dtype=torch.float32, device=x.device)
-    rewards[:, : T - 1] = scores.view(T - 1, num_rollouts, B).mean(dim=1).t()
+                                  score_batch, min_prefix=m)
+    rewards = torch.zeros(B, T, dtype=torch.float32, device=x.device)
+    rewards[:, m - 1 : T - 1] = scores.view(T - m, num_rollouts, B).mean(dim=1).t()
     rewards[:, T - 1] = last
     return rewards
 

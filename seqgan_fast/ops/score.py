@@ -106,7 +106,7 @@ def _check(d, x: torch.Tensor, name: str) -> None:
 
 
 def _check_job(d, x: torch.Tensor, prefix_x: torch.Tensor | None, num_rollouts: int | None,
-               batch_size: int) -> None:
+               batch_size: int, min_prefix: int = 1) -> None:
     _check(d, x, "x")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -115,9 +115,11 @@ def _check_job(d, x: torch.Tensor, prefix_x: torch.Tensor | None, num_rollouts: 
         if not isinstance(num_rollouts, int) or num_rollouts < 1:
             raise ValueError(f"num_rollouts must be a positive int, got {num_rollouts!r}")
         B, T = prefix_x.shape
-        if x.shape[0] != (T - 1) * num_rollouts * B:
+        if not isinstance(min_prefix, int) or not 1 <= min_prefix <= T:
+            raise ValueError(f"min_prefix must be an int in [1, T={T}], got {min_prefix!r}")
+        if x.shape[0] != (T - min_prefix) * num_rollouts * B:
             raise ValueError(f"x has {x.shape[0]} rows; the completions of prefix_x need "
-                             f"(T-1)*N*B = {(T - 1) * num_rollouts * B}")
+                             f"(T-min_prefix)*N*B = {(T - min_prefix) * num_rollouts * B}")
 
 
 def _use_table(d, budget: int | None) -> bool:
@@ -142,29 +144,33 @@ def score(
     prefix_x: torch.Tensor | None = None,
     num_rollouts: int | None = None,
     table_bytes_limit: int | None = None,
+    min_prefix: int = 1,
 ) -> torch.Tensor:
     """P(real) of each row of x (M, T) int64 under ``discriminator`` in eval mode: (M,) float.
 
     prefix_x (B, T) with num_rollouts N: x holds the (T-1)*N*B completions of prefix_x in
     ``ops.rollout``'s row order (row ((t-1)*N + n)*B + b equals prefix_x[b] before t); the
     ``cpp`` backend then shares the prefix windows (same scores as scoring rows whole).
+    With ``min_prefix`` m, x holds only the completions of prefixes t >= m (``ops.rollout``'s
+    min_prefix layout: (T-m)*N*B rows, the first of logical row (m-1)*N*B).
     """
     d = discriminator
-    _check_job(d, x, prefix_x, num_rollouts, batch_size)
-    return _score_all(d, [(x, prefix_x, num_rollouts)], backend, batch_size,
+    _check_job(d, x, prefix_x, num_rollouts, batch_size, min_prefix)
+    return _score_all(d, [(x, prefix_x, num_rollouts, min_prefix)], backend, batch_size,
                       table_bytes_limit)[0]
 
 
 @torch.no_grad()
 def rollout_scores(discriminator, completions: torch.Tensor, x: torch.Tensor,
                    num_rollouts: int, backend: str = "auto",
-                   batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """(P(real) of the completions ((T-1)*N*B, T) of x, P(real) of x (B, T)) with one folded
-    table for both: what a reward computation scores."""
+                   batch_size: int = 4096, min_prefix: int = 1
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P(real) of the completions ((T-min_prefix)*N*B, T) of x, P(real) of x (B, T)) with
+    one folded table for both: what a reward computation scores."""
     d = discriminator
-    _check_job(d, completions, x, num_rollouts, batch_size)
-    return tuple(_score_all(d, [(completions, x, num_rollouts), (x, None, None)], backend,
-                            batch_size, None))
+    _check_job(d, completions, x, num_rollouts, batch_size, min_prefix)
+    return tuple(_score_all(d, [(completions, x, num_rollouts, min_prefix),
+                                (x, None, None, 1)], backend, batch_size, None))
 
 
 def _pooler(be: str, device: torch.device):
@@ -182,20 +188,24 @@ def _pooler(be: str, device: torch.device):
 
 
 def _score_all(d, jobs, backend: str, batch_size: int, table_bytes_limit: int | None):
-    """Scores of each (rows, prefix_x, num_rollouts) job; the table is folded once."""
+    """Scores of each (rows, prefix_x, num_rollouts, min_prefix) job; the table is folded
+    once."""
     device = jobs[0][0].device
     pool = _pooler(resolve(backend, device), device)
     if pool is None or not _use_table(d, table_bytes_limit):
-        return [d.prob_real(rows, batch_size=batch_size) for rows, _, _ in jobs]
+        return [d.prob_real(rows, batch_size=batch_size) for rows, *_ in jobs]
     was_training = d.training
     d.eval()
     try:
         folded = fold(d)
         results = []
-        for x, prefix_x, num_rollouts in jobs:
+        for x, prefix_x, num_rollouts, min_prefix in jobs:
             px = None if prefix_x is None else prefix_x.contiguous()
             n = 1 if num_rollouts is None else num_rollouts
-            out = [_head(d, pool(x[r0 : r0 + batch_size].contiguous(), r0, px, n, folded))
+            # logical row of x's first row: completions of shorter prefixes are absent
+            base = 0 if px is None else (min_prefix - 1) * n * px.shape[0]
+            out = [_head(d, pool(x[r0 : r0 + batch_size].contiguous(), base + r0, px, n,
+                                 folded))
                    for r0 in range(0, x.shape[0], batch_size)]
             results.append(torch.cat(out) if out else x.new_zeros(0, dtype=torch.float32))
     finally:
