@@ -70,11 +70,14 @@ def derive_seed(base: int, stream: int, index: int) -> int:
 
 
 def sample_in_chunks(model, num: int, seed: int, backend: str = "auto",
-                     temperature: float = 1.0, chunk: int = SAMPLE_CHUNK) -> torch.Tensor:
+                     temperature: float = 1.0, chunk: int = SAMPLE_CHUNK,
+                     prefix: torch.Tensor | None = None) -> torch.Tensor:
     """``model.sample(num, seed)`` drawn ``chunk`` rows at a time (same tokens: each row keeps
-    its Philox row index): (num, seq_len) int64."""
+    its Philox row index): (num, seq_len) int64. ``prefix`` (num, P): given first positions
+    (history-conditioned generation)."""
     parts = [ops.sample(model, min(chunk, num - r0), seed=seed, temperature=temperature,
-                        backend=backend, row_offset=r0)
+                        backend=backend, row_offset=r0,
+                        prefix=None if prefix is None else prefix[r0 : r0 + chunk])
              for r0 in range(0, num, chunk)]
     if not parts:
         return torch.zeros(0, model.seq_len, dtype=torch.int64, device=model.device)
@@ -171,6 +174,7 @@ class SeqGANTrainer:
         if self.train_x.dim() != 2 or self.train_x.shape[0] == 0:
             raise ConfigError(f"task {self.task.name} gave no training sequences")
 
+        self.cond_x = self._conditional_rows(cfg)
         V, T, start = self.task.vocab_size, self.task.seq_len, self.task.start_token
         self.generator = Generator(V, cfg.g_emb_dim, cfg.g_hidden_dim, T, start).to(self.device)
         self.discriminator = Discriminator(
@@ -211,6 +215,24 @@ class SeqGANTrainer:
         guard_trainer(self)  # NaN/inf gradients or weights stop training (guard.py)
 
     # -- helpers --------------------------------------------------------------------------
+    def _conditional_rows(self, cfg: TrainConfig) -> torch.Tensor | None:
+        """history_len > 0: the real sequences with at least one item after the history (a
+        padded window has none to judge)."""
+        P = cfg.history_len
+        if not P:
+            return None
+        if P >= self.task.seq_len:
+            raise ConfigError(f"bad value {P} for history_len: must be below the sequence "
+                              f"length {self.task.seq_len}")
+        pad = getattr(self.task, "pad_token", None)
+        rows = self.train_x if pad is None else self.train_x[self.train_x[:, P] != pad]
+        if rows.shape[0] == 0:
+            raise ConfigError(f"history_len={P}: no training sequence has an item after "
+                              f"{P} history positions")
+        log.info("history-conditioned: %d of %d training sequences continue a %d-item "
+                 "history", rows.shape[0], self.train_x.shape[0], P)
+        return rows
+
     @property
     def model_info(self) -> dict[str, int]:
         g = self.generator
@@ -269,14 +291,20 @@ class SeqGANTrainer:
         for all of them (``d_shuffle=once``, the reference loader) or every epoch.
         Returns (mean loss, accuracy) of the last epoch."""
         cfg = self.cfg
-        neg = sample_in_chunks(self.generator, cfg.d_num_negatives, self.next_seed(),
-                               self.backend)
-        pos = self.train_x
-        pick_seed = self.next_seed()
-        if pos.shape[0] > cfg.d_num_negatives:
-            gen = torch.Generator().manual_seed(pick_seed)
-            pos = pos[torch.randperm(pos.shape[0], generator=gen)[: cfg.d_num_negatives]
-                      .to(self.device)]
+        if cfg.history_len:  # (history, continuation): negatives continue real histories
+            neg_seed, pick_seed = self.next_seed(), self.next_seed()
+            pos = self._real_rows(cfg.d_num_negatives, pick_seed)
+            neg = sample_in_chunks(self.generator, pos.shape[0], neg_seed, self.backend,
+                                   prefix=pos[:, : cfg.history_len])
+        else:
+            neg = sample_in_chunks(self.generator, cfg.d_num_negatives, self.next_seed(),
+                                   self.backend)
+            pos = self.train_x
+            pick_seed = self.next_seed()
+            if pos.shape[0] > cfg.d_num_negatives:
+                gen = torch.Generator().manual_seed(pick_seed)
+                pos = pos[torch.randperm(pos.shape[0], generator=gen)[: cfg.d_num_negatives]
+                          .to(self.device)]
         x = torch.cat([pos, neg])
         y = torch.cat([torch.ones(pos.shape[0], dtype=torch.int64),
                        torch.zeros(neg.shape[0], dtype=torch.int64)]).to(self.device)
@@ -298,23 +326,35 @@ class SeqGANTrainer:
     def policy_gradient_step(self) -> float:
         """Sample a batch, score it with rollout rewards, one PG step; returns mean reward."""
         cfg = self.cfg
+        prefix = None
+        if cfg.history_len:  # continue real users' histories; only the continuation is rewarded
+            prefix = self._real_rows(cfg.batch_size, self.next_seed())[:, : cfg.history_len]
         x = ops.sample(self.generator, cfg.batch_size, seed=self.next_seed(),
-                       backend=self.backend)
+                       backend=self.backend, prefix=prefix)
         policy = self.rollout_policy if cfg.rollout_policy == "delayed" else self.generator
         rewards = ops.rollout_rewards(policy, self.discriminator, x,
                                       num_rollouts=cfg.num_rollouts, seed=self.next_seed(),
-                                      backend=self.backend)
+                                      backend=self.backend, given=cfg.history_len)
         real = None
         if cfg.adv_mle_weight > 0:  # a real minibatch for the likelihood term
-            gen = torch.Generator().manual_seed(self.next_seed())
-            pick = torch.randint(0, self.train_x.shape[0], (cfg.batch_size,), generator=gen)
-            real = self.train_x[pick.to(self.device)]
+            real = self._real_rows(cfg.batch_size, self.next_seed(), with_replacement=True)
         self.generator.train()
         loss = self.generator.adversarial_loss(
             x, rewards, real, pg_weight=cfg.adv_pg_weight, mle_weight=cfg.adv_mle_weight,
             baseline=cfg.reward_baseline, norm=cfg.pg_norm)
         self._g_step(self.g_adv_opt, loss)
         return float(rewards.mean())
+
+    def _real_rows(self, num: int, seed: int, with_replacement: bool = False) -> torch.Tensor:
+        """``num`` real sequences drawn with ``seed`` (without replacement while there are
+        enough); with ``history_len`` only those with a continuation after the history."""
+        pool = self.cond_x if self.cfg.history_len else self.train_x
+        gen = torch.Generator().manual_seed(seed)
+        if with_replacement or pool.shape[0] < num:
+            pick = torch.randint(0, pool.shape[0], (num,), generator=gen)
+        else:
+            pick = torch.randperm(pool.shape[0], generator=gen)[:num]
+        return pool[pick.to(self.device)]
 
     # -- evaluation, checkpoints, files ---------------------------------------------------
     def evaluate(self, phase: str, epoch: int, final: bool = False) -> dict[str, Any]:

@@ -270,3 +270,44 @@ def test_instacart_preset(shared_data):
     assert task.train_sequences().shape[1] == 20
     pop = task.baselines["popularity"]
     assert 0 < pop["hr@10"] < 0.2 and pop["ndcg@10"] <= pop["hr@10"]
+
+
+def test_history_conditioned_training(tmp_path, monkeypatch):
+    """history_len=P: D's negatives continue real histories (first P positions real), the PG
+    step samples continuations of real histories and rewards only the generated positions."""
+    from seqgan_fast import SeqGANTrainer, ops
+
+    cfg = _task_cfg(tmp_path, mask_history=False, g_emb_dim=8, g_hidden_dim=8, d_emb_dim=8,
+                    d_filter_sizes=(2, 3), d_num_filters=(4, 4), batch_size=4, mle_epochs=1,
+                    d_pretrain_rounds=1, d_num_negatives=6, d_epochs=1, adv_batches=1,
+                    adv_d_rounds=1, num_rollouts=2, eval_every=1, history_len=2,
+                    backend="reference")
+    t = SeqGANTrainer(cfg, tmp_path / "run", progress=False)
+    assert t.cond_x.shape[0] > 0 and bool((t.cond_x[:, 2] != PAD).all())
+    seen = {}
+    real_sample, real_rewards = ops.sample, ops.rollout_rewards
+
+    def spy_sample(*a, **kw):
+        out = real_sample(*a, **kw)
+        if kw.get("prefix") is not None:
+            seen.setdefault("prefixes", []).append((kw["prefix"], out))
+        return out
+
+    def spy_rewards(*a, **kw):
+        out = real_rewards(*a, **kw)
+        seen["rewards"] = (kw.get("given"), out)
+        return out
+
+    monkeypatch.setattr(ops, "sample", spy_sample)
+    monkeypatch.setattr(ops, "rollout_rewards", spy_rewards)
+    t.fit()
+    assert seen["prefixes"]
+    for prefix, out in seen["prefixes"]:
+        assert prefix.shape[1] == 2 and torch.equal(out[:, :2], prefix)
+        # each prefix is a real history: a row of the conditional training windows
+        assert all(any(torch.equal(p, r[:2]) for r in t.cond_x) for p in prefix)
+    given, rewards = seen["rewards"]
+    assert given == 2 and torch.equal(rewards[:, :2], torch.zeros(4, 2))
+    assert bool((rewards[:, 2:] > 0).all())
+    with pytest.raises(ConfigError, match="history_len"):
+        SeqGANTrainer(_task_cfg(tmp_path, history_len=4), tmp_path / "bad", progress=False)

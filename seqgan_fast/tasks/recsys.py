@@ -58,6 +58,7 @@ class RecsysTask(Task):
     """Interactions from ``cfg.data``; see the module docstring."""
 
     name = "recsys"
+    pad_token = PAD
 
     def __init__(self, cfg: TrainConfig) -> None:
         if cfg.data in ("", "oracle"):

@@ -24,6 +24,7 @@ import torch
 from ..config import ConfigError, TrainConfig
 from ..data.text import (
     BOS,
+    PAD,
     TOKENIZERS,
     EncodeStats,
     Vocab,
@@ -53,6 +54,7 @@ class TextTask(Task):
     """Sentences from ``cfg.data`` (and ``cfg.test_data``); see the module docstring."""
 
     name = "text"
+    pad_token = PAD
 
     def __init__(self, cfg: TrainConfig) -> None:
         if cfg.tokenize not in TOKENIZERS:
