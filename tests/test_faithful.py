@@ -180,10 +180,12 @@ def test_mle_batches_are_in_a_fixed_order_unless_shuffled(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("d_shuffle", ["once", "epoch"])
 def test_discriminator_data_shuffled_once_per_round(tmp_path, monkeypatch, d_shuffle):
+    from seqgan_fast.dstep import DiscriminatorStep
+
     seen: list[torch.Tensor] = []
-    original = Discriminator.forward
-    monkeypatch.setattr(Discriminator, "forward",
-                        lambda self, x: seen.append(x.clone()) or original(self, x))
+    original = DiscriminatorStep.__call__
+    monkeypatch.setattr(DiscriminatorStep, "__call__",
+                        lambda self, x, y: seen.append(x.clone()) or original(self, x, y))
     # 100 positives + 100 negatives in batches of 32: 6 whole batches (192), 8 dropped.
     tr = SeqGANTrainer(tiny(d_shuffle=d_shuffle, d_epochs=3), tmp_path, progress=False)
     tr.discriminator_round()
