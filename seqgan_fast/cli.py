@@ -269,10 +269,11 @@ def _sample(args: argparse.Namespace) -> int:
 
     from . import ops
     from .checkpoint import latest_checkpoint, load_checkpoint
+    from .draws import SAMPLE_CHUNK
     from .models import Generator
     from .ops.checks import check_temperature
     from .runfolder import check_run_state
-    from .trainer import SAMPLE_CHUNK, check_device
+    from .trainer import check_device
 
     _configure_logging(quiet=True)
     try:

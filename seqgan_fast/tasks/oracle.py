@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, TrainConfig
+from ..draws import derive_seed, sample_in_chunks
 from ..models import Oracle
-from ..trainer import derive_seed, sample_in_chunks
 from .base import Task
 
 log = logging.getLogger(__name__)

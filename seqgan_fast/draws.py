@@ -1,0 +1,37 @@
+"""The run's random draws, shared by the trainer and the tasks: seed derivation and sampling in
+bounded chunks. Its own module so that the tasks need not import the trainer (which imports
+them)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import ops
+
+SAMPLE_CHUNK = 4096  # rows per sampling call: bounds the reference backend's logit memory
+
+
+def derive_seed(base: int, stream: int, index: int) -> int:
+    """A 64-bit seed for draw ``index`` of ``stream``, derived from ``base`` (SeedSequence:
+    well mixed, platform independent)."""
+    words = np.random.SeedSequence([base % 2**64, stream, index]).generate_state(2, np.uint32)
+    return int(words[0]) | (int(words[1]) << 32)
+
+
+def sample_in_chunks(model, num: int, seed: int, backend: str = "auto",
+                     temperature: float = 1.0, chunk: int = SAMPLE_CHUNK) -> torch.Tensor:
+    """``model.sample(num, seed)`` drawn ``chunk`` rows at a time (same tokens: each row keeps
+    its Philox row index): (num, seq_len) int64."""
+    return sample_rows(model, 0, num, seed, backend, temperature, chunk)
+
+
+def sample_rows(model, start: int, stop: int, seed: int, backend: str = "auto",
+                temperature: float = 1.0, chunk: int = SAMPLE_CHUNK) -> torch.Tensor:
+    """Rows ``start..stop-1`` of ``model.sample(stop, seed)`` (Philox rows are logical, so a
+    part drawn alone equals that part of the whole): (stop - start, seq_len) int64."""
+    parts = [ops.sample(model, min(chunk, stop - r0), seed=seed, temperature=temperature,
+                        backend=backend, row_offset=r0)
+             for r0 in range(start, stop, chunk)]
+    if not parts:
+        return torch.zeros(0, model.seq_len, dtype=torch.int64, device=model.device)
+    return torch.cat(parts)
