@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from . import ops
+from .distributed import active
 
 SAMPLE_CHUNK = 4096  # rows per sampling call: bounds the reference backend's logit memory
 
@@ -21,8 +22,17 @@ def derive_seed(base: int, stream: int, index: int) -> int:
 def sample_in_chunks(model, num: int, seed: int, backend: str = "auto",
                      temperature: float = 1.0, chunk: int = SAMPLE_CHUNK) -> torch.Tensor:
     """``model.sample(num, seed)`` drawn ``chunk`` rows at a time (same tokens: each row keeps
-    its Philox row index): (num, seq_len) int64."""
-    return sample_rows(model, 0, num, seed, backend, temperature, chunk)
+    its Philox row index): (num, seq_len) int64.
+
+    During a data-parallel run (``distributed.active()``) every rank draws its share of the
+    rows and the shares are gathered: the same tensor on every rank, and the same tokens as
+    one process draws. It is then a collective: every rank must call it.
+    """
+    world = active()
+    if world is None:
+        return sample_rows(model, 0, num, seed, backend, temperature, chunk)
+    lo, hi = world.shard(num)
+    return world.gather_rows(sample_rows(model, lo, hi, seed, backend, temperature, chunk), num)
 
 
 def sample_rows(model, start: int, stop: int, seed: int, backend: str = "auto",

@@ -77,6 +77,12 @@ class RunState:
     ``state``, ``records``, models, optimizers, ``task``, ``device`` and ``backend``."""
 
     @property
+    def _writes(self) -> bool:
+        """Whether this process writes the run folder: a single process, or rank 0."""
+        world = getattr(self, "world", None)
+        return world is None or world.is_main
+
+    @property
     def model_info(self) -> dict[str, int]:
         g = self.generator
         return {"vocab_size": g.vocab_size, "seq_len": g.seq_len, "start_token": g.start_token,
@@ -86,9 +92,10 @@ class RunState:
         return self._elapsed0 + time.perf_counter() - self._t0
 
     def _append_record(self, record: dict[str, Any]) -> None:
-        """One evaluation: a line of metrics.jsonl, and the run's count of them."""
-        with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        """One evaluation: a line of metrics.jsonl (rank 0), and the run's count of them."""
+        if self._writes:
+            with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
         self.records.append(record)
         self.state["metrics_lines"] += 1
         self.state["num_evals"] += 1
@@ -98,7 +105,7 @@ class RunState:
             self.save_checkpoint()
 
     def save_checkpoint(self) -> Path:
-        """Write the whole training state (atomically) and return its folder."""
+        """Write the whole training state (atomically; rank 0 only) and return its folder."""
         self.state["elapsed_s"] = self._elapsed()
         self.state["save_index"] += 1
         rng = {"torch_cpu": torch.get_rng_state()}
@@ -115,6 +122,8 @@ class RunState:
         }
         state = {"format": 1, **self.state, "config": self.cfg.to_dict(),
                  "model": self.model_info, "task": self.task.name, "backend": self.backend}
+        if not self._writes:  # the other ranks keep the same counters, rank 0 writes
+            return self.out_dir / "checkpoints"
         return save_checkpoint(self.out_dir, self.state["save_index"], tensors, state)
 
     def _restore(self, tensors: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> None:
@@ -146,6 +155,13 @@ class RunState:
                  self.state["d_round"], self.state["adv_batch"])
 
     def _prepare_out_dir(self) -> None:
+        if self._writes:
+            self._write_out_dir()
+        if getattr(self, "world", None) is not None:  # rank 0's metrics history everywhere
+            self.records = self.world.broadcast_object(self.records)
+        self.resumed = True  # a second fit() continues this run
+
+    def _write_out_dir(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         metrics = self.out_dir / METRICS_FILE
         if self.resumed:
@@ -161,7 +177,6 @@ class RunState:
             atomic_write_text(metrics, "")
         self.task.save(self.out_dir)  # also on resume: the task may keep state there
         atomic_write_text(self.out_dir / CONFIG_FILE, self.cfg.to_json() + "\n")
-        self.resumed = True  # a second fit() continues this run
 
     def _write_summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = dict(self.records[-1]) if self.records else {}
@@ -182,12 +197,15 @@ class RunState:
             "mle_epochs": self.state["mle_epoch"], "d_pretrain_rounds": self.state["d_round"],
             "adv_batches": self.state["adv_batch"],
         })
-        atomic_write_json(self.out_dir / SUMMARY_FILE, summary)
+        if self._writes:
+            atomic_write_json(self.out_dir / SUMMARY_FILE, summary)
         return summary
 
     def _plot(self) -> None:
         from .plotting import plot_curves
 
+        if not self._writes:
+            return
         try:
             plot_curves(self.records, self.out_dir / CURVES_FILE)
         except Exception as exc:  # a figure must never cost a training run

@@ -12,9 +12,17 @@ choose (README "Faithfulness"): ``pg_norm``, ``rollout_policy``, ``mle_shuffle``
 
 Every random draw (sampling, rollouts, shuffles) takes a seed derived from ``cfg.seed`` and a
 call counter that is checkpointed, so a run - resumed or not - is reproducible.
+
+Data-parallel (``torchrun``, distributed.py): every rank runs this schedule on its share of
+each batch's logical rows - the same global batches, permutations and seeds as one process -
+and gradients are summed across ranks from local losses scaled so that the sum is the
+single-process loss (a mean over rows: local sum / global count; the summed PG loss: as is).
+Clipping and the optimizer step follow the reduction, so the weights stay equal on all ranks.
+Rank 0 alone writes the run folder; the others get its checkpoint by broadcast.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -24,11 +32,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import ops
 from .checkpoint import latest_checkpoint
 from .config import ConfigError, TrainConfig
+from .distributed import (
+    DEFAULT_TIMEOUT_S,
+    DistributedError,
+    World,
+    activate,
+    check_same_config,
+    shard_rollout_rewards,
+    world_from_env,
+)
 from .draws import derive_seed, sample_in_chunks
 from .guard import guard_trainer
 from .models import Discriminator, Generator
@@ -82,6 +100,9 @@ class SeqGANTrainer(RunState):
     device, backend, the task's data, and (``resume=True``) the checkpoint. A folder that
     already holds a run is only reused with ``resume=True`` (continue it) or
     ``overwrite=True`` (replace it). ``progress``: tqdm bars (None: only on a terminal).
+    ``world``: the data-parallel process group (distributed.World); None: the one of a
+    ``torchrun`` launch if there is one (``dist_timeout_s``: how long a collective waits for
+    a hung peer), else a single process.
 
     Files: ``config.json``, ``metrics.jsonl`` (one JSON object per evaluation: phase,
     epoch, time_s and the task's metrics), ``checkpoints/``, ``summary.json``,
@@ -89,24 +110,33 @@ class SeqGANTrainer(RunState):
     """
 
     def __init__(self, cfg: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
-                 overwrite: bool = False, progress: bool | None = None, task=None) -> None:
+                 overwrite: bool = False, progress: bool | None = None, task=None,
+                 world: World | None = None,
+                 dist_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         from .tasks import make_task
 
         self.cfg = cfg.validate()
         self.out_dir = Path(out_dir)
-        self.progress = progress
-        resume, overwrite, ckpt_tensors, ckpt_state = open_run(self.out_dir, self.cfg,
-                                                               resume, overwrite)
-        self.resumed = resume
-        self.overwrite = overwrite
+        self.world = world if world is not None else world_from_env(cfg.device, dist_timeout_s)
+        self.progress = progress if self._writes else False
         self.device = check_device(cfg.device)
+        if self.world is not None and self.device.type == "cuda":
+            self.device = self.world.device  # one device per rank: cuda:LOCAL_RANK
         try:
             self.backend = ops.resolve(cfg.backend, self.device)
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
+        if self.world is not None:
+            check_same_config(self.world, {
+                **self.cfg.to_dict(), "resume": resume, "overwrite": overwrite,
+                "resolved_backend": self.backend, "torch": torch.__version__})
+        resume, overwrite, ckpt_tensors, ckpt_state = self._open_run(resume, overwrite)
+        self.resumed = resume
+        self.overwrite = overwrite
         torch.manual_seed(cfg.seed)
-        self.task = task if task is not None else make_task(cfg)
-        self.train_x = self.task.train_sequences().to(self.device)
+        with activate(self.world):
+            self.task = task if task is not None else make_task(cfg)
+            self.train_x = self.task.train_sequences().to(self.device)
         if self.train_x.dim() != 2 or self.train_x.shape[0] == 0:
             raise ConfigError(f"task {self.task.name} gave no training sequences")
 
@@ -115,6 +145,9 @@ class SeqGANTrainer(RunState):
         self.discriminator = Discriminator(
             V, T, cfg.d_emb_dim, cfg.d_filter_sizes, cfg.d_num_filters, cfg.d_dropout_keep,
             cfg.d_l2_reg).to(self.device)
+        if self.world is not None:  # equal by the seed already; as DDP, make sure
+            self.world.broadcast_module(self.generator)
+            self.world.broadcast_module(self.discriminator)
         self.rollout_policy = copy.deepcopy(self.generator).requires_grad_(False)
         # Separate Adam states for MLE and policy gradient, as the reference code's two ops.
         self.g_mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr)
@@ -132,6 +165,30 @@ class SeqGANTrainer(RunState):
         guard_trainer(self)  # NaN/inf gradients or weights stop training (guard.py)
 
     # -- helpers --------------------------------------------------------------------------
+    def _open_run(self, resume: bool, overwrite: bool):
+        """``runstate.open_run`` on rank 0 (the only one that touches the run folder); the
+        other ranks get its answer - or its refusal - and the checkpoint by broadcast."""
+        if self.world is None:
+            return open_run(self.out_dir, self.cfg, resume, overwrite)
+        plan, refusal = None, None
+        if self.world.is_main:
+            try:
+                plan = open_run(self.out_dir, self.cfg, resume, overwrite)
+            except Exception as exc:
+                self.world.broadcast_object((None, str(exc)))
+                raise
+        plan, refusal = self.world.broadcast_object((plan, None))
+        if refusal is not None:
+            raise DistributedError(f"rank 0 refused to start: {refusal}", echo=False)
+        return plan
+
+    def _shard(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """This rank's part of a batch of indices, and where it starts in the batch."""
+        if self.world is None:
+            return idx, 0
+        lo, hi = self.world.shard(idx.numel())
+        return idx[lo:hi], lo
+
     def next_seed(self) -> int:
         """The seed of the next random draw (counter checkpointed with the run)."""
         seed = derive_seed(self.cfg.seed, _STREAM_TRAINER, self.state["seed_calls"])
@@ -158,9 +215,14 @@ class SeqGANTrainer(RunState):
         for i in range(0, n - bs + 1, bs):
             yield perm[i : i + bs]
 
-    def _g_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    def _g_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor | None) -> None:
+        """Backward (None: this rank has no rows of the batch), the cross-rank gradient sum,
+        the global-norm clip, the step."""
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if loss is not None:
+            loss.backward()
+        if self.world is not None:
+            self.world.all_reduce_grads(self.generator.parameters())
         torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.g_grad_clip)
         opt.step()
 
@@ -171,9 +233,20 @@ class SeqGANTrainer(RunState):
         total, count = 0.0, 0
         batches = self._batches(self.train_x.shape[0], self.next_seed(), self.cfg.mle_shuffle)
         for idx in batches:
-            loss = self.generator.mle_loss(self.train_x[idx])
+            if self.world is None:
+                loss = self.generator.mle_loss(self.train_x[idx])
+            else:  # this rank's share of the batch's mean token NLL
+                mine, _ = self._shard(idx)
+                loss = None
+                if mine.numel():
+                    x = self.train_x[mine]
+                    logits = self.generator(x).reshape(-1, self.generator.vocab_size)
+                    loss = F.cross_entropy(logits, x.reshape(-1), reduction="sum") \
+                        / (idx.numel() * x.shape[1])
             self._g_step(self.g_mle_opt, loss)
-            total, count = total + float(loss.detach()), count + 1
+            total, count = total + (float(loss.detach()) if loss is not None else 0.0), count + 1
+        if self.world is not None:
+            total = self.world.sum([total])[0]
         return total / max(count, 1)
 
     def discriminator_round(self) -> tuple[float, float]:
@@ -199,24 +272,36 @@ class SeqGANTrainer(RunState):
         for _ in range(cfg.d_epochs):
             loss_sum = correct = seen = count = 0.0
             for idx in once if once is not None else self._batches(n, self.next_seed()):
-                logits = self.discriminator(x[idx])
-                loss = torch.nn.functional.cross_entropy(logits, y[idx]) \
-                    + self.discriminator.l2_loss()
+                if self.world is None:
+                    logits = self.discriminator(x[idx])
+                    loss = F.cross_entropy(logits, y[idx]) + self.discriminator.l2_loss()
+                    mine = idx
+                else:  # this rank's share of the mean, its slice of the batch's dropout mask
+                    mine, lo = self._shard(idx)
+                    logits = self.discriminator(x[mine], batch_rows=(lo, idx.numel()))
+                    loss = F.cross_entropy(logits, y[mine], reduction="sum") / idx.numel() \
+                        + self.discriminator.l2_loss() / self.world.size
                 self.d_opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.world is not None:
+                    self.world.all_reduce_grads(self.discriminator.parameters())
                 self.d_opt.step()
                 loss_sum += float(loss.detach())
-                correct += float((logits.argmax(1) == y[idx]).sum())
-                seen += idx.numel()
+                correct += float((logits.argmax(1) == y[mine]).sum())
+                seen += mine.numel()
                 count += 1
+        if self.world is not None:
+            loss_sum, correct, seen = self.world.sum([loss_sum, correct, seen])
         return loss_sum / max(count, 1), correct / max(seen, 1)
 
     def policy_gradient_step(self) -> float:
         """Sample a batch, score it with rollout rewards, one PG step; returns mean reward."""
         cfg = self.cfg
+        policy = self.rollout_policy if cfg.rollout_policy == "delayed" else self.generator
+        if self.world is not None:
+            return self._policy_gradient_step_shard(policy)
         x = ops.sample(self.generator, cfg.batch_size, seed=self.next_seed(),
                        backend=self.backend)
-        policy = self.rollout_policy if cfg.rollout_policy == "delayed" else self.generator
         rewards = ops.rollout_rewards(policy, self.discriminator, x,
                                       num_rollouts=cfg.num_rollouts, seed=self.next_seed(),
                                       backend=self.backend)
@@ -224,12 +309,34 @@ class SeqGANTrainer(RunState):
         self._g_step(self.g_adv_opt, self.generator.pg_loss(x, rewards, norm=cfg.pg_norm))
         return float(rewards.mean())
 
+    def _policy_gradient_step_shard(self, policy: Generator) -> float:
+        """``policy_gradient_step`` on this rank's rows lo..hi of the batch: they are sampled
+        here (Philox rows lo..hi: the single-process tokens), gathered for the rollout
+        (distributed.shard_rollout_rewards), rewarded and differentiated here."""
+        cfg, world, B = self.cfg, self.world, self.cfg.batch_size
+        lo, hi = world.shard(B)
+        part = ops.sample(self.generator, hi - lo, seed=self.next_seed(), backend=self.backend,
+                          row_offset=lo)
+        x = world.gather_rows(part, B)
+        rewards = shard_rollout_rewards(world, policy, self.discriminator, x, cfg.num_rollouts,
+                                        self.next_seed(), self.backend)
+        self.generator.train()
+        loss = None
+        if hi > lo:  # the summed loss is summed across ranks as it is; batch_mean divides by B
+            loss = self.generator.pg_loss(part, rewards, norm="sum")
+            loss = loss / B if cfg.pg_norm == "batch_mean" else loss
+        self._g_step(self.g_adv_opt, loss)
+        return world.sum([float(rewards.sum())])[0] / (B * x.shape[1])
+
     # -- evaluation (files and checkpoints: runstate.RunState) ----------------------------
     def evaluate(self, phase: str, epoch: int, final: bool = False) -> dict[str, Any]:
         self.generator.eval()
-        metrics = self.task.evaluate(self.generator, phase=phase, epoch=epoch, final=final)
+        with activate(self.world):  # the tasks shard their samples and sum their metrics
+            metrics = self.task.evaluate(self.generator, phase=phase, epoch=epoch, final=final)
         record = {"phase": phase, "epoch": epoch, "time_s": round(self._elapsed(), 3),
                   **_jsonable(metrics)}
+        if self.world is not None:  # rank 0's record (its clock) on every rank
+            record = self.world.broadcast_object(record)
         self._append_record(record)
         log.info("%s %s %d: %s", phase, "epoch" if phase == "mle" else "batch", epoch,
                  ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
@@ -238,12 +345,32 @@ class SeqGANTrainer(RunState):
     # -- the schedule ---------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Run (or continue) the whole schedule; returns the summary (also in summary.json).
-        Holds the run folder's lock (runlock.py) throughout: a second trainer is refused."""
-        with RunLock(self.out_dir):
-            if not (self.resumed or self.overwrite) and latest_checkpoint(self.out_dir):
-                raise ConfigError(f"{self.out_dir} now holds a run (written by another "
-                                  "trainer after this one was set up); not overwritten")
-            return self._fit_locked()
+        Holds the run folder's lock (runlock.py) throughout: a second trainer is refused.
+        Data-parallel: rank 0 holds the lock and writes; a rank that loses its peers raises
+        DistributedError (one line, naming the checkpoint to resume from)."""
+        try:
+            with RunLock(self.out_dir) if self._writes else contextlib.nullcontext():
+                if self._writes and not (self.resumed or self.overwrite) \
+                        and latest_checkpoint(self.out_dir):
+                    raise ConfigError(f"{self.out_dir} now holds a run (written by another "
+                                      "trainer after this one was set up); not overwritten")
+                with activate(self.world):
+                    summary = self._fit_locked()
+                if self.world is not None:
+                    self.world.barrier()  # the run folder is complete when any rank returns
+                return summary
+        except DistributedError as exc:
+            raise DistributedError(f"{exc}; {self._kept()}", echo=exc.echo) from None
+
+    def _kept(self) -> str:
+        try:
+            path = latest_checkpoint(self.out_dir)
+        except Exception:  # a folder that rank 0 was writing when it died
+            path = None
+        if path is None:
+            return "no checkpoint had been written yet"
+        return (f"the last checkpoint {path} is kept: continue with seqgan-fast train --out "
+                f"{self.out_dir} --resume (any number of processes)")
 
     def _fit_locked(self) -> dict[str, Any]:
         self._prepare_out_dir()
