@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -291,5 +292,10 @@ def shard_rollout_rewards(world: World, policy, discriminator, x: torch.Tensor,
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """The gist of a backend's error: first line, without gloo's source-file prefix and
+    advice ("[.../pair.cc:553] Connection closed by peer [host]:port. This is ...")."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    text = re.sub(r"^\[[^\]]*\.(cc|cpp|h|hpp):\d+\]\s*", "", lines[0])
+    return text.split(". ")[0].rstrip(".")
