@@ -281,3 +281,20 @@ def test_mismatched_configs_are_refused(tmp_path):
     assert "different configs" in err0[0] and "mle_epochs" in err0[0]
     assert "seqgan-fast:" not in stderr_of(tmp_path / "ranks", 1)  # rank 0 speaks for the job
     assert not (out / "metrics.jsonl").exists()  # refused before anything was written
+
+
+def test_scaling_bench_alone_and_against_a_baseline(tmp_path, capsys):
+    from seqgan_fast.benchmarks import harness
+
+    one, two = tmp_path / "s1.json", tmp_path / "s2.json"
+    base = ["--op", "scaling", "--config", "tiny", "--repeats", "1", "--threads", "1", "-q"]
+    assert harness.main([*base, "--json", str(one)]) == 0
+    assert harness.main([*base, "--json", str(two), "--against", str(one)]) == 0
+    doc = json.loads(two.read_text())
+    assert doc["op"] == "scaling" and doc["world_size"] == 1 and doc["threads_per_rank"] == 1
+    assert doc["cores_usable"] >= 1
+    assert [r["phase"] for r in doc["results"]] == ["mle_epoch", "d_round", "adv_step", "eval"]
+    for r in doc["results"]:
+        assert r["median_s"] > 0 and r["efficiency"] == pytest.approx(r["speedup"])
+    assert "scaling/tiny" in capsys.readouterr().out
+    assert harness.main([*base, "--backends", "cpp,reference"]) == 2  # one backend only
