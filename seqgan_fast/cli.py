@@ -263,6 +263,8 @@ def _train_process(args: argparse.Namespace, world_size: int | None) -> int:
     except DistributedError as exc:
         return _fail_rank(exc)
     except _fit_errors() as exc:  # the guard, the run lock, a disk that filled up, ...
+        if not main_rank and not isinstance(exc, OSError):
+            return 2  # the guard stops every rank at the same step; rank 0 says why
         raise _BadInput(str(exc)) from None
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; continue with: {PROG} train --out {out} --resume",
