@@ -41,6 +41,8 @@ TRAIN = ["vocab_size=61", "seq_len=7", "g_emb_dim=8", "g_hidden_dim=16", "num_tr
 WEIGHT_TOL = 1e-5   # max |dweight|, 2 ranks vs 1 process (measured ~5e-7)
 METRIC_RTOL = 1e-5  # relative, metrics.jsonl values (measured ~2e-9)
 JOIN_S = 90         # a rank that is not done by then is a hang: the test fails
+# gloo picks its interface from the host name, which a CI container may not resolve
+LOOPBACK = {"GLOO_SOCKET_IFNAME": "lo"} if sys.platform.startswith("linux") else {}
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +62,7 @@ def _rank(rank: int, size: int, port: int, job: str, out: str, argv: list[str]) 
     rank reports goes to ``out``/rank<r>.json, its stderr to ``out``/rank<r>.err."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank),
                       LOCAL_WORLD_SIZE=str(size), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+                      MASTER_PORT=str(port), **LOOPBACK)
     torch.set_num_threads(1)
     folder = Path(out)
     with open(folder / f"rank{rank}.err", "w") as err, contextlib.redirect_stderr(err):
@@ -223,7 +225,7 @@ def test_two_ranks_train_like_one_process(tmp_path, single_run):
     torchrun) against 1 process, same seed."""
     out = tmp_path / "two"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get(
-        "PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+        "PYTHONPATH", "")]), "OMP_NUM_THREADS": "1", **LOOPBACK}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "seqgan_fast",
            *train_argv(out)]
