@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time rollout / rewards / sample / decode / adv_step / d_epoch for each "
                     "backend and the baselines; write JSON, print a table.")
     p.add_argument("--op", default="all",
-                   help=f"{'|'.join(OPS)}|all, or a comma list (default: all)")
+                   help=f"{'|'.join(OPS)}|all, or a comma list (default: all); or scaling "
+                        "(alone, under torchrun: bench_scaling.py)")
     p.add_argument("--config", default="paper",
                    help="paper|large|tiny|all (all = paper,large), or a comma list")
     p.add_argument("--backends", default=None,
@@ -206,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="CI smoke: the tiny config, 2 runs, no extra warm-up")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress log")
+    p.add_argument("--against", default=None, metavar="FILE",
+                   help="--op scaling: the JSON of a 1-process run, for speed-up and scaling "
+                        "efficiency")
     return p
 
 
@@ -276,6 +280,25 @@ def _check_sizes(args: argparse.Namespace) -> None:
         raise ValueError(f"--threads must be in [1, 4096], got {args.threads}")
 
 
+def _scaling(args: argparse.Namespace) -> int:
+    """``--op scaling`` (bench_scaling.py): the data-parallel trainer's phases, under torchrun
+    or alone; its own table and JSON (one row per phase)."""
+    from . import bench_scaling
+
+    backends = [b.strip() for b in (args.backends or "auto").split(",") if b.strip()]
+    if len(backends) != 1 or backends[0] not in ("auto", "reference", "cpp", "cuda", "triton"):
+        print("seqgan-fast: error: bench: --op scaling times one backend: --backends auto|"
+              f"reference|cpp|cuda|triton, got {args.backends!r}", file=sys.stderr)
+        return 2
+    if args.repeats < 1:
+        print("seqgan-fast: error: bench: --repeats must be >= 1", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = "quick" if args.config == "paper" and args.quick else args.config
+    return bench_scaling.main(config, backends[0], args.repeats, args.json, args.against)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``seqgan-fast bench``: returns 0; 2 on bad arguments (one line, before anything runs);
     1 when every contender failed."""
@@ -290,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                             datefmt="%H:%M:%S", stream=sys.stderr)
     if args.quick:
         args.config, args.repeats, args.warmup = "tiny", min(args.repeats, 2), 0
+    if args.op == "scaling":
+        return _scaling(args)
     try:
         ops = parse_ops(args.op)
         configs = [c.replace(**_overrides(args)) for c in resolve_configs(args.config)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for torch (default: torch's, fewer while other processes "
                    "keep CPUs busy; see threads.py)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    t.add_argument("--dist-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="under torchrun: how long a rank waits for a peer that hangs before "
+                   "the job stops (a peer that dies stops it at once; default 120)")
 
     s = sub.add_parser("sample", help="print sequences from a trained run's generator")
     s.add_argument("--run", required=True, help="run folder (as written by train)")
@@ -153,17 +157,21 @@ def _setup_errors():
 def _fit_errors():
     """Errors that stop a started run; what is already saved stays (see guard.py)."""
     from .checkpoint import CheckpointError
+    from .distributed import DistributedError
     from .guard import NonFiniteError
     from .runlock import RunLockedError
 
-    return (NonFiniteError, RunLockedError, CheckpointError, ConfigError, OSError)
+    return (DistributedError, NonFiniteError, RunLockedError, CheckpointError, ConfigError,
+            OSError)
 
 
-def _configure_logging(quiet: bool) -> None:
+def _configure_logging(quiet: bool, level: int | None = None) -> None:
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(format="%(message)s", stream=sys.stderr)
-    logging.getLogger("seqgan_fast").setLevel(logging.WARNING if quiet else logging.INFO)
+    if level is None:
+        level = logging.WARNING if quiet else logging.INFO
+    logging.getLogger("seqgan_fast").setLevel(level)
 
 
 # -- train ------------------------------------------------------------------------------------
@@ -227,20 +235,50 @@ def _infer_task(data: str, preset_task: str) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .distributed import DistributedError, env_world_size
+
+    try:
+        world_size = env_world_size()
+    except DistributedError as exc:
+        raise _BadInput(str(exc)) from None
+    if world_size <= 1:
+        return _train_process(args, None)
+    import torch.distributed as dist
+
+    try:
+        return _train_process(args, world_size)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train_process(args: argparse.Namespace, world_size: int | None) -> int:
+    """``train`` in this process: the whole run, or (``world_size``) one rank of it."""
+    from .distributed import DistributedError, world_from_env
     from .threads import ThreadGovernor
     from .trainer import SeqGANTrainer
 
-    _configure_logging(args.quiet)
+    main_rank = world_size is None or os.environ.get("RANK", "0") == "0"
+    _configure_logging(args.quiet, None if main_rank else logging.ERROR)  # rank 0 speaks
+    world = None
     try:
         if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
             raise ConfigError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
+        if not args.dist_timeout > 0:
+            raise ConfigError(f"--dist-timeout must be > 0 seconds, got {args.dist_timeout}")
         cfg, out = _train_config(args)
+        if world_size is not None:
+            world = world_from_env(cfg.device, args.dist_timeout)
         governor = ThreadGovernor(args.threads)  # fewer threads on a loaded machine
         governor.apply(warn=False)  # a set-up error stays the only line
         trainer = SeqGANTrainer(cfg, out, resume=args.resume, overwrite=args.overwrite,
-                                progress=False if args.quiet else None)
+                                progress=False if args.quiet else None, world=world)
         governor.attach(trainer)
+    except DistributedError as exc:
+        return _fail_rank(exc)
     except _setup_errors() as exc:
+        if world is not None and not world.is_main:
+            return 2  # rank 0 met the same input and says so
         raise _BadInput(str(exc)) from None
     try:
         from tqdm.contrib.logging import logging_redirect_tqdm
@@ -251,14 +289,27 @@ def _train(args: argparse.Namespace) -> int:
     try:
         with redirect:
             summary = trainer.fit()
+    except DistributedError as exc:
+        return _fail_rank(exc)
     except _fit_errors() as exc:  # the guard, the run lock, a disk that filled up, ...
+        if not main_rank and not isinstance(exc, OSError):
+            return 2  # the guard stops every rank at the same step; rank 0 says why
         raise _BadInput(str(exc)) from None
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; continue with: {PROG} train --out {out} --resume",
               file=sys.stderr)
         return 130
-    _print_summary(summary, out)
+    if main_rank:
+        _print_summary(summary, out)
     return 0
+
+
+def _fail_rank(exc) -> int:
+    """A rank that lost its peers (or was refused with them): one line, unless another rank
+    reports the same cause; exit status 3 (2 is bad input)."""
+    if exc.echo:
+        _fail(str(exc))
+    return 3
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
@@ -297,9 +348,9 @@ def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from . import ops
+    from .draws import SAMPLE_CHUNK
     from .ops.checks import check_temperature
     from .recommend import load_run_generator
-    from .trainer import SAMPLE_CHUNK
 
     _configure_logging(quiet=True)
     try:

@@ -51,11 +51,12 @@ def configure_tf32(enabled: bool) -> None:
     torch.backends.cudnn.allow_tf32 = bool(enabled)
 
 
-def unfold_logits(d: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def unfold_logits(d: torch.nn.Module, x: torch.Tensor,
+                  batch_rows: tuple[int, int] | None = None) -> torch.Tensor:
     """``Discriminator.forward`` (x (B, T) int64 -> logits (B, 2)) as GEMMs over unfolded
     windows: conv_k(p) = W_k . vec(e[p : p + k]) with W_k (F, E*k) the conv weight flattened
     in its (E, k) order; max over p, then + bias and ReLU (both monotone: they commute with
-    the max)."""
+    the max). ``batch_rows``: as ``Discriminator.forward`` (data-parallel dropout slices)."""
     e = d.embedding(x)  # (B, T, E)
     B, T, E = e.shape
     pooled = []
@@ -64,8 +65,7 @@ def unfold_logits(d: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         win = e.unfold(1, k, 1).reshape(B * (T - k + 1), E * k)  # (B*(T-k+1), E*k)
         y = torch.mm(win, conv.weight.reshape(f, E * k).t()).view(B, T - k + 1, f)
         pooled.append(y.amax(dim=1) + conv.bias)
-    h = F.relu(torch.cat(pooled, dim=1))
-    return d.output(d.dropout(d.highway(h)))
+    return d.head(F.relu(torch.cat(pooled, dim=1)), batch_rows)
 
 
 def _param_device(d: torch.nn.Module) -> torch.device:
@@ -99,8 +99,9 @@ class DiscriminatorStep:
         self.grad_hook = grad_hook
         self.use_graph = dev.type == "cuda" and graph != "off" and capturable \
             and grad_hook is None
+        # the forward of the step (a data-parallel caller passes batch_rows, see models.py)
         self.forward = discriminator if dev.type == "cuda" else \
-            (lambda x: unfold_logits(discriminator, x))
+            (lambda x, batch_rows=None: unfold_logits(discriminator, x, batch_rows))
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static: dict[str, torch.Tensor] = {}
         self.replays = 0  # graph replays so far (tests and benchmarks read it)

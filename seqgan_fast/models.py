@@ -321,11 +321,30 @@ class Discriminator(nn.Module):
         nn.init.trunc_normal_(self.output.weight, std=0.1, a=-0.2, b=0.2)
         nn.init.constant_(self.output.bias, 0.1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, seq_len) int64 -> class logits (B, 2); class 1 = real."""
+    def forward(self, x: torch.Tensor, batch_rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """x (B, seq_len) int64 -> class logits (B, 2); class 1 = real.
+
+        ``batch_rows=(lo, total)``: x is rows lo..lo+B-1 of a batch of ``total`` rows split
+        across processes; in training the dropout mask is drawn for all ``total`` rows (the
+        draw a single process makes for the whole batch, on CPU bit for bit) and these rows'
+        part is used, so every rank's mask is its slice of the single-process one.
+        """
         e = self.embedding(x).transpose(1, 2)  # (B, E, T)
         pooled = torch.cat([F.relu(conv(e)).amax(dim=2) for conv in self.convs], dim=1)
-        return self.output(self.dropout(self.highway(pooled)))
+        return self.head(pooled, batch_rows)
+
+    def head(self, pooled: torch.Tensor, batch_rows: tuple[int, int] | None = None
+             ) -> torch.Tensor:
+        """Max-pooled features (B, F) -> logits (B, 2): highway, dropout, output layer
+        (``batch_rows``: as ``forward``)."""
+        h = self.highway(pooled)
+        if batch_rows is None or not self.training or self.dropout.p == 0:
+            return self.output(self.dropout(h))
+        lo, total = batch_rows
+        keep = 1.0 - self.dropout.p
+        noise = torch.empty((total, h.shape[1]), dtype=h.dtype, device=h.device)
+        noise.bernoulli_(keep).div_(keep)  # as F.dropout: empty_like(h).bernoulli_(keep) / keep
+        return self.output(h * noise[lo : lo + h.shape[0]])
 
     def l2_loss(self) -> torch.Tensor:
         return self.l2_reg * 0.5 * (self.output.weight.square().sum()

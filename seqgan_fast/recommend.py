@@ -51,7 +51,8 @@ def load_run_generator(run_dir: str | os.PathLike, device: str = "cpu",
     from .checkpoint import latest_checkpoint, load_checkpoint
     from .models import Generator
     from .runfolder import check_run_state
-    from .trainer import BEST_DIR, check_device
+    from .runstate import BEST_DIR
+    from .trainer import check_device
 
     if checkpoint not in CHECKPOINTS:
         raise ConfigError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got "

@@ -12,76 +12,52 @@ choose (README "Faithfulness"): ``pg_norm``, ``rollout_policy``, ``mle_shuffle``
 
 Every random draw (sampling, rollouts, shuffles) takes a seed derived from ``cfg.seed`` and a
 call counter that is checkpointed, so a run - resumed or not - is reproducible.
+
+Data-parallel (``torchrun``, distributed.py): every rank runs this schedule on its share of
+each batch's logical rows - the same global batches, permutations and seeds as one process -
+and gradients are summed across ranks from local losses scaled so that the sum is the
+single-process loss (a mean over rows: local sum / global count; the summed PG loss: as is).
+Clipping and the optimizer step follow the reduction, so the weights stay equal on all ranks.
+Rank 0 alone writes the run folder; the others get its checkpoint by broadcast.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-import json
 import logging
-import math
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import ops
-from .checkpoint import (
-    atomic_write_json,
-    atomic_write_text,
-    clear_checkpoints,
-    latest_checkpoint,
-    load_checkpoint,
-    load_optimizer,
-    optimizer_tensors,
-    save_checkpoint,
-)
+from .checkpoint import latest_checkpoint
 from .config import ConfigError, TrainConfig
+from .distributed import (
+    DEFAULT_TIMEOUT_S,
+    DistributedError,
+    World,
+    activate,
+    check_same_config,
+    shard_rollout_rewards,
+    world_from_env,
+)
+from .draws import derive_seed, sample_in_chunks
 from .dstep import DiscriminatorStep, configure_tf32
 from .guard import guard_trainer
 from .models import Discriminator, Generator
 from .optim import fast_adam
-from .runfolder import check_metrics_file, check_output_folder, check_run_state, restart_plan
-from .runlock import RunLock, refuse_if_locked
+from .runlock import RunLock
+from .runstate import BEST_DIR, RunState, _fmt, _jsonable, open_run  # noqa: F401 (BEST_DIR)
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CURVES_FILE = (
-    "config.json", "metrics.jsonl", "summary.json", "curves.png")
-BEST_DIR = "best"  # the selected generator (select_metric): best/checkpoints/NNNNNN
-PHASES = ("mle", "d_pretrain", "adv", "done")
-# Keys that may differ between a run and its resumption (schedule and runtime only).
-RESUMABLE_CHANGES = frozenset({"mle_epochs", "d_pretrain_rounds", "adv_batches", "eval_every",
-                               "checkpoint_every", "num_eval", "device", "backend", "d_graph",
-                               "tf32"})
-SAMPLE_CHUNK = 4096  # rows per sampling call: bounds the reference backend's logit memory
 _STREAM_TRAINER = 1
-
-
-def derive_seed(base: int, stream: int, index: int) -> int:
-    """A 64-bit seed for draw ``index`` of ``stream``, derived from ``base`` (SeedSequence:
-    well mixed, platform independent)."""
-    words = np.random.SeedSequence([base % 2**64, stream, index]).generate_state(2, np.uint32)
-    return int(words[0]) | (int(words[1]) << 32)
-
-
-def sample_in_chunks(model, num: int, seed: int, backend: str = "auto",
-                     temperature: float = 1.0, chunk: int = SAMPLE_CHUNK,
-                     prefix: torch.Tensor | None = None) -> torch.Tensor:
-    """``model.sample(num, seed)`` drawn ``chunk`` rows at a time (same tokens: each row keeps
-    its Philox row index): (num, seq_len) int64. ``prefix`` (num, P): given first positions
-    (history-conditioned generation)."""
-    parts = [ops.sample(model, min(chunk, num - r0), seed=seed, temperature=temperature,
-                        backend=backend, row_offset=r0,
-                        prefix=None if prefix is None else prefix[r0 : r0 + chunk])
-             for r0 in range(0, num, chunk)]
-    if not parts:
-        return torch.zeros(0, model.seq_len, dtype=torch.int64, device=model.device)
-    return torch.cat(parts)
 
 
 @torch.no_grad()
@@ -97,11 +73,6 @@ def update_rollout_policy(rollout: Generator, generator: Generator, rate: float)
             p.copy_(own[name])
         else:
             p.mul_(rate).add_(own[name], alpha=1.0 - rate)
-
-
-def _run_files(out_dir: Path) -> list[Path]:
-    names = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CURVES_FILE, "checkpoints")
-    return [out_dir / n for n in names if (out_dir / n).exists()]
 
 
 def check_device(device: str) -> torch.device:
@@ -123,13 +94,16 @@ def check_device(device: str) -> torch.device:
     return dev
 
 
-class SeqGANTrainer:
+class SeqGANTrainer(RunState):
     """Train a SeqGAN generator on ``make_task(cfg)``; artefacts go to ``out_dir``.
 
     Everything is validated in the constructor, before anything is written: the config,
     device, backend, the task's data, and (``resume=True``) the checkpoint. A folder that
     already holds a run is only reused with ``resume=True`` (continue it) or
     ``overwrite=True`` (replace it). ``progress``: tqdm bars (None: only on a terminal).
+    ``world``: the data-parallel process group (distributed.World); None: the one of a
+    ``torchrun`` launch if there is one (``dist_timeout_s``: how long a collective waits for
+    a hung peer), else a single process.
 
     Files: ``config.json``, ``metrics.jsonl`` (one JSON object per evaluation: phase,
     epoch, time_s and the task's metrics), ``checkpoints/``, ``summary.json``,
@@ -137,40 +111,33 @@ class SeqGANTrainer:
     """
 
     def __init__(self, cfg: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
-                 overwrite: bool = False, progress: bool | None = None, task=None) -> None:
+                 overwrite: bool = False, progress: bool | None = None, task=None,
+                 world: World | None = None,
+                 dist_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         from .tasks import make_task
 
         self.cfg = cfg.validate()
         self.out_dir = Path(out_dir)
-        self.progress = progress
-        if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise ConfigError(f"output path {self.out_dir} exists and is not a folder")
-        check_output_folder(self.out_dir)
-        refuse_if_locked(self.out_dir)
-        resume, overwrite = restart_plan(self.out_dir, resume, overwrite)
-        ckpt_tensors: dict[str, dict[str, torch.Tensor]] = {}
-        ckpt_state: dict[str, Any] | None = None
-        if resume:
-            path = latest_checkpoint(self.out_dir)
-            if path is None:
-                raise ConfigError(f"nothing to resume: no checkpoint in {self.out_dir}")
-            ckpt_tensors, ckpt_state = load_checkpoint(path)
-            check_run_state(ckpt_state, path / "state.json")
-            check_metrics_file(self.out_dir / METRICS_FILE, ckpt_state["metrics_lines"])
-            _check_resume_config(TrainConfig.from_dict(ckpt_state["config"]), cfg)
-        elif _run_files(self.out_dir) and not overwrite:
-            raise ConfigError(f"{self.out_dir} already holds a run; resume it (--resume) or "
-                              "replace it (--overwrite), or choose another output folder")
-        self.resumed = resume
-        self.overwrite = overwrite
+        self.world = world if world is not None else world_from_env(cfg.device, dist_timeout_s)
+        self.progress = progress if self._writes else False
         self.device = check_device(cfg.device)
+        if self.world is not None and self.device.type == "cuda":
+            self.device = self.world.device  # one device per rank: cuda:LOCAL_RANK
         try:
             self.backend = ops.resolve(cfg.backend, self.device)
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
+        if self.world is not None:
+            check_same_config(self.world, {
+                **self.cfg.to_dict(), "resume": resume, "overwrite": overwrite,
+                "resolved_backend": self.backend, "torch": torch.__version__})
+        resume, overwrite, ckpt_tensors, ckpt_state = self._open_run(resume, overwrite)
+        self.resumed = resume
+        self.overwrite = overwrite
         torch.manual_seed(cfg.seed)
-        self.task = task if task is not None else make_task(cfg)
-        self.train_x = self.task.train_sequences().to(self.device)
+        with activate(self.world):
+            self.task = task if task is not None else make_task(cfg)
+            self.train_x = self.task.train_sequences().to(self.device)
         if self.train_x.dim() != 2 or self.train_x.shape[0] == 0:
             raise ConfigError(f"task {self.task.name} gave no training sequences")
 
@@ -187,10 +154,13 @@ class SeqGANTrainer:
             loaded = load_embeddings(cfg.g_embeddings, vocabulary_strings(self.task),
                                      cfg.g_emb_dim, seed=cfg.seed)
             with torch.no_grad():
-                self.generator.embedding.weight.copy_(loaded.weight)
+                self.generator.embedding.weight.copy_(loaded.weight.to(self.device))
             self.embeddings_info = loaded.info()
         if cfg.g_embeddings_freeze:
             self.generator.embedding.weight.requires_grad_(False)
+        if self.world is not None:  # equal by the seed already; as DDP, make sure
+            self.world.broadcast_module(self.generator)
+            self.world.broadcast_module(self.discriminator)
         self.rollout_policy = copy.deepcopy(self.generator).requires_grad_(False)
         # Separate Adam states for MLE and policy gradient, as the reference code's two ops.
         self.g_mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr)
@@ -199,7 +169,7 @@ class SeqGANTrainer:
         if self.device.type == "cuda":
             configure_tf32(cfg.tf32)
         self.d_step = DiscriminatorStep(self.discriminator, self.d_opt, cfg.batch_size,
-                                        graph=cfg.d_graph)  # see dstep.py
+                                        graph=cfg.d_graph)  # see dstep.py (single process)
 
         self.state: dict[str, Any] = {
             "phase": "mle", "mle_epoch": 0, "d_round": 0, "adv_batch": 0, "seed_calls": 0,
@@ -215,6 +185,23 @@ class SeqGANTrainer:
         guard_trainer(self)  # NaN/inf gradients or weights stop training (guard.py)
 
     # -- helpers --------------------------------------------------------------------------
+    def _open_run(self, resume: bool, overwrite: bool):
+        """``runstate.open_run`` on rank 0 (the only one that touches the run folder); the
+        other ranks get its answer - or its refusal - and the checkpoint by broadcast."""
+        if self.world is None:
+            return open_run(self.out_dir, self.cfg, resume, overwrite)
+        plan, refusal = None, None
+        if self.world.is_main:
+            try:
+                plan = open_run(self.out_dir, self.cfg, resume, overwrite)
+            except Exception as exc:
+                self.world.broadcast_object((None, str(exc)))
+                raise
+        plan, refusal = self.world.broadcast_object((plan, None))
+        if refusal is not None:
+            raise DistributedError(f"rank 0 refused to start: {refusal}", echo=False)
+        return plan
+
     def _conditional_rows(self, cfg: TrainConfig) -> torch.Tensor | None:
         """history_len > 0: the real sequences with at least one item after the history (a
         padded window has none to judge)."""
@@ -233,20 +220,29 @@ class SeqGANTrainer:
                  "history", rows.shape[0], self.train_x.shape[0], P)
         return rows
 
-    @property
-    def model_info(self) -> dict[str, int]:
-        g = self.generator
-        return {"vocab_size": g.vocab_size, "seq_len": g.seq_len, "start_token": g.start_token,
-                "g_emb_dim": g.emb_dim, "g_hidden_dim": g.hidden_dim}
+    def _real_rows(self, num: int, seed: int, with_replacement: bool = False) -> torch.Tensor:
+        """``num`` real sequences drawn with ``seed`` (without replacement while there are
+        enough); with ``history_len`` only those with a continuation after the history."""
+        pool = self.cond_x if self.cfg.history_len else self.train_x
+        gen = torch.Generator().manual_seed(seed)
+        if with_replacement or pool.shape[0] < num:
+            pick = torch.randint(0, pool.shape[0], (num,), generator=gen)
+        else:
+            pick = torch.randperm(pool.shape[0], generator=gen)[:num]
+        return pool[pick.to(self.device)]
+
+    def _shard(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """This rank's part of a batch of indices, and where it starts in the batch."""
+        if self.world is None:
+            return idx, 0
+        lo, hi = self.world.shard(idx.numel())
+        return idx[lo:hi], lo
 
     def next_seed(self) -> int:
         """The seed of the next random draw (counter checkpointed with the run)."""
         seed = derive_seed(self.cfg.seed, _STREAM_TRAINER, self.state["seed_calls"])
         self.state["seed_calls"] += 1
         return seed
-
-    def _elapsed(self) -> float:
-        return self._elapsed0 + time.perf_counter() - self._t0
 
     def _bar(self, total: int, initial: int, desc: str) -> tqdm:
         disable = None if self.progress is None else not self.progress
@@ -268,9 +264,14 @@ class SeqGANTrainer:
         for i in range(0, n - bs + 1, bs):
             yield perm[i : i + bs]
 
-    def _g_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    def _g_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor | None) -> None:
+        """Backward (None: this rank has no rows of the batch), the cross-rank gradient sum,
+        the global-norm clip, the step."""
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if loss is not None:
+            loss.backward()
+        if self.world is not None:
+            self.world.all_reduce_grads(self.generator.parameters())
         torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.g_grad_clip)
         opt.step()
 
@@ -281,9 +282,20 @@ class SeqGANTrainer:
         total, count = 0.0, 0
         batches = self._batches(self.train_x.shape[0], self.next_seed(), self.cfg.mle_shuffle)
         for idx in batches:
-            loss = self.generator.mle_loss(self.train_x[idx])
+            if self.world is None:
+                loss = self.generator.mle_loss(self.train_x[idx])
+            else:  # this rank's share of the batch's mean token NLL
+                mine, _ = self._shard(idx)
+                loss = None
+                if mine.numel():
+                    x = self.train_x[mine]
+                    logits = self.generator(x).reshape(-1, self.generator.vocab_size)
+                    loss = F.cross_entropy(logits, x.reshape(-1), reduction="sum") \
+                        / (idx.numel() * x.shape[1])
             self._g_step(self.g_mle_opt, loss)
-            total, count = total + float(loss.detach()), count + 1
+            total, count = total + (float(loss.detach()) if loss is not None else 0.0), count + 1
+        if self.world is not None:
+            total = self.world.sum([total])[0]
         return total / max(count, 1)
 
     def discriminator_round(self) -> tuple[float, float]:
@@ -309,29 +321,57 @@ class SeqGANTrainer:
         y = torch.cat([torch.ones(pos.shape[0], dtype=torch.int64),
                        torch.zeros(neg.shape[0], dtype=torch.int64)]).to(self.device)
         self.discriminator.train()
+        loss_sum = correct = seen = count = 0.0
         n = x.shape[0]
         once = list(self._batches(n, self.next_seed())) if cfg.d_shuffle == "once" else None
+        if self.world is None:
+            return self._d_epochs_local(x, y, once)
         for _ in range(cfg.d_epochs):
-            # summed on the device: one host sync per epoch (CUDA graphs replay back to back)
+            loss_sum = correct = seen = count = 0.0
+            for idx in once if once is not None else self._batches(n, self.next_seed()):
+                # this rank's share of the mean, its slice of the batch's dropout mask
+                mine, lo = self._shard(idx)
+                logits = self.d_step.forward(x[mine], batch_rows=(lo, idx.numel()))
+                loss = F.cross_entropy(logits, y[mine], reduction="sum") / idx.numel() \
+                    + self.discriminator.l2_loss() / self.world.size
+                self.d_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.world.all_reduce_grads(self.discriminator.parameters())
+                self.d_opt.step()
+                loss_sum += float(loss.detach())
+                correct += float((logits.argmax(1) == y[mine]).sum())
+                seen += mine.numel()
+                count += 1
+        if self.world is not None:
+            loss_sum, correct, seen = self.world.sum([loss_sum, correct, seen])
+        return loss_sum / max(count, 1), correct / max(seen, 1)
+
+    def _d_epochs_local(self, x: torch.Tensor, y: torch.Tensor,
+                        once: list[torch.Tensor] | None) -> tuple[float, float]:
+        """A single process's discriminator epochs through the fused step (dstep.py); losses
+        and hits summed on the device: one host sync per epoch."""
+        for _ in range(self.cfg.d_epochs):
             loss_sum = x.new_zeros((), dtype=torch.float64)
             correct = x.new_zeros((), dtype=torch.int64)
             seen = count = 0
-            for idx in once if once is not None else self._batches(n, self.next_seed()):
+            for idx in once if once is not None else self._batches(x.shape[0],
+                                                                   self.next_seed()):
                 loss, hits = self.d_step(x[idx], y[idx])
                 loss_sum, correct = loss_sum + loss, correct + hits
                 seen, count = seen + idx.numel(), count + 1
-        loss_sum, correct = float(loss_sum), float(correct)
-        return loss_sum / max(count, 1), correct / max(seen, 1)
+        return float(loss_sum) / max(count, 1), float(correct) / max(seen, 1)
 
     def policy_gradient_step(self) -> float:
         """Sample a batch, score it with rollout rewards, one PG step; returns mean reward."""
         cfg = self.cfg
+        policy = self.rollout_policy if cfg.rollout_policy == "delayed" else self.generator
         prefix = None
         if cfg.history_len:  # continue real users' histories; only the continuation is rewarded
             prefix = self._real_rows(cfg.batch_size, self.next_seed())[:, : cfg.history_len]
+        if self.world is not None:
+            return self._policy_gradient_step_shard(policy, prefix)
         x = ops.sample(self.generator, cfg.batch_size, seed=self.next_seed(),
                        backend=self.backend, prefix=prefix)
-        policy = self.rollout_policy if cfg.rollout_policy == "delayed" else self.generator
         rewards = ops.rollout_rewards(policy, self.discriminator, x,
                                       num_rollouts=cfg.num_rollouts, seed=self.next_seed(),
                                       backend=self.backend, given=cfg.history_len)
@@ -345,173 +385,86 @@ class SeqGANTrainer:
         self._g_step(self.g_adv_opt, loss)
         return float(rewards.mean())
 
-    def _real_rows(self, num: int, seed: int, with_replacement: bool = False) -> torch.Tensor:
-        """``num`` real sequences drawn with ``seed`` (without replacement while there are
-        enough); with ``history_len`` only those with a continuation after the history."""
-        pool = self.cond_x if self.cfg.history_len else self.train_x
-        gen = torch.Generator().manual_seed(seed)
-        if with_replacement or pool.shape[0] < num:
-            pick = torch.randint(0, pool.shape[0], (num,), generator=gen)
-        else:
-            pick = torch.randperm(pool.shape[0], generator=gen)[:num]
-        return pool[pick.to(self.device)]
+    def _policy_gradient_step_shard(self, policy: Generator,
+                                    prefix: torch.Tensor | None) -> float:
+        """``policy_gradient_step`` on this rank's rows lo..hi of the batch: they are sampled
+        here (Philox rows lo..hi: the single-process tokens), gathered for the rollout
+        (distributed.shard_rollout_rewards), rewarded and differentiated here."""
+        cfg, world, B = self.cfg, self.world, self.cfg.batch_size
+        lo, hi = world.shard(B)
+        part = ops.sample(self.generator, hi - lo, seed=self.next_seed(), backend=self.backend,
+                          row_offset=lo, prefix=None if prefix is None else prefix[lo:hi])
+        x = world.gather_rows(part, B)
+        rewards = shard_rollout_rewards(world, policy, self.discriminator, x, cfg.num_rollouts,
+                                        self.next_seed(), self.backend, given=cfg.history_len)
+        real = None
+        if cfg.adv_mle_weight > 0:  # the same real batch on every rank; each takes its rows
+            real = self._real_rows(B, self.next_seed(), with_replacement=True)
+        if cfg.reward_baseline == "batch_mean":  # the whole batch's mean at each position
+            mean = torch.tensor(world.sum(rewards.sum(0).tolist()), device=rewards.device) / B
+            rewards = rewards - mean
+        self.generator.train()
+        loss = None
+        if hi > lo:  # the summed loss is summed across ranks as it is; batch_mean divides by B
+            loss = self.generator.pg_loss(part, rewards, norm="sum")
+            loss = loss / B if cfg.pg_norm == "batch_mean" else loss
+            loss = cfg.adv_pg_weight * loss
+            if real is not None:  # this rank's share of the real batch's mean token NLL
+                r = real[lo:hi]
+                logits = self.generator(r).reshape(-1, self.generator.vocab_size)
+                loss = loss + cfg.adv_mle_weight * F.cross_entropy(
+                    logits, r.reshape(-1), reduction="sum") / (B * r.shape[1])
+        self._g_step(self.g_adv_opt, loss)
+        return world.sum([float(rewards.sum())])[0] / (B * x.shape[1])
 
-    # -- evaluation, checkpoints, files ---------------------------------------------------
+    # -- evaluation (files and checkpoints: runstate.RunState) ----------------------------
     def evaluate(self, phase: str, epoch: int, final: bool = False) -> dict[str, Any]:
         self.generator.eval()
-        metrics = self.task.evaluate(self.generator, phase=phase, epoch=epoch, final=final)
+        with activate(self.world):  # the tasks shard their samples and sum their metrics
+            metrics = self.task.evaluate(self.generator, phase=phase, epoch=epoch, final=final)
         record = {"phase": phase, "epoch": epoch, "time_s": round(self._elapsed(), 3),
                   **_jsonable(metrics)}
-        with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        self.records.append(record)
-        self.state["metrics_lines"] += 1
-        self.state["num_evals"] += 1
+        if self.world is not None:  # rank 0's record (its clock) on every rank
+            record = self.world.broadcast_object(record)
+        self._append_record(record)
         log.info("%s %s %d: %s", phase, "epoch" if phase == "mle" else "batch", epoch,
                  ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
         self._consider_best(record, candidate=phase == "adv" or final)
         return record
 
-    # -- selection by validation (select_metric) ------------------------------------------
-    def _select_name(self) -> str | None:
-        name, cfg = self.cfg.select_metric, self.cfg
-        if name == "none":
-            return None
-        if name != "auto":
-            return name
-        if self.task.name == "recsys":
-            return f"val_ndcg@{10 if 10 in cfg.topk else max(cfg.topk)}"
-        if self.task.name == "oracle":
-            return "nll_oracle"
-        return "nll_test" if self.task.name == "text" and cfg.test_data else None
-
-    def _consider_best(self, record: dict[str, Any], candidate: bool) -> None:
-        """Keep the generator of the best candidate evaluation (the final MLE one and every
-        adversarial one) by the selection metric, in memory and in ``best/``."""
-        name = self._select_name()
-        if name is None:
-            return
-        if name not in record:
-            raise ConfigError(f"select_metric={name!r} is not among this task's metrics "
-                              f"({', '.join(k for k in record if k not in ('phase', 'epoch'))})")
-        if not candidate:
-            return
-        value = float(record[name])
-        minimise = name.removeprefix("val_").startswith("nll")
-        best = self.state.get("best")
-        if best is not None and not (value < best["value"] if minimise else
-                                     value > best["value"]):
-            return
-        self.state["best"] = {"metric": name, "mode": "min" if minimise else "max",
-                              "value": value, "phase": record["phase"],
-                              "epoch": record["epoch"],
-                              "metrics": {k: v for k, v in record.items() if k != "time_s"}}
-        self._best_generator = {k: v.detach().clone()
-                                for k, v in self.generator.state_dict().items()}
-        self._write_best()
-
-    def _state_json(self) -> dict[str, Any]:
-        return {"format": 1, **self.state, "config": self.cfg.to_dict(),
-                "model": self.model_info, "task": self.task.name, "backend": self.backend}
-
-    def _write_best(self) -> None:
-        if self._best_generator is not None:
-            save_checkpoint(self.out_dir / BEST_DIR, self.state["num_evals"],
-                            {"generator": self._best_generator}, self._state_json())
-
-    def _maybe_checkpoint(self) -> None:
-        if self.state["num_evals"] % self.cfg.checkpoint_every == 0:
-            self.save_checkpoint()
-
-    def save_checkpoint(self) -> Path:
-        """Write the whole training state (atomically) and return its folder."""
-        self.state["elapsed_s"] = self._elapsed()
-        self.state["save_index"] += 1
-        rng = {"torch_cpu": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["torch_cuda"] = torch.cuda.get_rng_state(self.device)
-        tensors = {
-            "generator": self.generator.state_dict(),
-            "rollout": self.rollout_policy.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "optimizers": {**optimizer_tensors(self.g_mle_opt, "g_mle"),
-                           **optimizer_tensors(self.g_adv_opt, "g_adv"),
-                           **optimizer_tensors(self.d_opt, "d")},
-            "rng": rng,
-        }
-        if self._best_generator is not None:  # so that a resume restores best/ exactly
-            tensors["best_generator"] = self._best_generator
-        return save_checkpoint(self.out_dir, self.state["save_index"], tensors,
-                               self._state_json())
-
-    def _restore(self, tensors: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> None:
-        if state.get("model") != self.model_info:
-            raise ConfigError(f"checkpoint in {self.out_dir} is for model {state.get('model')}, "
-                              f"but this config builds {self.model_info}")
-        self.generator.load_state_dict(tensors["generator"])
-        self.rollout_policy.load_state_dict(tensors["rollout"])
-        self.discriminator.load_state_dict(tensors["discriminator"])
-        load_optimizer(self.g_mle_opt, tensors["optimizers"], "g_mle")
-        load_optimizer(self.g_adv_opt, tensors["optimizers"], "g_adv")
-        load_optimizer(self.d_opt, tensors["optimizers"], "d")
-        torch.set_rng_state(tensors["rng"]["torch_cpu"])
-        if self.device.type == "cuda" and "torch_cuda" in tensors["rng"]:
-            torch.cuda.set_rng_state(tensors["rng"]["torch_cuda"], self.device)
-        for key in self.state:
-            if key in state:
-                self.state[key] = state[key]
-        if "g_embeddings" in state:  # what the run was initialised with (embeddings.py)
-            self.state["g_embeddings"] = state["g_embeddings"]
-        if "best" in state and "best_generator" in tensors:
-            self.state["best"] = state["best"]
-            self._best_generator = tensors["best_generator"]
-        if self.state["phase"] == "done" and self.state["adv_batch"] < self.cfg.adv_batches:
-            self.state["phase"] = "adv"  # the schedule was extended
-        done = PHASES.index(self.state["phase"])
-        for phase, key, count in (("mle", "mle_epochs", "mle_epoch"),
-                                  ("d_pretrain", "d_pretrain_rounds", "d_round")):
-            if done > PHASES.index(phase) and getattr(self.cfg, key) != self.state[count]:
-                log.warning("%s=%d ignored: that phase already ended after %d", key,
-                            getattr(self.cfg, key), self.state[count])
-        log.info("resuming %s at phase %s (MLE epoch %d, D round %d, adversarial batch %d)",
-                 self.out_dir, self.state["phase"], self.state["mle_epoch"],
-                 self.state["d_round"], self.state["adv_batch"])
-
-    def _prepare_out_dir(self) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        metrics = self.out_dir / METRICS_FILE
-        if self.resumed:
-            lines = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []
-            keep = lines[: self.state["metrics_lines"]]
-            self.records = [json.loads(line) for line in keep]
-            atomic_write_text(metrics, "".join(line + "\n" for line in keep))
-        else:
-            if self.overwrite:
-                clear_checkpoints(self.out_dir)
-                for name in (SUMMARY_FILE, CURVES_FILE):
-                    (self.out_dir / name).unlink(missing_ok=True)
-            atomic_write_text(metrics, "")
-        self.task.save(self.out_dir)  # also on resume: the task may keep state there
-        atomic_write_text(self.out_dir / CONFIG_FILE, self.cfg.to_json() + "\n")
-        self.resumed = True  # a second fit() continues this run
-
     # -- the schedule ---------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Run (or continue) the whole schedule; returns the summary (also in summary.json).
-        Holds the run folder's lock (runlock.py) throughout: a second trainer is refused."""
-        with RunLock(self.out_dir):
-            if not (self.resumed or self.overwrite) and latest_checkpoint(self.out_dir):
-                raise ConfigError(f"{self.out_dir} now holds a run (written by another "
-                                  "trainer after this one was set up); not overwritten")
-            return self._fit_locked()
+        Holds the run folder's lock (runlock.py) throughout: a second trainer is refused.
+        Data-parallel: rank 0 holds the lock and writes; a rank that loses its peers raises
+        DistributedError (one line, naming the checkpoint to resume from)."""
+        try:
+            with RunLock(self.out_dir) if self._writes else contextlib.nullcontext():
+                if self._writes and not (self.resumed or self.overwrite) \
+                        and latest_checkpoint(self.out_dir):
+                    raise ConfigError(f"{self.out_dir} now holds a run (written by another "
+                                      "trainer after this one was set up); not overwritten")
+                with activate(self.world):
+                    summary = self._fit_locked()
+                if self.world is not None:
+                    self.world.barrier()  # the run folder is complete when any rank returns
+                return summary
+        except DistributedError as exc:
+            raise DistributedError(f"{exc}; {self._kept()}", echo=exc.echo) from None
+
+    def _kept(self) -> str:
+        try:
+            path = latest_checkpoint(self.out_dir)
+        except Exception:  # a folder that rank 0 was writing when it died
+            path = None
+        if path is None:
+            return "no checkpoint had been written yet"
+        return (f"the last checkpoint {path} is kept: continue with seqgan-fast train --out "
+                f"{self.out_dir} --resume (any number of processes)")
 
     def _fit_locked(self) -> dict[str, Any]:
         self._prepare_out_dir()
-        # best/ follows the restored state (a newer one from a discarded future is replaced)
-        if self._best_generator is not None:
-            self._write_best()
-        else:
-            clear_checkpoints(self.out_dir / BEST_DIR)
+        self._sync_best_dir()
         self._elapsed0, self._t0 = float(self.state["elapsed_s"]), time.perf_counter()
         log.info("training %s on %s (%s backend%s) -> %s", self.task.name, self.device,
                  self.backend, _isa_note(self.backend), self.out_dir)
@@ -599,75 +552,6 @@ class SeqGANTrainer:
             return False
         self.evaluate("adv", k, final=last)
         return True
-
-    def _write_summary(self) -> dict[str, Any]:
-        summary: dict[str, Any] = dict(self.records[-1]) if self.records else {}
-        mle = [r for r in self.records if r["phase"] == "mle"]
-        adv = [r for r in self.records if r["phase"] == "adv"]
-        untrained = mle and mle[0]["epoch"] == 0 and self.cfg.eval_schedule == "completed"
-        marks = {"init": mle[0] if untrained else None,
-                 "mle": mle[-1] if mle else None, "adv": adv[-1] if adv else None}
-        for tag, rec in marks.items():
-            for key, value in (rec or {}).items():
-                if key not in ("phase", "epoch", "time_s") and isinstance(value, (int, float)):
-                    summary[f"{key}_{tag}"] = value
-        summary.update(_jsonable(self.task.summary_extras()))
-        summary.update({
-            "task": self.task.name, "preset": self.cfg.preset_name, "device": str(self.device),
-            "backend": self.backend, "wall_s": round(self._elapsed(), 3),
-            "phase_s": {k: round(v, 3) for k, v in self.state["phase_s"].items()},
-            "mle_epochs": self.state["mle_epoch"], "d_pretrain_rounds": self.state["d_round"],
-            "adv_batches": self.state["adv_batch"],
-        })
-        if "g_embeddings" in self.state:
-            summary["g_embeddings"] = self.state["g_embeddings"]
-        if "best" in self.state:
-            best = self.state["best"]
-            summary["selected"] = {**best, "folder": str(self.out_dir / BEST_DIR),
-                                   "adversarial_beat_mle": best["phase"] == "adv"}
-            if self.records:
-                summary["last"] = {k: v for k, v in self.records[-1].items() if k != "time_s"}
-        atomic_write_json(self.out_dir / SUMMARY_FILE, summary)
-        return summary
-
-    def _plot(self) -> None:
-        from .plotting import plot_curves
-
-        try:
-            plot_curves(self.records, self.out_dir / CURVES_FILE)
-        except Exception as exc:  # a figure must never cost a training run
-            log.warning("could not draw %s: %s", self.out_dir / CURVES_FILE, exc)
-
-
-def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
-    saved_d, new_d = saved.to_dict(), new.to_dict()
-    changed = sorted(k for k in saved_d if saved_d[k] != new_d[k] and k not in RESUMABLE_CHANGES)
-    if changed:
-        detail = ", ".join(f"{k}: {saved_d[k]!r} -> {new_d[k]!r}" for k in changed)
-        raise ConfigError(f"cannot resume with a different {detail} (only "
-                          f"{', '.join(sorted(RESUMABLE_CHANGES))} may change)")
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    def conv(v: Any) -> Any:
-        if isinstance(v, torch.Tensor):
-            v = v.item() if v.numel() == 1 else v.tolist()
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {str(k): conv(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [conv(x) for x in v]
-        return v
-
-    return {str(k): conv(v) for k, v in d.items()}
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
-
 
 def _isa_note(backend: str) -> str:
     """', CPU path avx2' for the cpp backend: which ISA copy of the core the run uses."""

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, TrainConfig
+from ..distributed import active
+from ..draws import derive_seed, sample_in_chunks, sample_rows
 from ..models import Oracle
-from ..trainer import derive_seed, sample_in_chunks
 from .base import Task
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,24 @@ class OracleTask(Task):
 
     def evaluate(self, generator, *, phase: str, epoch: int, final: bool = False) -> dict[str, Any]:
         """NLL_oracle of ``num_eval`` generator samples (the same seed at every evaluation,
-        so curves compare models, not sample noise); ``nll_test`` if ``num_test > 0``."""
-        x = sample_in_chunks(generator, self.cfg.num_eval, self._seed(_STREAM_EVAL),
-                             self.cfg.backend)
-        metrics: dict[str, Any] = {"nll_oracle": self.oracle.nll(x)}
+        so curves compare models, not sample noise); ``nll_test`` if ``num_test > 0``.
+        Data-parallel: each rank draws and scores its share of the rows; the NLLs are summed."""
+        world = active()
+        if world is None:
+            x = sample_in_chunks(generator, self.cfg.num_eval, self._seed(_STREAM_EVAL),
+                                 self.cfg.backend)
+            metrics: dict[str, Any] = {"nll_oracle": self.oracle.nll(x)}
+            if self.cfg.num_test > 0:
+                metrics["nll_test"] = generator.nll(self.test_sequences())
+            return metrics
+        lo, hi = world.shard(self.cfg.num_eval)
+        x = sample_rows(generator, lo, hi, self._seed(_STREAM_EVAL), self.cfg.backend)
+        metrics = {"nll_oracle": world.mean(self.oracle.nll(x) if hi > lo else 0.0, x.numel())}
         if self.cfg.num_test > 0:
-            metrics["nll_test"] = generator.nll(self.test_sequences())
+            test = self.test_sequences()
+            a, b = world.shard(test.shape[0])
+            metrics["nll_test"] = world.mean(generator.nll(test[a:b]) if b > a else 0.0,
+                                             test[a:b].numel())
         return metrics
 
     def summary_extras(self) -> dict[str, Any]:

@@ -33,6 +33,8 @@ from ..data.text import (
     encode_file,
     resolve_data_path,
 )
+from ..distributed import active
+from ..draws import sample_in_chunks
 from ..metrics import BleuReferences, self_bleu_scores
 from .base import Task
 
@@ -127,13 +129,26 @@ class TextTask(Task):
         if self._refs is None:
             raise RuntimeError("this text task was loaded from a run folder for decoding only; "
                                "build it with TextTask(cfg) to evaluate")
+        world = active()  # data-parallel: NLL and BLEU over each rank's share, then summed
         metrics: dict[str, Any] = {}
         if self._test is not None:
-            metrics["nll_test"] = generator.nll(self._test)
-        x = generator.sample(cfg.num_eval, seed=task_seed(cfg.seed, "text-eval"),
-                             temperature=cfg.temperature, backend=cfg.backend)
+            if world is None:
+                metrics["nll_test"] = generator.nll(self._test)
+            else:
+                a, b = world.shard(self._test.shape[0])
+                part = self._test[a:b]
+                metrics["nll_test"] = world.mean(generator.nll(part) if b > a else 0.0,
+                                                 part.numel())
+        x = sample_in_chunks(generator, cfg.num_eval, task_seed(cfg.seed, "text-eval"),
+                             cfg.backend, temperature=cfg.temperature)
         hyps = self.decode_tokens(x)
-        for n, v in self._refs.scores(hyps, BLEU_ORDERS).items():
+        if world is None:
+            bleu = self._refs.scores(hyps, BLEU_ORDERS)
+        else:
+            lo, hi = world.shard(len(hyps))
+            mine = self._refs.scores(hyps[lo:hi], BLEU_ORDERS) if hi > lo else {}
+            bleu = {n: world.mean(mine.get(n, 0.0), hi - lo) for n in BLEU_ORDERS}
+        for n, v in bleu.items():
             metrics[f"bleu{n}"] = v
         subset = hyps[:SELF_BLEU_SAMPLES]
         if len(subset) >= 2:

@@ -1,0 +1,315 @@
+"""Run state apart from the schedule: the run folder's files, checkpoints and resumption.
+
+``RunState`` is the part of ``SeqGANTrainer`` (trainer.py) that reads and writes the run folder:
+which run a folder may hold (``open_run``), the checkpoint of the whole training state and its
+restoration, ``metrics.jsonl``, ``config.json``, ``summary.json`` and the curves. The trainer
+keeps the schedule (its phases) and calls these.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import (
+    atomic_write_json,
+    atomic_write_text,
+    clear_checkpoints,
+    latest_checkpoint,
+    load_checkpoint,
+    load_optimizer,
+    optimizer_tensors,
+    save_checkpoint,
+)
+from .config import ConfigError, TrainConfig
+from .runfolder import check_metrics_file, check_output_folder, check_run_state, restart_plan
+from .runlock import refuse_if_locked
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CURVES_FILE = (
+    "config.json", "metrics.jsonl", "summary.json", "curves.png")
+BEST_DIR = "best"  # the selected generator (select_metric): best/checkpoints/NNNNNN
+PHASES = ("mle", "d_pretrain", "adv", "done")
+# Keys that may differ between a run and its resumption (schedule and runtime only).
+RESUMABLE_CHANGES = frozenset({"mle_epochs", "d_pretrain_rounds", "adv_batches", "eval_every",
+                               "checkpoint_every", "num_eval", "device", "backend", "d_graph",
+                               "tf32"})
+
+
+def open_run(out_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bool
+             ) -> tuple[bool, bool, dict[str, dict[str, torch.Tensor]], dict[str, Any] | None]:
+    """Decide what ``out_dir`` may hold before anything is written: returns (resume,
+    overwrite, checkpoint tensors, checkpoint state) - the checkpoint only when resuming.
+    ConfigError when the folder cannot be used as asked."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"output path {out_dir} exists and is not a folder")
+    check_output_folder(out_dir)
+    refuse_if_locked(out_dir)
+    resume, overwrite = restart_plan(out_dir, resume, overwrite)
+    ckpt_tensors: dict[str, dict[str, torch.Tensor]] = {}
+    ckpt_state: dict[str, Any] | None = None
+    if resume:
+        path = latest_checkpoint(out_dir)
+        if path is None:
+            raise ConfigError(f"nothing to resume: no checkpoint in {out_dir}")
+        ckpt_tensors, ckpt_state = load_checkpoint(path)
+        check_run_state(ckpt_state, path / "state.json")
+        check_metrics_file(out_dir / METRICS_FILE, ckpt_state["metrics_lines"])
+        _check_resume_config(TrainConfig.from_dict(ckpt_state["config"]), cfg)
+    elif _run_files(out_dir) and not overwrite:
+        raise ConfigError(f"{out_dir} already holds a run; resume it (--resume) or "
+                          "replace it (--overwrite), or choose another output folder")
+    return resume, overwrite, ckpt_tensors, ckpt_state
+
+
+def _run_files(out_dir: Path) -> list[Path]:
+    names = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CURVES_FILE, "checkpoints")
+    return [out_dir / n for n in names if (out_dir / n).exists()]
+
+
+class RunState:
+    """The run-folder half of ``SeqGANTrainer``: it expects the trainer's ``cfg``, ``out_dir``,
+    ``state``, ``records``, models, optimizers, ``task``, ``device`` and ``backend``."""
+
+    @property
+    def _writes(self) -> bool:
+        """Whether this process writes the run folder: a single process, or rank 0."""
+        world = getattr(self, "world", None)
+        return world is None or world.is_main
+
+    @property
+    def model_info(self) -> dict[str, int]:
+        g = self.generator
+        return {"vocab_size": g.vocab_size, "seq_len": g.seq_len, "start_token": g.start_token,
+                "g_emb_dim": g.emb_dim, "g_hidden_dim": g.hidden_dim}
+
+    def _elapsed(self) -> float:
+        return self._elapsed0 + time.perf_counter() - self._t0
+
+    def _append_record(self, record: dict[str, Any]) -> None:
+        """One evaluation: a line of metrics.jsonl (rank 0), and the run's count of them."""
+        if self._writes:
+            with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        self.records.append(record)
+        self.state["metrics_lines"] += 1
+        self.state["num_evals"] += 1
+
+    # -- selection by validation (select_metric) ------------------------------------------
+    def _select_name(self) -> str | None:
+        name, cfg = self.cfg.select_metric, self.cfg
+        if name == "none":
+            return None
+        if name != "auto":
+            return name
+        if self.task.name == "recsys":
+            return f"val_ndcg@{10 if 10 in cfg.topk else max(cfg.topk)}"
+        if self.task.name == "oracle":
+            return "nll_oracle"
+        return "nll_test" if self.task.name == "text" and cfg.test_data else None
+
+    def _consider_best(self, record: dict[str, Any], candidate: bool) -> None:
+        """Keep the generator of the best candidate evaluation (the final MLE one and every
+        adversarial one) by the selection metric, in memory and in ``best/``."""
+        name = self._select_name()
+        if name is None:
+            return
+        if name not in record:
+            raise ConfigError(f"select_metric={name!r} is not among this task's metrics "
+                              f"({', '.join(k for k in record if k not in ('phase', 'epoch'))})")
+        if not candidate:
+            return
+        value = float(record[name])
+        minimise = name.removeprefix("val_").startswith("nll")
+        best = self.state.get("best")
+        if best is not None and not (value < best["value"] if minimise else
+                                     value > best["value"]):
+            return
+        self.state["best"] = {"metric": name, "mode": "min" if minimise else "max",
+                              "value": value, "phase": record["phase"],
+                              "epoch": record["epoch"],
+                              "metrics": {k: v for k, v in record.items() if k != "time_s"}}
+        self._best_generator = {k: v.detach().clone()
+                                for k, v in self.generator.state_dict().items()}
+        self._write_best()
+
+    def _state_json(self) -> dict[str, Any]:
+        return {"format": 1, **self.state, "config": self.cfg.to_dict(),
+                "model": self.model_info, "task": self.task.name, "backend": self.backend}
+
+    def _write_best(self) -> None:
+        if self._best_generator is not None and self._writes:
+            save_checkpoint(self.out_dir / BEST_DIR, self.state["num_evals"],
+                            {"generator": self._best_generator}, self._state_json())
+
+    def _sync_best_dir(self) -> None:
+        """best/ follows the restored state (one from a discarded future is replaced)."""
+        if not self._writes:
+            return
+        if self._best_generator is not None:
+            self._write_best()
+        else:
+            clear_checkpoints(self.out_dir / BEST_DIR)
+
+    def _maybe_checkpoint(self) -> None:
+        if self.state["num_evals"] % self.cfg.checkpoint_every == 0:
+            self.save_checkpoint()
+
+    def save_checkpoint(self) -> Path:
+        """Write the whole training state (atomically; rank 0 only) and return its folder."""
+        self.state["elapsed_s"] = self._elapsed()
+        self.state["save_index"] += 1
+        rng = {"torch_cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["torch_cuda"] = torch.cuda.get_rng_state(self.device)
+        tensors = {
+            "generator": self.generator.state_dict(),
+            "rollout": self.rollout_policy.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimizers": {**optimizer_tensors(self.g_mle_opt, "g_mle"),
+                           **optimizer_tensors(self.g_adv_opt, "g_adv"),
+                           **optimizer_tensors(self.d_opt, "d")},
+            "rng": rng,
+        }
+        if self._best_generator is not None:  # so that a resume restores best/ exactly
+            tensors["best_generator"] = self._best_generator
+        if not self._writes:  # the other ranks keep the same counters, rank 0 writes
+            return self.out_dir / "checkpoints"
+        return save_checkpoint(self.out_dir, self.state["save_index"], tensors,
+                               self._state_json())
+
+    def _restore(self, tensors: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> None:
+        if state.get("model") != self.model_info:
+            raise ConfigError(f"checkpoint in {self.out_dir} is for model {state.get('model')}, "
+                              f"but this config builds {self.model_info}")
+        self.generator.load_state_dict(tensors["generator"])
+        self.rollout_policy.load_state_dict(tensors["rollout"])
+        self.discriminator.load_state_dict(tensors["discriminator"])
+        load_optimizer(self.g_mle_opt, tensors["optimizers"], "g_mle")
+        load_optimizer(self.g_adv_opt, tensors["optimizers"], "g_adv")
+        load_optimizer(self.d_opt, tensors["optimizers"], "d")
+        torch.set_rng_state(tensors["rng"]["torch_cpu"])
+        if self.device.type == "cuda" and "torch_cuda" in tensors["rng"]:
+            torch.cuda.set_rng_state(tensors["rng"]["torch_cuda"], self.device)
+        for key in self.state:
+            if key in state:
+                self.state[key] = state[key]
+        if "g_embeddings" in state:  # what the run was initialised with (embeddings.py)
+            self.state["g_embeddings"] = state["g_embeddings"]
+        if "best" in state and "best_generator" in tensors:
+            self.state["best"] = state["best"]
+            self._best_generator = tensors["best_generator"]
+        if self.state["phase"] == "done" and self.state["adv_batch"] < self.cfg.adv_batches:
+            self.state["phase"] = "adv"  # the schedule was extended
+        done = PHASES.index(self.state["phase"])
+        for phase, key, count in (("mle", "mle_epochs", "mle_epoch"),
+                                  ("d_pretrain", "d_pretrain_rounds", "d_round")):
+            if done > PHASES.index(phase) and getattr(self.cfg, key) != self.state[count]:
+                log.warning("%s=%d ignored: that phase already ended after %d", key,
+                            getattr(self.cfg, key), self.state[count])
+        log.info("resuming %s at phase %s (MLE epoch %d, D round %d, adversarial batch %d)",
+                 self.out_dir, self.state["phase"], self.state["mle_epoch"],
+                 self.state["d_round"], self.state["adv_batch"])
+
+    def _prepare_out_dir(self) -> None:
+        if self._writes:
+            self._write_out_dir()
+        if getattr(self, "world", None) is not None:  # rank 0's metrics history everywhere
+            self.records = self.world.broadcast_object(self.records)
+        self.resumed = True  # a second fit() continues this run
+
+    def _write_out_dir(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        metrics = self.out_dir / METRICS_FILE
+        if self.resumed:
+            lines = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []
+            keep = lines[: self.state["metrics_lines"]]
+            self.records = [json.loads(line) for line in keep]
+            atomic_write_text(metrics, "".join(line + "\n" for line in keep))
+        else:
+            if self.overwrite:
+                clear_checkpoints(self.out_dir)
+                for name in (SUMMARY_FILE, CURVES_FILE):
+                    (self.out_dir / name).unlink(missing_ok=True)
+            atomic_write_text(metrics, "")
+        self.task.save(self.out_dir)  # also on resume: the task may keep state there
+        atomic_write_text(self.out_dir / CONFIG_FILE, self.cfg.to_json() + "\n")
+
+    def _write_summary(self) -> dict[str, Any]:
+        summary: dict[str, Any] = dict(self.records[-1]) if self.records else {}
+        mle = [r for r in self.records if r["phase"] == "mle"]
+        adv = [r for r in self.records if r["phase"] == "adv"]
+        untrained = mle and mle[0]["epoch"] == 0 and self.cfg.eval_schedule == "completed"
+        marks = {"init": mle[0] if untrained else None,
+                 "mle": mle[-1] if mle else None, "adv": adv[-1] if adv else None}
+        for tag, rec in marks.items():
+            for key, value in (rec or {}).items():
+                if key not in ("phase", "epoch", "time_s") and isinstance(value, (int, float)):
+                    summary[f"{key}_{tag}"] = value
+        summary.update(_jsonable(self.task.summary_extras()))
+        summary.update({
+            "task": self.task.name, "preset": self.cfg.preset_name, "device": str(self.device),
+            "backend": self.backend, "wall_s": round(self._elapsed(), 3),
+            "phase_s": {k: round(v, 3) for k, v in self.state["phase_s"].items()},
+            "mle_epochs": self.state["mle_epoch"], "d_pretrain_rounds": self.state["d_round"],
+            "adv_batches": self.state["adv_batch"],
+        })
+        if "g_embeddings" in self.state:
+            summary["g_embeddings"] = self.state["g_embeddings"]
+        if "best" in self.state:
+            best = self.state["best"]
+            summary["selected"] = {**best, "folder": str(self.out_dir / BEST_DIR),
+                                   "adversarial_beat_mle": best["phase"] == "adv"}
+            if self.records:
+                summary["last"] = {k: v for k, v in self.records[-1].items() if k != "time_s"}
+        if self._writes:
+            atomic_write_json(self.out_dir / SUMMARY_FILE, summary)
+        return summary
+
+    def _plot(self) -> None:
+        from .plotting import plot_curves
+
+        if not self._writes:
+            return
+        try:
+            plot_curves(self.records, self.out_dir / CURVES_FILE)
+        except Exception as exc:  # a figure must never cost a training run
+            log.warning("could not draw %s: %s", self.out_dir / CURVES_FILE, exc)
+
+
+
+def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
+    saved_d, new_d = saved.to_dict(), new.to_dict()
+    changed = sorted(k for k in saved_d if saved_d[k] != new_d[k] and k not in RESUMABLE_CHANGES)
+    if changed:
+        detail = ", ".join(f"{k}: {saved_d[k]!r} -> {new_d[k]!r}" for k in changed)
+        raise ConfigError(f"cannot resume with a different {detail} (only "
+                          f"{', '.join(sorted(RESUMABLE_CHANGES))} may change)")
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    def conv(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            v = v.item() if v.numel() == 1 else v.tolist()
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        return v
+
+    return {str(k): conv(v) for k, v in d.items()}
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
