@@ -300,3 +300,24 @@ def test_scaling_bench_alone_and_against_a_baseline(tmp_path, capsys):
         assert r["median_s"] > 0 and r["efficiency"] == pytest.approx(r["speedup"])
     assert "scaling/tiny" in capsys.readouterr().out
     assert harness.main([*base, "--backends", "cpp,reference"]) == 2  # one backend only
+
+
+def test_two_ranks_history_conditioned_combined_objective(tmp_path):
+    """history_len (continuations of real prefixes, rewards on generated positions only), the
+    combined objective and the batch-mean reward baseline: 2 ranks like 1 process."""
+    sets = [*TRAIN, "history_len=3", "adv_mle_weight=0.5", "reward_baseline=batch_mean",
+            "pg_norm=batch_mean"]
+    one = tmp_path / "one"
+    one_process(one, sets=sets)
+    two = tmp_path / "two"
+    argv = train_argv(two, sets=sets)
+    r0, r1 = spawn("train", tmp_path / "ranks", [argv, argv])
+    assert r0 == {"rc": 0} and r1 == {"rc": 0}, stderr_of(tmp_path / "ranks", 0)
+    assert_same_metrics(one, two)
+    assert max_weight_diff(one, two) < WEIGHT_TOL
+    # the keys act: the history-conditioned run draws more seeds and ends elsewhere
+    plain = tmp_path / "plain"
+    one_process(plain)
+    ta = ckpt.load_checkpoint(ckpt.latest_checkpoint(one))[0]["generator"]
+    tb = ckpt.load_checkpoint(ckpt.latest_checkpoint(plain))[0]["generator"]
+    assert max(float((ta[k] - tb[k]).abs().max()) for k in ta) > 1e-4
