@@ -7,8 +7,12 @@ namespace {
 at::Tensor sample_cuda(const at::Tensor& prefix, const at::Tensor& emb, const at::Tensor& w_ih,
                        const at::Tensor& w_hh, const at::Tensor& bias, const at::Tensor& w_out,
                        const at::Tensor& b_out, int64_t seq_len, int64_t start_token,
-                       int64_t seed, int64_t row_offset, double temperature) {
+                       int64_t seed, int64_t row_offset, double temperature, int64_t cell,
+                       const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0) {
   using namespace seqgan_cuda;
+  TORCH_CHECK(cell == 0, "cell: the cuda backend runs the LSTM only (cell 0), got ", cell);
+  TORCH_CHECK(!(h0.has_value() && h0->defined()) && !(c0.has_value() && c0->defined()),
+              "h0, c0: the cuda backend starts from zero states only");
   const LstmWeightsView w = check_weights(emb, w_ih, w_hh, bias, w_out, b_out, start_token);
   const c10::cuda::CUDAGuard guard(emb.device());
   check_cuda_tensor(prefix, "prefix", at::kLong, 2, emb.device());

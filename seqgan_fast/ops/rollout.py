@@ -11,7 +11,7 @@ import torch
 
 from .. import _ext
 from .backends import resolve
-from .checks import check_seed, check_temperature, check_tokens, check_weights
+from .checks import check_seed, check_state, check_temperature, check_tokens, check_weights
 from .philox import STREAM_ROLLOUT
 from .sample_ref import canonical_sample
 from .weights import LSTMWeights, as_weights, lstm_step, project
@@ -23,8 +23,10 @@ REF_LOGIT_BYTES = 8 * 2**20  # measured best of 2, 8, 32, 64 MiB at the paper si
 
 @torch.no_grad()
 def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
-                temperature: float = 1.0, logit_bytes: int = REF_LOGIT_BYTES) -> torch.Tensor:
-    """Reference rollout: x (B, T) int64 -> completions (T-1, N, B, T) int64."""
+                temperature: float = 1.0, logit_bytes: int = REF_LOGIT_BYTES,
+                h0: torch.Tensor | None = None, c0: torch.Tensor | None = None) -> torch.Tensor:
+    """Reference rollout: x (B, T) int64 -> completions (T-1, N, B, T) int64; the prefix
+    pass starts from (h0, c0) (B, H) (default zeros)."""
     from ..models import prefix_states
 
     B, T = x.shape
@@ -32,7 +34,7 @@ def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
     out = x.expand(max(T - 1, 0), N, B, T).clone()
     if T < 2 or B == 0 or N == 0:
         return out
-    h_pref, c_pref = prefix_states(w, x)  # (T, B, H): index t predicts position t
+    h_pref, c_pref = prefix_states(w, x, h0, c0)  # (T, B, H): index t predicts position t
     flat = out.view(-1, T)
     R = flat.shape[0]
     all_rows = torch.arange(R, device=x.device)
@@ -42,29 +44,38 @@ def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
         rows = all_rows[r0 : r0 + chunk]
         t_rows = start_step[r0 : r0 + chunk]
         b_rows = rows % B
-        h, c = h_pref[t_rows, b_rows], c_pref[t_rows, b_rows]
+        h = h_pref[t_rows, b_rows]
+        c = c_pref[t_rows, b_rows] if c_pref is not None else None
         for s in range(int(t_rows[0]), T):
             n = int(torch.searchsorted(t_rows, s, right=True))  # rows with t <= s
             tok = canonical_sample(project(w, h[:n]), seed, s, rows[:n], STREAM_ROLLOUT,
                                    temperature)
             flat[r0 : r0 + n, s] = tok
             if s < T - 1:
-                h[:n], c[:n] = lstm_step(w, w.emb[tok], h[:n], c[:n])
+                if c is None:
+                    h[:n] = lstm_step(w, w.emb[tok], h[:n], None)[0]
+                else:
+                    h[:n], c[:n] = lstm_step(w, w.emb[tok], h[:n], c[:n])
     return out
 
 
-def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature):
+def _rollout_ref(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0):
+    return rollout_ref(w, x, num_rollouts, seed, temperature, h0=h0, c0=c0)
+
+
+def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0):
     return torch.ops.seqgan_fast.rollout(x.contiguous(), num_rollouts, *w.tensors(),
-                                         w.start_token, _ext.signed_seed(seed), temperature)
+                                         w.start_token, _ext.signed_seed(seed), temperature,
+                                         w.cell_id, h0, c0)
 
 
-def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature):
+def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0):
     from .triton_rollout import rollout_triton
 
-    return rollout_triton(w, x, num_rollouts, seed, temperature)
+    return rollout_triton(w, x, num_rollouts, seed, temperature, h0, c0)
 
 
-_IMPLS = {"reference": rollout_ref, "cpp": _rollout_kernel, "cuda": _rollout_kernel,
+_IMPLS = {"reference": _rollout_ref, "cpp": _rollout_kernel, "cuda": _rollout_kernel,
           "triton": _rollout_triton}
 
 
@@ -75,10 +86,14 @@ def rollout(
     seed: int = 0,
     temperature: float = 1.0,
     backend: str = "auto",
+    h0: torch.Tensor | None = None,
+    c0: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Complete every proper prefix of x ``num_rollouts`` times with the rollout policy.
 
-    policy: Generator/Oracle or LSTMWeights; x: (B, T) int64.
+    policy: Generator/Oracle or LSTMWeights; x: (B, T) int64. ``h0``, ``c0`` (B, H): the
+    state row b started from before its start token (default zeros): the prefix states,
+    and so every completion, start from it (a separate encoder's output).
     Returns (T-1, N, B, T) int64; completion [t-1, n, b, :t] == x[b, :t]. Memory: the output
     plus, for the reference backend, ``REF_LOGIT_BYTES``-bounded logit chunks; the fused
     kernels never materialise logits beyond a tile per thread.
@@ -92,8 +107,9 @@ def rollout(
     if (T - 1) * num_rollouts * B > 2**32:
         raise ValueError("too many completions: (T-1)*num_rollouts*B must fit in 32 bits")
     seed, temperature = check_seed(seed), check_temperature(temperature)
+    h0, c0 = check_state(w, B, h0, c0)
     impl = _IMPLS[resolve(backend, w.device)]
-    return impl(w, x.contiguous(), num_rollouts, seed, temperature)
+    return impl(w, x.contiguous(), num_rollouts, seed, temperature, h0, c0)
 
 
 @torch.no_grad()
@@ -106,6 +122,8 @@ def rollout_rewards(
     temperature: float = 1.0,
     backend: str = "auto",
     score_batch: int = 4096,
+    h0: torch.Tensor | None = None,
+    c0: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-token rewards (B, T) float: column t-1 (t < T) is the mean over the N completions
     of prefix t of D's P(real); the last column is D(x). Scored ``score_batch`` rows at a time
@@ -116,7 +134,7 @@ def rollout_rewards(
 
     check_discriminator(discriminator, policy, x, score_batch)
     B, T = x.shape
-    comps = rollout(policy, x, num_rollouts, seed, temperature, backend)
+    comps = rollout(policy, x, num_rollouts, seed, temperature, backend, h0=h0, c0=c0)
     scores, last = rollout_scores(discriminator, comps.view(-1, T), x, num_rollouts, backend,
                                   score_batch)
     rewards = torch.empty(B, T, dtype=torch.float32, device=x.device)
