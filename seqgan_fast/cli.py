@@ -294,9 +294,10 @@ def _sample(args: argparse.Namespace) -> int:
         check_run_state(state, path / "state.json")
         device = check_device(args.device)
         backend = ops.resolve(args.backend, device)
-        m = state["model"]
+        m = Generator.complete_arch(state["model"])
         generator = Generator(m["vocab_size"], m["g_emb_dim"], m["g_hidden_dim"],
-                              m["seq_len"], m["start_token"])
+                              m["seq_len"], m["start_token"], cell=m["g_cell"],
+                              encoder=m["g_encoder"], history_len=m["g_history"] or None)
         generator.load_state_dict(tensors["generator"])
         generator.to(device)
         cfg = TrainConfig.from_dict(state["config"]).replace(device=str(device))

@@ -33,6 +33,9 @@ class TrainConfig:
     seq_len: int = 20
     g_emb_dim: int = 32
     g_hidden_dim: int = 32
+    g_cell: str = "lstm"                 # generator RNN: lstm | gru (torch gate conventions)
+    g_encoder: str = "tied"              # tied (the generator reads the history) | separate
+    g_history: int = 0                   # separate encoder: positions it reads (0: seq_len // 2)
     d_emb_dim: int = 64
     d_filter_sizes: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
     d_num_filters: tuple[int, ...] = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
@@ -112,7 +115,7 @@ class TrainConfig:
                     "adv_g_steps", "num_rollouts", "eval_every", "checkpoint_every", "max_len",
                     "min_count")
         non_negative = ("mle_epochs", "d_pretrain_rounds", "adv_batches", "adv_d_rounds",
-                        "num_test", "seed", "oracle_seed")
+                        "num_test", "seed", "oracle_seed", "g_history")
         for key in positive:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -194,6 +197,8 @@ def _parse_value(key: str, raw: str, current: Any, f: dataclasses.Field) -> Any:
 
 # Keys with a fixed set of values (the first is the default of the dataclass).
 CHOICES: dict[str, tuple[str, ...]] = {
+    "g_cell": ("lstm", "gru"),
+    "g_encoder": ("tied", "separate"),
     "pg_norm": ("sum", "batch_mean"),
     "rollout_policy": ("current", "delayed"),
     "d_shuffle": ("once", "epoch"),

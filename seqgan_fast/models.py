@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +34,14 @@ class Generator(nn.Module):
     weights load into nn.LSTM / nn.GRU and back. ``encoder``: ``"tied"`` (the generator's own
     pass over a history is the encoder: condition by ``prefix``) or ``"separate"`` (an RNN of
     the same cell reads the history; its final state starts the generator, see ``encode``).
+
+    With a separate encoder a sequence x (B, T) is a history x[:, :L] (L = ``history_len``,
+    default T // 2) and its continuation: p(x) = p(x[:L] | zeros) * p(x[L:] | encode(x[:L])),
+    both factors by the same generator network, the second restarted (start token) from the
+    encoder's final state. ``forward``, ``nll``, ``mle_loss`` and ``pg_loss`` follow that
+    factorisation (so the encoder trains jointly in MLE and in the policy gradient), and
+    ``ops.sample`` / ``ops.rollout`` draw from it (seqgan_fast/ops/encoded.py): the
+    continuation's prefix states start from the encoder's state.
     Parameters are initialised N(0, 0.1) as in the paper's code, hidden-side biases zero.
     """
 
@@ -46,6 +55,7 @@ class Generator(nn.Module):
         init_std: float = 0.1,
         cell: str = "lstm",
         encoder: str = "tied",
+        history_len: int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("emb_dim", emb_dim),
@@ -61,6 +71,13 @@ class Generator(nn.Module):
         self.vocab_size, self.emb_dim, self.hidden_dim = vocab_size, emb_dim, hidden_dim
         self.seq_len, self.start_token = seq_len, start_token
         self.cell, self.encoder_kind = cell, encoder
+        self.history_len = 0
+        if encoder == "separate":
+            L = seq_len // 2 if history_len is None else history_len
+            if not isinstance(L, int) or not 1 <= L < seq_len:
+                raise ValueError(f"history_len must be an int in [1, seq_len - 1] = "
+                                 f"[1, {seq_len - 1}] for a separate encoder, got {L!r}")
+            self.history_len = L
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         self.embedding = nn.Embedding(vocab_size, emb_dim)
         setattr(self, cell, rnn(emb_dim, hidden_dim, batch_first=True))
@@ -74,6 +91,19 @@ class Generator(nn.Module):
             for m in (self.rnn, self.encoder):
                 if m is not None:
                     m.bias_hh_l0.zero_()  # one bias per gate, as the paper's cell
+
+    def arch_info(self) -> dict[str, Any]:
+        """What a checkpoint records to rebuild this architecture."""
+        return {"g_cell": self.cell, "g_encoder": self.encoder_kind,
+                "g_history": self.history_len}
+
+    @staticmethod
+    def complete_arch(model: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A checkpoint's model record with the architecture fields that older checkpoints
+        lack filled in (they were all LSTM generators with a tied encoder)."""
+        if not isinstance(model, dict):
+            return model
+        return {"g_cell": "lstm", "g_encoder": "tied", "g_history": 0, **model}
 
     @property
     def rnn(self) -> nn.LSTM | nn.GRU:
@@ -154,7 +184,16 @@ class Generator(nn.Module):
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
         """Teacher-forced logits: x (B, T) int64 -> (B, T, V); position t sees x[:, :t].
-        ``state``: the initial (h0, c0) (e.g. ``encode(history)``; default zeros)."""
+        ``state``: the initial (h0, c0) (e.g. ``encode(history)``; default zeros). With a
+        separate encoder and no state, positions >= history_len restart from
+        ``encode(x[:, :history_len])`` (the class docstring's factorisation)."""
+        L = self.history_len
+        if self.encoder is not None and state is None and x.shape[1] > L:
+            head = self._logits(x[:, :L], None)
+            return torch.cat([head, self._logits(x[:, L:], self.encode(x[:, :L]))], dim=1)
+        return self._logits(x, state)
+
+    def _logits(self, x: torch.Tensor, state: State | None) -> torch.Tensor:
         out, _ = self.rnn(self.embedding(self._inputs(x)), self._rnn_state(state, x.shape[0]))
         return self.output(out)
 

@@ -169,7 +169,9 @@ class SeqGANTrainer:
             raise ConfigError(f"task {self.task.name} gave no training sequences")
 
         V, T, start = self.task.vocab_size, self.task.seq_len, self.task.start_token
-        self.generator = Generator(V, cfg.g_emb_dim, cfg.g_hidden_dim, T, start).to(self.device)
+        self.generator = Generator(V, cfg.g_emb_dim, cfg.g_hidden_dim, T, start,
+                                   cell=cfg.g_cell, encoder=cfg.g_encoder,
+                                   history_len=cfg.g_history or None).to(self.device)
         self.discriminator = Discriminator(
             V, T, cfg.d_emb_dim, cfg.d_filter_sizes, cfg.d_num_filters, cfg.d_dropout_keep,
             cfg.d_l2_reg).to(self.device)
@@ -191,10 +193,10 @@ class SeqGANTrainer:
 
     # -- helpers --------------------------------------------------------------------------
     @property
-    def model_info(self) -> dict[str, int]:
+    def model_info(self) -> dict[str, Any]:
         g = self.generator
         return {"vocab_size": g.vocab_size, "seq_len": g.seq_len, "start_token": g.start_token,
-                "g_emb_dim": g.emb_dim, "g_hidden_dim": g.hidden_dim}
+                "g_emb_dim": g.emb_dim, "g_hidden_dim": g.hidden_dim, **g.arch_info()}
 
     def next_seed(self) -> int:
         """The seed of the next random draw (counter checkpointed with the run)."""
@@ -331,7 +333,7 @@ class SeqGANTrainer:
         return save_checkpoint(self.out_dir, self.state["save_index"], tensors, state)
 
     def _restore(self, tensors: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> None:
-        if state.get("model") != self.model_info:
+        if Generator.complete_arch(state.get("model")) != self.model_info:
             raise ConfigError(f"checkpoint in {self.out_dir} is for model {state.get('model')}, "
                               f"but this config builds {self.model_info}")
         self.generator.load_state_dict(tensors["generator"])

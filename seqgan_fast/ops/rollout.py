@@ -12,6 +12,7 @@ import torch
 from .. import _ext
 from .backends import resolve
 from .checks import check_seed, check_state, check_temperature, check_tokens, check_weights
+from .encoded import has_separate_encoder, rollout_encoded
 from .philox import STREAM_ROLLOUT
 from .sample_ref import canonical_sample
 from .weights import LSTMWeights, as_weights, lstm_step, project
@@ -93,7 +94,8 @@ def rollout(
 
     policy: Generator/Oracle or LSTMWeights; x: (B, T) int64. ``h0``, ``c0`` (B, H): the
     state row b started from before its start token (default zeros): the prefix states,
-    and so every completion, start from it (a separate encoder's output).
+    and so every completion, start from it (a separate encoder's output). A generator with a
+    separate encoder and no h0 completes history and continuation (ops/encoded.py).
     Returns (T-1, N, B, T) int64; completion [t-1, n, b, :t] == x[b, :t]. Memory: the output
     plus, for the reference backend, ``REF_LOGIT_BYTES``-bounded logit chunks; the fused
     kernels never materialise logits beyond a tile per thread.
@@ -107,6 +109,8 @@ def rollout(
     if (T - 1) * num_rollouts * B > 2**32:
         raise ValueError("too many completions: (T-1)*num_rollouts*B must fit in 32 bits")
     seed, temperature = check_seed(seed), check_temperature(temperature)
+    if h0 is None and c0 is None and has_separate_encoder(policy):
+        return rollout_encoded(policy, x.contiguous(), num_rollouts, seed, temperature, backend)
     h0, c0 = check_state(w, B, h0, c0)
     impl = _IMPLS[resolve(backend, w.device)]
     return impl(w, x.contiguous(), num_rollouts, seed, temperature, h0, c0)

@@ -6,6 +6,7 @@ import torch
 from .. import _ext
 from .backends import resolve
 from .checks import check_seed, check_state, check_temperature, check_tokens, check_weights
+from .encoded import has_separate_encoder, sample_encoded
 from .philox import STREAM_SAMPLE
 from .sample_ref import canonical_sample
 from .weights import LSTMWeights, as_weights, lstm_step, project
@@ -69,7 +70,8 @@ def sample(
     fixes the first P tokens. Row b uses Philox row ``row_offset + b`` (so a batch split in
     parts reproduces the whole when offsets are given). ``h0``, ``c0`` (B, H) float32: the
     state before the start token is fed (default zeros; ``c0`` only for an LSTM), e.g. a
-    separate encoder's output (``Generator.encode``).
+    separate encoder's output (``Generator.encode``). A generator with a separate encoder and
+    no h0 samples history and continuation (seqgan_fast/ops/encoded.py).
     """
     w = as_weights(generator)
     check_weights(w)
@@ -87,6 +89,9 @@ def sample(
     if prefix.shape[0] != num_samples or prefix.shape[1] > seq_len:
         raise ValueError(f"prefix must have shape ({num_samples}, <= {seq_len}), "
                          f"got {tuple(prefix.shape)}")
+    if h0 is None and c0 is None and has_separate_encoder(generator):
+        return sample_encoded(generator, num_samples, seed, temperature, backend, prefix,
+                              row_offset)
     h0, c0 = check_state(w, num_samples, h0, c0)
     impl = _IMPLS[resolve(backend, w.device)]
     return impl(w, prefix, seq_len, seed, temperature, row_offset, h0, c0)

@@ -1,4 +1,5 @@
-"""``decode`` in Triton: one fused step — embedding, RNN cell (LSTM or GRU), projection, exact sample.
+"""``decode`` in Triton: one fused step — embedding, RNN cell (LSTM or GRU), projection,
+exact sample.
 
 One program owns BLOCK_R rows: it loads their tokens and state, runs the cell (h, c in
 registers; h also in a per-program scratch row block that the K-chunked tl.dot calls read,
@@ -15,8 +16,8 @@ from .triton_common import (
     TILE_K,
     check_precision,
     plan_launch,
-    rnn_cell,
     publish_state,
+    rnn_cell,
     sample_rows,
 )
 from .weights import LSTMWeights

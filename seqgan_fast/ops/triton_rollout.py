@@ -25,8 +25,8 @@ from .triton_common import (
     check_precision,
     load_state,
     plan_launch,
-    rnn_cell,
     publish_state,
+    rnn_cell,
     sample_rows,
 )
 from .weights import LSTMWeights
@@ -61,8 +61,8 @@ def _prefix_kernel(x_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, hs_ptr, cs_ptr,
 @triton.jit
 def _rollout_kernel(x_ptr, hs_ptr, cs_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr,
                     b_out_ptr, out_ptr, scr_ptr, R, B, N, T, V, E, H, seed, temperature,
-                    STREAM: tl.constexpr, CELL: tl.constexpr, BLOCK_R: tl.constexpr, HP: tl.constexpr,
-                    EP: tl.constexpr, KC: tl.constexpr, K: tl.constexpr,
+                    STREAM: tl.constexpr, CELL: tl.constexpr, BLOCK_R: tl.constexpr,
+                    HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr, K: tl.constexpr,
                     PRECISION: tl.constexpr):
     pid = tl.program_id(0)
     r0 = pid.to(tl.int64) * BLOCK_R

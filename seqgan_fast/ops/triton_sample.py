@@ -1,9 +1,10 @@
 """``sample`` in Triton: whole sequences in one launch, persistent over the steps.
 
-One program owns BLOCK_R rows for all seq_len steps; h and c stay in registers; each step
-runs the cell (LSTM or GRU: ``rnn_cell``), from the rows' initial states (h0, c0) or zeros, then the output projection tile by tile with the canonical sampler
-consuming each tile as it is produced (no logits in global memory). Memory: the output plus a
-scratch of (programs * BLOCK_R, HP) fp32 for the K-chunked tl.dot operands.
+One program owns BLOCK_R rows for all seq_len steps, starting from the rows' initial states
+(h0, c0) or zeros; h and c stay in registers; each step runs the cell (LSTM or GRU:
+``rnn_cell``), then the output projection tile by tile with the canonical sampler consuming
+each tile as it is produced (no logits in global memory). Memory: the output plus a scratch
+of (programs * BLOCK_R, HP) fp32 for the K-chunked tl.dot operands.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from .triton_common import (
     check_precision,
     load_state,
     plan_launch,
-    rnn_cell,
     publish_state,
+    rnn_cell,
     sample_rows,
 )
 from .weights import LSTMWeights
