@@ -109,6 +109,25 @@ def test_separate_encoder_gets_gradients(cell):
     assert all(p.grad is None for p in g.encoder.parameters())
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_separate_encoder_trains_in_mle_and_policy_gradient(cell):
+    # the trainer's calls (no explicit state): the model's own factorisation reaches the encoder
+    g = Generator(50, 6, 8, 6, cell=cell, encoder="separate", history_len=2)
+    x = torch.randint(0, 50, (4, 6))
+    for loss in (g.mle_loss(x), g.pg_loss(x, torch.rand(4, 6))):
+        g.zero_grad(set_to_none=True)
+        loss.backward()
+        assert all(p.grad is not None and float(p.grad.abs().sum()) > 0
+                   for p in g.encoder.parameters())
+    # rewards of the history positions only: the encoder (read after them) gets nothing
+    g.zero_grad(set_to_none=True)
+    r = torch.zeros(4, 6)
+    r[:, :2] = 1.0
+    g.pg_loss(x, r).backward()
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0
+               for p in g.encoder.parameters())
+
+
 def test_state_validation():
     g = small_generator(50, 4, 8, 5, cell="gru")
     with pytest.raises(ValueError, match="a GRU has no cell state"):
