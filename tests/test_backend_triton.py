@@ -165,16 +165,18 @@ def test_rollout_blocks_with_mixed_prefix_lengths():
     assert not torch.equal(a, rollout_triton(w, x, 2, 6))
 
 
-def test_first_token_distribution_chi_square():
+@pytest.mark.parametrize("cell", CELLS)
+def test_first_token_distribution_chi_square(cell):
     # many rows with one state: 16k independent draws (Philox rows) in 16 programs of the
     # decode kernel, against softmax(logits / temperature) over a 2-tile vocabulary
-    g = small_generator(vocab=300, scale=2.0, seed=3)
+    g = small_generator(vocab=300, scale=2.0, seed=3, cell=cell)
     w = g.kernel_weights()
     w = w._replace(w_out=w.w_out * 4.0)  # peaked logits: the test then has power
     B = 16384
     tok = torch.full((B,), 5, dtype=torch.int64)
     h0, c0 = torch.randn(1, 16), torch.randn(1, 16)
-    h, c = h0.expand(B, 16).contiguous(), c0.expand(B, 16).contiguous()
+    h = h0.expand(B, 16).contiguous()
+    c = c0.expand(B, 16).contiguous() if cell == "lstm" else None
     nxt, h1, _ = decode_triton(w, tok, h, c, 2024, 0, 0, 0, 0.9)
     probs = torch.softmax(project(w, h1[:1]) / 0.9, dim=1)[0]
     assert float(probs.max()) > 10.0 / 300 and float(probs[256:].sum()) > 0.05  # both tiles
