@@ -144,10 +144,12 @@ class CompiledBackend:
     @torch.no_grad()
     def decode(self, w: LSTMWeights, tokens, h, c, seed: int = 0, step: int = 0,
                row_offset: int = 0, stream: int = STREAM_SAMPLE, temperature: float = 1.0):
-        """Same contract as ``ops.decode``: (next (B,), h (B, H), c (B, H))."""
+        """Same contract as ``ops.decode``: (next (B,), h (B, H), c (B, H); None: GRU)."""
         rows = torch.arange(tokens.shape[0], device=tokens.device) + row_offset
         s = torch.tensor(step, dtype=torch.int64, device=tokens.device)
-        return self._step(seed, stream, temperature)(w, tokens, h, c, s, rows)
+        tok, h, c_out = self._step(seed, stream, temperature)(
+            w, tokens, h, torch.zeros_like(h) if c is None else c, s, rows)
+        return tok, h, (c_out if w.has_cell_state else None)
 
     @torch.no_grad()
     def sample(self, w: LSTMWeights, num_samples: int, seq_len: int, seed: int = 0,
@@ -181,6 +183,8 @@ class CompiledBackend:
         if T < 2 or B == 0 or N == 0:
             return out
         h_pref, c_pref = prefix_states(w, x)  # index t: consumed the start token and x[:, :t]
+        if c_pref is None:  # a GRU: the step passes a dummy cell state through
+            c_pref = torch.zeros_like(h_pref)
         flat = out.view(-1, T)
         R = flat.shape[0]
         all_rows = torch.arange(R, device=x.device)

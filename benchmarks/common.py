@@ -119,7 +119,7 @@ def build_models(cfg: BenchConfig, device: str) -> Models:
     pass the 99.9% agreement check.
     """
     torch.manual_seed(cfg.seed)
-    g = Generator(cfg.vocab, cfg.emb, cfg.hidden, cfg.seq_len)
+    g = Generator(cfg.vocab, cfg.emb, cfg.hidden, cfg.seq_len, cell=cfg.cell)
     with torch.no_grad():
         for p in g.parameters():
             p.mul_(10.0 * min(1.0, (32 / cfg.hidden) ** 0.5))

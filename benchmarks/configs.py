@@ -16,7 +16,9 @@ class BenchConfig:
     complete B*N*(T-1) prefixes. ``sample_batch`` rows for ``sample`` (one call generates
     sample_batch x T tokens), ``decode_batch`` rows for the single ``decode`` step,
     ``d_sequences`` sequences per discriminator epoch in minibatches of ``d_batch``.
-    ``d_num_filters`` None means the paper's discriminator filters.
+    ``d_num_filters`` None means the paper's discriminator filters. ``cell``: the
+    generator's RNN, ``lstm`` or ``gru`` (the ``g_cell`` axis: ``--cell lstm,gru``; a GRU
+    config is named ``<name>-gru``).
     """
 
     name: str
@@ -32,6 +34,7 @@ class BenchConfig:
     d_batch: int = 64
     d_num_filters: tuple[int, ...] | None = None
     seed: int = 0
+    cell: str = "lstm"
 
     def replace(self, **changes) -> BenchConfig:
         changes = {k: v for k, v in changes.items() if v is not None}
@@ -53,6 +56,40 @@ class BenchConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def base_name(self) -> str:
+        """The config's name without its cell suffix (``paper-gru`` -> ``paper``)."""
+        suffix = f"-{self.cell}"
+        return self.name[: -len(suffix)] if self.cell != "lstm" and \
+            self.name.endswith(suffix) else self.name
+
+    def with_cell(self, cell: str) -> BenchConfig:
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}; choose from {', '.join(CELLS)}")
+        if cell == self.cell:
+            return self
+        name = self.base_name if cell == "lstm" else f"{self.base_name}-{cell}"
+        return dataclasses.replace(self, name=name, cell=cell)
+
+
+CELLS = ("lstm", "gru")
+
+
+def resolve_cells(spec: str) -> list[str]:
+    """``lstm``, ``gru``, ``all`` or a comma list: the g_cell axis of a benchmark run."""
+    cells: list[str] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part == "all":
+            cells += list(CELLS)
+        elif part in CELLS:
+            cells.append(part)
+        elif part:
+            raise ValueError(f"unknown cell {part!r}; choose from {', '.join(CELLS)}, all")
+    if not cells:
+        raise ValueError("no cell given")
+    return list(dict.fromkeys(cells))
 
 
 CONFIGS: dict[str, BenchConfig] = {

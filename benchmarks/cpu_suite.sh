@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU figures of the README, as run for it (2-core machine class, idle: no build, test or
 # other job beside it). Writes docs/bench_*_cpu*.json; prints each table.
-#   bash benchmarks/cpu_suite.sh [paper|avx2|train|large|all]   (default: all)
+#   bash benchmarks/cpu_suite.sh [paper|avx2|train|large|cells|all]   (default: all)
 # paper  every op with a cpp kernel at the paper size, every ISA path of the one build forced
 #        in the same run (cpp = the best this CPU supports, cpp@avx2, cpp@baseline)
 # avx2   an AVX2 instance emulated on this one: our core on its avx2 path and torch (ATen,
@@ -10,6 +10,8 @@
 #        schedule's phase costs with the projected paper-preset wall time
 # large  rollout / sample / decode at the large size on every ISA path (score: the folded
 #        table would exceed its 512 MiB budget at V = 20000, so cpp scores as reference)
+# cells  the g_cell axis: LSTM and GRU rows (<config>-gru, /LSTM column) for rollout, sample
+#        and decode at paper (every ISA path; AVX2-emulated too) and large
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -33,4 +35,16 @@ if [[ $what == large || $what == all ]]; then
     --budget 60 --json docs/bench_large_cpu.json
   bench --op sample,decode --config large --backends reference,$paths --repeats 2 \
     --warmup 0 --budget 60 --json docs/bench_large_cpu_sample.json
+fi
+if [[ $what == cells || $what == all ]]; then
+  bench --op rollout,sample,decode --config paper --cell lstm,gru \
+    --backends reference_loop,reference,$paths --budget 20 --json docs/bench_paper_cpu_cells.json
+  SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+  ONEDNN_MAX_CPU_ISA=AVX2 bench --op rollout --config paper --cell lstm,gru \
+    --backends reference_loop,reference,cpp --budget 20 \
+    --json docs/bench_paper_cpu_cells_avx2emu.json
+  bench --op rollout --config large --cell lstm,gru --backends $paths --repeats 2 --warmup 0 \
+    --budget 60 --json docs/bench_large_cpu_cells.json
+  bench --op sample,decode --config large --cell lstm,gru --backends reference,$paths \
+    --repeats 2 --warmup 0 --budget 60 --json docs/bench_large_cpu_cells_sample.json
 fi

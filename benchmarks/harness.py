@@ -32,7 +32,7 @@ from . import (
     bench_score,
 )
 from .common import KNOWN_BACKENDS, Case, Contender
-from .configs import BenchConfig, resolve_configs
+from .configs import BenchConfig, resolve_cells, resolve_configs
 from .report import GEMM, add_ratios, format_table
 from .timing import loadavg, machine_info, measure_peak, timed
 
@@ -69,7 +69,8 @@ def parse_ops(spec: str) -> list[str]:
 
 
 def _row(case: Case, backend: str, tokens: int) -> dict[str, Any]:
-    return {"op": case.op, "config": case.config.name, "backend": backend,
+    return {"op": case.op, "config": case.config.name, "cell": case.config.cell,
+            "config_base": case.config.base_name, "backend": backend,
             "device": case.device, "median_s": None, "min_s": None, "max_s": None, "runs": 0,
             "inner": 1, "tokens": tokens, "tokens_per_s": None, "peak_mem_bytes": None,
             "first_call_s": None}
@@ -188,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(alone, under torchrun: bench_scaling.py)")
     p.add_argument("--config", default="paper",
                    help="paper|large|tiny|all (all = paper,large), or a comma list")
+    p.add_argument("--cell", default="lstm",
+                   help="the generator's cell axis: lstm|gru|all, or a comma list (default "
+                        "lstm); a GRU config is reported as <config>-gru, with its time "
+                        "relative to the LSTM's (time_vs_lstm) when both ran")
     p.add_argument("--backends", default=None,
                    help=f"comma list of {','.join(KNOWN_BACKENDS)} (default: every available "
                         "one; triton on CPU only when named, with TRITON_INTERPRET=1; "
@@ -317,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         return _scaling(args)
     try:
         ops = parse_ops(args.op)
-        configs = [c.replace(**_overrides(args)) for c in resolve_configs(args.config)]
+        configs = [c.replace(**_overrides(args)).with_cell(cell)
+                   for c in resolve_configs(args.config) for cell in resolve_cells(args.cell)]
         backends = None if args.backends is None else \
             [b.strip() for b in args.backends.split(",") if b.strip()]
         if backends is not None:

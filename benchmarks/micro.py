@@ -4,6 +4,8 @@
   python benchmarks/micro.py d_step   # discriminator step: forward, backward, Adam: the module
                                       # with default / fused Adam, and the trainer's unfold
                                       # forward (dstep.py) with fused Adam
+  python benchmarks/micro.py cells    # paper-size rollout, LSTM vs GRU: cpp per ISA path,
+                                      # reference, reference_loop (a sanity ratio, not a bench)
 """
 from __future__ import annotations
 
@@ -27,6 +29,38 @@ def _t(fn, reps: int = 3) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+@torch.no_grad()
+def cells() -> None:
+    from benchmarks.baselines import loop_rollout
+
+    times: dict[tuple[str, str], float] = {}
+    for cell in ("lstm", "gru"):
+        torch.manual_seed(0)
+        g = Generator(5000, 32, 32, 20, cell=cell)
+        with torch.no_grad():
+            for p in g.parameters():
+                p.mul_(10.0)
+        w = g.kernel_weights()
+        x = ops.sample(g, 64, seed=1, backend="reference")
+        for isa in ops.cpu_isa_paths():
+            with ops.force_cpu_isa(isa):
+                times[cell, f"cpp@{isa}"] = _t(
+                    lambda: ops.rollout(w, x, 16, backend="cpp"))  # noqa: B023
+        times[cell, "reference"] = _t(
+            lambda: ops.rollout(w, x, 16, backend="reference"), 1)  # noqa: B023
+        t0 = time.perf_counter()
+        loop_rollout(w, x, 16)
+        times[cell, "reference_loop"] = time.perf_counter() - t0
+    for (cell, name), t in times.items():
+        extra = ""
+        if name.startswith("cpp"):
+            extra = (f"  {times[cell, 'reference'] / t:6.1f}x reference, "
+                     f"{times[cell, 'reference_loop'] / t:6.1f}x reference_loop")
+            if cell == "gru":
+                extra += f", GRU/LSTM time {t / times['lstm', name]:.2f}"
+        print(f"rollout paper {cell:4s} {name:14s} {t:8.4f} s{extra}")
 
 
 @torch.no_grad()
@@ -78,4 +112,5 @@ def d_step() -> None:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    {"score": score, "d_step": d_step}[sys.argv[1] if len(sys.argv) > 1 else "score"]()
+    ops_ = {"score": score, "d_step": d_step, "cells": cells}
+    ops_[sys.argv[1] if len(sys.argv) > 1 else "score"]()

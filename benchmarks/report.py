@@ -23,6 +23,14 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
                 r[f"speedup_vs_{base}"] = med[base] / t if t and base in med else None
             r["gemm_ratio"] = t / med[GEMM] if t and GEMM in med and r["backend"] != GEMM \
                 else None
+    # the g_cell axis: a non-LSTM row's time relative to the LSTM's (same op, size, backend)
+    lstm = {(r["op"], r.get("config_base", r["config"]), r["backend"]): r.get("median_s")
+            for r in rows if r.get("cell", "lstm") == "lstm" and r.get("median_s")}
+    for r in rows:
+        if r.get("cell", "lstm") != "lstm":
+            base = lstm.get((r["op"], r.get("config_base"), r["backend"]))
+            t = r.get("median_s")
+            r["time_vs_lstm"] = t / base if t and base else None
 
 
 def _fmt_rate(x: float | None) -> str:
@@ -51,7 +59,7 @@ def _fmt_mem(x: int | None) -> str:
 def format_table(doc: dict[str, Any]) -> str:
     """A plain-text table of the JSON document's results, one block per (op, config)."""
     head = ("op", "config", "backend", "median", "min", "tokens/s", "vs loop", "vs ref",
-            "/GEMM", "peak MiB", "runs")
+            "/GEMM", "/LSTM", "peak MiB", "runs")
     lines = []
     rows = doc["results"]
     body = []
@@ -62,7 +70,8 @@ def format_table(doc: dict[str, Any]) -> str:
                      _fmt_s(r.get("min_s")), _fmt_rate(r.get("tokens_per_s")),
                      _fmt_x(r.get("speedup_vs_reference_loop")),
                      _fmt_x(r.get("speedup_vs_reference")), _fmt_x(r.get("gemm_ratio")),
-                     _fmt_mem(r.get("peak_mem_bytes")), str(r.get("runs", "-"))))
+                     _fmt_x(r.get("time_vs_lstm")), _fmt_mem(r.get("peak_mem_bytes")),
+                     str(r.get("runs", "-"))))
     widths = [max(len(str(c)) for c in col) for col in zip(head, *body, strict=True)]
     fmt = "  ".join(f"{{:{'<' if i < 3 else '>'}{w}}}" for i, w in enumerate(widths))
     m = doc.get("machine", {})
@@ -99,5 +108,6 @@ def format_table(doc: dict[str, Any]) -> str:
     lines.append("")
     lines.append("tokens/s: sampled tokens per second (d_epoch: 20,000*T sequence tokens); "
                  "vs loop / vs ref: speedup over reference_loop / reference (median times); "
-                 "/GEMM: time over the bare output-projection GEMM for the same tokens.")
+                 "/GEMM: time over the bare output-projection GEMM for the same tokens; "
+                 "/LSTM: a GRU row's time over the LSTM row's (same op, size, backend).")
     return "\n".join(lines)

@@ -207,8 +207,25 @@ def test_main_writes_json_and_prints_the_table_last(tmp_path, capsys):
     assert format_table(doc).strip() == "\n".join(printed).strip()
 
 
+def test_cell_axis_gives_gru_rows_with_their_ratio_to_the_lstm(tmp_path):
+    out = tmp_path / "cells.json"
+    rc = harness.main(["--quick", "--op", "rollout,sample,decode", "--cell", "lstm,gru",
+                       "--backends", "reference,cpp", "--json", str(out), "-q"])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["configs"]) == {"tiny", "tiny-gru"} and doc["configs"]["tiny-gru"]["cell"] \
+        == "gru"
+    rows = {(r["op"], r["config"], r["backend"]): r for r in doc["results"]}
+    for op in ("rollout", "sample", "decode"):
+        gru, lstm = rows[op, "tiny-gru", "cpp"], rows[op, "tiny", "cpp"]
+        assert gru["cell"] == "gru" and "error" not in gru
+        assert gru["time_vs_lstm"] == pytest.approx(gru["median_s"] / lstm["median_s"])
+        assert "time_vs_lstm" not in lstm
+
+
 @pytest.mark.parametrize("argv", [["--op", "nope"], ["--config", "huge"],
-                                  ["--backends", "reference,fast"], ["--repeats", "0"]])
+                                  ["--backends", "reference,fast"], ["--repeats", "0"],
+                                  ["--cell", "rnn"]])
 def test_main_rejects_bad_arguments(argv, capsys):
     assert harness.main(argv + ["-q"]) == 2
     assert "error" in capsys.readouterr().err

@@ -28,20 +28,24 @@ std::string set_cpu_isa(const std::string& name) {
 }  // namespace
 
 TORCH_LIBRARY(seqgan_fast, m) {
-  // One step: feed tokens (B,), state h, c (B, H) -> (next tokens (B,), h, c).
+  // cell: 0 = LSTM, 1 = GRU (weights layout: csrc/common/api.h). h0, c0 (B, H): per-row
+  // initial states, the state before the start token (None = zeros; a GRU takes no c0).
+  // One step: feed tokens (B,), state h, c (B, H) -> (next tokens (B,), h, c) (GRU: c
+  // ignored, returned zeros).
   m.def(
       "decode(Tensor tokens, Tensor h, Tensor c, Tensor emb, Tensor w_ih, Tensor w_hh, "
       "Tensor bias, Tensor w_out, Tensor b_out, int seed, int step, int row_offset, "
-      "int stream, float temperature) -> (Tensor, Tensor, Tensor)");
+      "int stream, float temperature, int cell=0) -> (Tensor, Tensor, Tensor)");
   // Whole sequences from the start token; prefix (B, P) fixes the first P tokens.
   m.def(
       "sample(Tensor prefix, Tensor emb, Tensor w_ih, Tensor w_hh, Tensor bias, Tensor w_out, "
-      "Tensor b_out, int seq_len, int start_token, int seed, int row_offset, float temperature) "
-      "-> Tensor");
+      "Tensor b_out, int seq_len, int start_token, int seed, int row_offset, float temperature, "
+      "int cell=0, Tensor? h0=None, Tensor? c0=None) -> Tensor");
   // All (T-1)*N*B completions of x (B, T): output (T-1, N, B, T) int64.
   m.def(
       "rollout(Tensor x, int num_rollouts, Tensor emb, Tensor w_ih, Tensor w_hh, Tensor bias, "
-      "Tensor w_out, Tensor b_out, int start_token, int seed, float temperature) -> Tensor");
+      "Tensor w_out, Tensor b_out, int start_token, int seed, float temperature, int cell=0, "
+      "Tensor? h0=None, Tensor? c0=None) -> Tensor");
   // The discriminator's conv + ReLU + max-pool from the embedding-folded table
   // (csrc/common/score.h): pooled (M, sum(filters)) of rows [row0, row0 + M); prefix_x
   // (B, T) selects the rollout layout (rows are completions of prefix_x, prefix windows shared).

@@ -1,5 +1,6 @@
 // Device code shared by the fused CUDA kernels: Philox4x32-10 and the uniform map (DESIGN §4),
-// the LSTM cell for a block of rows, and the canonical tile sampler fused with the output
+// the recurrent cell (LSTM or GRU: cell_rows<CELL>) for a block of rows, and the canonical
+// tile sampler fused with the output
 // projection. Torch-free; include only from kernels/*.cu.
 //
 // Block geometry: kWarps warps, each owning kRowsPerWarp rows, so a block owns kRows rows.
@@ -132,23 +133,33 @@ __device__ inline BlockState block_state(unsigned char* smem, const float* wcat_
   return s;
 }
 
-// Every sequence starts from h = c = 0 with the start token as input; rows past B stay idle.
-// (Ends with a barrier.)
+// Every sequence starts from its initial state (h0, c0 (B, H); nullptr: zeros) with the start
+// token as input; rows past B stay idle. (Ends with a barrier.)
 __device__ inline void start_rows(const BlockState& s, int64_t b0, int64_t B, int64_t start_token,
-                                  int H) {
+                                  int H, const float* h0 = nullptr, const float* c0 = nullptr) {
   for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
     s.active[r] = b0 + r < B;
     s.tok[r] = start_token;
   }
   for (int p = threadIdx.x; p < kRows * H; p += blockDim.x) {
-    s.h[0][p] = 0.0f;
-    s.c[p] = 0.0f;
+    const bool valid = b0 + p / H < B;
+    s.h[0][p] = h0 && valid ? h0[b0 * H + p] : 0.0f;
+    s.c[p] = c0 && valid ? c0[b0 * H + p] : 0.0f;
   }
   __syncthreads();
 }
 
 // ---------------------------------------------------------------- weight transposes
-// wcat[k][g] = k < E ? w_ih[g][k] : w_hh[g][k - E]  ((E + H) x 4H);  woutT[k][v] = w_out[v][k].
+// wcat[k][g] ((E + H) x 4H, 4 gate segments of H): k < E from w_ih, else from w_hh.
+//   LSTM segments [i | f | g | o] = torch's gate blocks 0..3 from both;
+//   GRU  segments [r | z | n_x | n_h]: r, z from both, n_x = W_in x only, n_h = W_hn h only
+//   (n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) needs them apart). woutT[k][v] = w_out[v][k].
+__host__ __device__ inline int gate_block(int cell, int seg, bool from_x) {
+  if (cell != kCellGRU) return seg;
+  if (seg < 2) return seg;
+  return (seg == 2) == from_x ? 2 : -1;
+}
+
 static __global__ void transpose_weights_kernel(LstmWeightsView w, float* wcat, float* woutT) {
   const int G = 4 * w.H, K = w.E + w.H;
   const size_t n1 = static_cast<size_t>(K) * G, n2 = static_cast<size_t>(w.H) * w.V;
@@ -156,8 +167,12 @@ static __global__ void transpose_weights_kernel(LstmWeightsView w, float* wcat, 
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     if (i < n1) {
       const int k = static_cast<int>(i / G), g = static_cast<int>(i % G);
-      wcat[i] = k < w.E ? w.w_ih[static_cast<size_t>(g) * w.E + k]
-                        : w.w_hh[static_cast<size_t>(g) * w.H + (k - w.E)];
+      const int seg = g / w.H, u = g - seg * w.H;
+      const int blk = gate_block(w.cell, seg, k < w.E);
+      const size_t src = static_cast<size_t>(blk) * w.H + u;
+      wcat[i] = blk < 0      ? 0.0f
+                : k < w.E    ? w.w_ih[src * w.E + k]
+                             : w.w_hh[src * w.H + (k - w.E)];
     } else {
       const size_t j = i - n1;
       const int k = static_cast<int>(j / w.V), v = static_cast<int>(j % w.V);
@@ -183,10 +198,14 @@ __device__ inline void embed_rows(const BlockState& s, const float* emb, int E) 
   }
 }
 
-// One LSTM step for the block's rows, torch gate order (i, f, g, o): reads h[cur], writes
-// h[cur ^ 1] and c. Inactive rows carry their state over. Callers sync before and after.
-__device__ inline void lstm_cell_rows(const BlockState& s, int cur, const float* bias, int E,
-                                      int H) {
+// One cell step for the block's rows: the 4 gate segments (see transpose_weights_kernel),
+// then CELL's element-wise update. LSTM (torch order i, f, g, o): c = s(f) c + s(i) tanh(g),
+// h = s(o) tanh(c). GRU (r, z, n): n = tanh(n_x + s(r) n_h), h = (1 - z) n + z h.
+// Reads h[cur], writes h[cur ^ 1] (and c for the LSTM). Inactive rows carry their state
+// over. Callers sync before and after.
+template <int CELL>
+__device__ inline void cell_rows(const BlockState& s, int cur, const float* bias, int E,
+                                 int H) {
   const int G = 4 * H;
   const float* h_in = s.h[cur];
   float* h_out = s.h[cur ^ 1];
@@ -215,10 +234,25 @@ __device__ inline void lstm_cell_rows(const BlockState& s, int cur, const float*
       gg = fmaf(hv, wk[2 * H], gg);
       go = fmaf(hv, wk[3 * H], go);
     }
-    const float c = sigmoid(gf) * s.c[p] + sigmoid(gi) * tanhf(gg);
-    s.c[p] = c;
-    h_out[p] = sigmoid(go) * tanhf(c);
+    if (CELL == kCellGRU) {  // segments (gi, gf, gg, go) hold (r, z, n_x, n_h)
+      const float n = tanhf(gg + sigmoid(gi) * go), z = sigmoid(gf);
+      h_out[p] = (1.0f - z) * n + z * hr[u];
+    } else {
+      const float c = sigmoid(gf) * s.c[p] + sigmoid(gi) * tanhf(gg);
+      s.c[p] = c;
+      h_out[p] = sigmoid(go) * tanhf(c);
+    }
   }
+}
+
+// Calls f(std::integral_constant-like tag) with the weights' cell as a compile-time value.
+template <int C>
+struct CellTag {
+  static constexpr int value = C;
+};
+template <class F>
+inline cudaError_t with_cell(int cell, F&& f) {
+  return cell == kCellGRU ? f(CellTag<kCellGRU>{}) : f(CellTag<kCellLSTM>{});
 }
 
 // The canonical sampler fused with the projection: each warp draws the tokens of its rows
@@ -322,9 +356,9 @@ inline cudaError_t set_smem(Kernel kernel, size_t bytes) {
 // What every launch does first: carve the transposed weights out of the workspace, write
 // them (one transpose kernel), and size the blocks' dynamic shared memory.
 struct PreparedWeights {
-  float* wcat = nullptr;   // (E + H, 4H) transposed LSTM weights
+  float* wcat = nullptr;   // (E + H, 4H) transposed cell weights
   float* woutT = nullptr;  // (H, V) transposed output layer; the workspace goes on after it
-  bool staged = false;     // LSTM weights copied into shared memory by each block
+  bool staged = false;     // cell weights copied into shared memory by each block
   size_t smem = 0;         // dynamic shared memory per block
 };
 

@@ -1,10 +1,11 @@
-// decode: one fused generator step (embedding, LSTM cell, projection, exact sample) for B
-// rows; one block owns kRows rows. See common.cuh for the block geometry.
+// decode: one fused generator step (embedding, LSTM or GRU cell, projection, exact sample)
+// for B rows (a GRU ignores c_in and writes c_out = 0); one block owns kRows rows. See common.cuh for the block geometry.
 #include "common.cuh"
 
 namespace seqgan_cuda {
 namespace {
 
+template <int CELL>
 __global__ void __launch_bounds__(kThreads)
 decode_kernel(LstmWeightsView w, const int64_t* __restrict__ tokens,
               const float* __restrict__ h_in, const float* __restrict__ c_in, int B,
@@ -25,12 +26,12 @@ decode_kernel(LstmWeightsView w, const int64_t* __restrict__ tokens,
     const int64_t b = b0 + p / H;
     const bool valid = b < B;
     s.h[0][p] = valid ? h_in[b0 * H + p] : 0.0f;
-    s.c[p] = valid ? c_in[b0 * H + p] : 0.0f;
+    s.c[p] = valid && CELL != kCellGRU ? c_in[b0 * H + p] : 0.0f;
   }
   __syncthreads();
   embed_rows(s, w.emb, w.E);
   __syncthreads();
-  lstm_cell_rows(s, 0, w.bias, w.E, H);
+  cell_rows<CELL>(s, 0, w.bias, w.E, H);
   __syncthreads();
   sample_rows(s, s.h[1], woutT, w.b_out, w.V, H, temperature, seed, step,
               static_cast<uint64_t>(row_offset) + b0, stream_id);
@@ -56,12 +57,17 @@ cudaError_t launch_decode(const LstmWeightsView& w, const int64_t* tokens, const
   PreparedWeights p;
   cudaError_t err = prepare_weights(w, workspace, stream, &p);
   if (err != cudaSuccess) return err;
-  if ((err = set_smem(decode_kernel, p.smem)) != cudaSuccess) return err;
-  const int blocks = (B + kRows - 1) / kRows;
-  decode_kernel<<<blocks, kThreads, p.smem, stream>>>(w, tokens, h, c, B, seed, step,
-                                                      row_offset, stream_id, temperature, next,
-                                                      h_out, c_out, p.wcat, p.woutT, p.staged);
-  return cudaGetLastError();
+  return with_cell(w.cell, [&](auto cell) {
+    constexpr int C = decltype(cell)::value;
+    cudaError_t e = set_smem(decode_kernel<C>, p.smem);
+    if (e != cudaSuccess) return e;
+    const int blocks = (B + kRows - 1) / kRows;
+    decode_kernel<C><<<blocks, kThreads, p.smem, stream>>>(w, tokens, h, c, B, seed, step,
+                                                           row_offset, stream_id, temperature,
+                                                           next, h_out, c_out, p.wcat, p.woutT,
+                                                           p.staged);
+    return cudaGetLastError();
+  });
 }
 
 }  // namespace seqgan_cuda

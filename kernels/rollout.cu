@@ -1,6 +1,8 @@
 // rollout (DESIGN §5): all (T-1)*N*B completions of x (B, T) in two launches (plus the weight
 // transpose), no host synchronisation.
-//   prefix_kernel:  one teacher-forced pass, (h_t, c_t) for every prefix length t: O(B*T).
+//   prefix_kernel:  one teacher-forced pass from the rows' initial states (h0, c0 or zeros),
+//                   (h_t, c_t) for every prefix length t: O(B*T) (a GRU keeps no c_t).
+// Both kernels are templated on the cell (common.cuh cell_rows).
 //   rollout_kernel: persistent; a block owns kRows logical rows r = ((t-1)*N + n)*B + b for
 //                   all their steps: copies x[b, :t], starts from (h_t, c_t) and decodes
 //                   positions t..T-1 with the state in shared memory and logits in registers.
@@ -12,27 +14,28 @@
 namespace seqgan_cuda {
 namespace {
 
+template <int CELL>
 __global__ void __launch_bounds__(kThreads)
 prefix_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T,
               float* __restrict__ hs, float* __restrict__ cs, const float* __restrict__ wcat,
-              bool staged) {
+              bool staged, const float* __restrict__ h0, const float* __restrict__ c0) {
   extern __shared__ __align__(16) unsigned char smem[];
   const BlockState s = block_state(smem, wcat, w.E, w.H, staged);
   const int H = w.H;
   const int64_t b0 = static_cast<int64_t>(blockIdx.x) * kRows;
-  start_rows(s, b0, B, w.start_token, H);
+  start_rows(s, b0, B, w.start_token, H, h0, CELL == kCellGRU ? nullptr : c0);
   int cur = 0;
   for (int t = 0; t < T; ++t) {
     embed_rows(s, w.emb, w.E);
     __syncthreads();
-    lstm_cell_rows(s, cur, w.bias, w.E, H);
+    cell_rows<CELL>(s, cur, w.bias, w.E, H);
     cur ^= 1;
     __syncthreads();
     for (int p = threadIdx.x; p < kRows * H; p += blockDim.x) {
       if (b0 + p / H < B) {
         const size_t o = (static_cast<size_t>(t) * B + b0) * H + p;
         hs[o] = s.h[cur][p];
-        cs[o] = s.c[p];
+        if (CELL != kCellGRU) cs[o] = s.c[p];
       }
     }
     for (int r = threadIdx.x; r < kRows; r += blockDim.x)
@@ -41,6 +44,7 @@ prefix_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T,
   }
 }
 
+template <int CELL>
 __global__ void __launch_bounds__(kThreads)
 rollout_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T, int N,
                int64_t R, uint64_t seed, float temperature, const float* __restrict__ hs,
@@ -59,7 +63,7 @@ rollout_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T, i
       const int64_t t = r / NB + 1, b = r % B;
       const size_t o = (static_cast<size_t>(t) * B + b) * H + p % H;
       hv = hs[o];
-      cv = cs[o];
+      cv = CELL == kCellGRU ? 0.0f : cs[o];
     }
     s.h[0][p] = hv;
     s.c[p] = cv;
@@ -88,7 +92,7 @@ rollout_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T, i
     if (step == T - 1) break;
     embed_rows(s, w.emb, w.E);
     __syncthreads();
-    lstm_cell_rows(s, cur, w.bias, w.E, H);
+    cell_rows<CELL>(s, cur, w.bias, w.E, H);
     cur ^= 1;
     __syncthreads();
   }
@@ -98,7 +102,7 @@ rollout_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T, i
 
 cudaError_t launch_rollout(const LstmWeightsView& w, const int64_t* x, int B, int T, int N,
                            uint64_t seed, float temperature, int64_t* out, float* workspace,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, const float* h0, const float* c0) {
   const int64_t R = static_cast<int64_t>(T - 1) * N * B;
   if (R <= 0) return cudaSuccess;
   PreparedWeights p;
@@ -106,15 +110,19 @@ cudaError_t launch_rollout(const LstmWeightsView& w, const int64_t* x, int B, in
   if (err != cudaSuccess) return err;
   float* hs = p.woutT + static_cast<size_t>(w.H) * w.V;
   float* cs = hs + static_cast<size_t>(T) * B * w.H;
-  if ((err = set_smem(prefix_kernel, p.smem)) != cudaSuccess) return err;
-  if ((err = set_smem(rollout_kernel, p.smem)) != cudaSuccess) return err;
-  prefix_kernel<<<(B + kRows - 1) / kRows, kThreads, p.smem, stream>>>(w, x, B, T, hs, cs,
-                                                                       p.wcat, p.staged);
-  if ((err = cudaGetLastError()) != cudaSuccess) return err;
-  const int64_t blocks = (R + kRows - 1) / kRows;
-  rollout_kernel<<<static_cast<unsigned>(blocks), kThreads, p.smem, stream>>>(
-      w, x, B, T, N, R, seed, temperature, hs, cs, out, p.wcat, p.woutT, p.staged);
-  return cudaGetLastError();
+  return with_cell(w.cell, [&](auto cell) {
+    constexpr int C = decltype(cell)::value;
+    cudaError_t e;
+    if ((e = set_smem(prefix_kernel<C>, p.smem)) != cudaSuccess) return e;
+    if ((e = set_smem(rollout_kernel<C>, p.smem)) != cudaSuccess) return e;
+    prefix_kernel<C><<<(B + kRows - 1) / kRows, kThreads, p.smem, stream>>>(
+        w, x, B, T, hs, cs, p.wcat, p.staged, h0, c0);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    const int64_t blocks = (R + kRows - 1) / kRows;
+    rollout_kernel<C><<<static_cast<unsigned>(blocks), kThreads, p.smem, stream>>>(
+        w, x, B, T, N, R, seed, temperature, hs, cs, out, p.wcat, p.woutT, p.staged);
+    return cudaGetLastError();
+  });
 }
 
 }  // namespace seqgan_cuda

@@ -33,6 +33,9 @@ class TrainConfig:
     seq_len: int = 20
     g_emb_dim: int = 32
     g_hidden_dim: int = 32
+    g_cell: str = "lstm"                 # generator RNN: lstm | gru (torch gate conventions)
+    g_encoder: str = "tied"              # tied (the generator reads the history) | separate
+    g_history: int = 0                   # separate encoder: positions it reads (0: seq_len // 2)
     g_embeddings: str | None = None      # pretrained vectors (word2vec/GloVe text or .npy)
     g_embeddings_freeze: bool = False    # keep the pretrained embedding fixed
     d_emb_dim: int = 64
@@ -128,7 +131,7 @@ class TrainConfig:
                     "adv_g_steps", "num_rollouts", "eval_every", "checkpoint_every", "max_len",
                     "min_count")
         non_negative = ("mle_epochs", "d_pretrain_rounds", "adv_batches", "adv_d_rounds",
-                        "num_test", "seed", "oracle_seed", "history_len")
+                        "num_test", "seed", "oracle_seed", "history_len", "g_history")
         for key in positive:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -218,6 +221,8 @@ def _parse_value(key: str, raw: str, current: Any, f: dataclasses.Field) -> Any:
 
 # Keys with a fixed set of values (the first is the default of the dataclass).
 CHOICES: dict[str, tuple[str, ...]] = {
+    "g_cell": ("lstm", "gru"),
+    "g_encoder": ("tied", "separate"),
     "pg_norm": ("sum", "batch_mean"),
     "rollout_policy": ("current", "delayed"),
     "d_shuffle": ("once", "epoch"),

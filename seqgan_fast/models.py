@@ -1,28 +1,48 @@
-"""SeqGAN's networks: the LSTM generator, the oracle ("target LSTM") and the CNN discriminator."""
+"""SeqGAN's networks: the LSTM/GRU generator, the oracle ("target LSTM") and the CNN
+discriminator."""
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops.weights import LSTMWeights, lstm_step
+from .ops.weights import CELLS, LSTMWeights, gru_bias, lstm_step
 
 log = logging.getLogger(__name__)
 
 _ORACLE_GATES = ("i", "f", "c", "o")  # torch's gate order (i, f, g, o) in the oracle's names
 
 
-class Generator(nn.Module):
-    """Embedding -> single-layer LSTM -> linear over the vocabulary (Yu et al., 2017).
+ENCODERS = ("tied", "separate")
 
-    Every sequence starts from h = c = 0 with the start token as first input; all
-    ``seq_len`` positions are sampled (the start token is not part of the sequence).
-    Parameters are initialised N(0, 0.1) as in the paper's code.
+State = tuple[torch.Tensor, torch.Tensor | None]  # (h0, c0): (B, H) each; c0 None for a GRU
+
+
+class Generator(nn.Module):
+    """Embedding -> single-layer LSTM or GRU -> linear over the vocabulary (Yu et al., 2017).
+
+    Every sequence starts from an initial state (zeros unless given: ``state=(h0, c0)``) with
+    the start token as first input; all ``seq_len`` positions are sampled (the start token is
+    not part of the sequence). ``cell``: ``"lstm"`` (the paper's) or ``"gru"`` (torch's
+    nn.GRU convention, GRU4Rec's cell); the module is ``self.lstm`` or ``self.gru``, so its
+    weights load into nn.LSTM / nn.GRU and back. ``encoder``: ``"tied"`` (the generator's own
+    pass over a history is the encoder: condition by ``prefix``) or ``"separate"`` (an RNN of
+    the same cell reads the history; its final state starts the generator, see ``encode``).
+
+    With a separate encoder a sequence x (B, T) is a history x[:, :L] (L = ``history_len``,
+    default T // 2) and its continuation: p(x) = p(x[:L] | zeros) * p(x[L:] | encode(x[:L])),
+    both factors by the same generator network, the second restarted (start token) from the
+    encoder's final state. ``forward``, ``nll``, ``mle_loss`` and ``pg_loss`` follow that
+    factorisation (so the encoder trains jointly in MLE and in the policy gradient), and
+    ``ops.sample`` / ``ops.rollout`` draw from it (seqgan_fast/ops/encoded.py): the
+    continuation's prefix states start from the encoder's state.
+    Parameters are initialised N(0, 0.1) as in the paper's code, hidden-side biases zero.
     """
 
     def __init__(
@@ -33,6 +53,9 @@ class Generator(nn.Module):
         seq_len: int = 20,
         start_token: int = 0,
         init_std: float = 0.1,
+        cell: str = "lstm",
+        encoder: str = "tied",
+        history_len: int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("emb_dim", emb_dim),
@@ -41,15 +64,51 @@ class Generator(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not 0 <= start_token < vocab_size:
             raise ValueError(f"start_token must be in [0, {vocab_size}), got {start_token}")
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         self.vocab_size, self.emb_dim, self.hidden_dim = vocab_size, emb_dim, hidden_dim
         self.seq_len, self.start_token = seq_len, start_token
+        self.cell, self.encoder_kind = cell, encoder
+        self.history_len = 0
+        if encoder == "separate":
+            L = seq_len // 2 if history_len is None else history_len
+            if not isinstance(L, int) or not 1 <= L < seq_len:
+                raise ValueError(f"history_len must be an int in [1, seq_len - 1] = "
+                                 f"[1, {seq_len - 1}] for a separate encoder, got {L!r}")
+            self.history_len = L
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
         self.embedding = nn.Embedding(vocab_size, emb_dim)
-        self.lstm = nn.LSTM(emb_dim, hidden_dim, batch_first=True)
+        setattr(self, cell, rnn(emb_dim, hidden_dim, batch_first=True))
         self.output = nn.Linear(hidden_dim, vocab_size)
+        # the separate encoder shares the embedding table: history and output are one vocabulary
+        self.encoder = rnn(emb_dim, hidden_dim, batch_first=True) if encoder == "separate" \
+            else None
         with torch.no_grad():
             for p in self.parameters():
                 p.normal_(0.0, init_std)
-            self.lstm.bias_hh_l0.zero_()  # one bias per gate, as the paper's cell
+            for m in (self.rnn, self.encoder):
+                if m is not None:
+                    m.bias_hh_l0.zero_()  # one bias per gate, as the paper's cell
+
+    def arch_info(self) -> dict[str, Any]:
+        """What a checkpoint records to rebuild this architecture."""
+        return {"g_cell": self.cell, "g_encoder": self.encoder_kind,
+                "g_history": self.history_len}
+
+    @staticmethod
+    def complete_arch(model: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A checkpoint's model record with the architecture fields that older checkpoints
+        lack filled in (they were all LSTM generators with a tied encoder)."""
+        if not isinstance(model, dict):
+            return model
+        return {"g_cell": "lstm", "g_encoder": "tied", "g_history": 0, **model}
+
+    @property
+    def rnn(self) -> nn.LSTM | nn.GRU:
+        """The generator's recurrent layer (``self.lstm`` or ``self.gru``)."""
+        return getattr(self, self.cell)
 
     # -- layout shared with the kernels ---------------------------------------------------
     def kernel_weights(self) -> LSTMWeights:
@@ -57,11 +116,54 @@ class Generator(nn.Module):
         def d(t: torch.Tensor) -> torch.Tensor:
             return t.detach().float().contiguous()
 
+        rnn = self.rnn
+        if self.cell == "gru":
+            bias = gru_bias(rnn.bias_ih_l0.detach(), rnn.bias_hh_l0.detach())
+        else:
+            bias = rnn.bias_ih_l0 + rnn.bias_hh_l0
         return LSTMWeights(
-            d(self.embedding.weight), d(self.lstm.weight_ih_l0), d(self.lstm.weight_hh_l0),
-            d(self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0), d(self.output.weight),
-            d(self.output.bias), start_token=self.start_token,
+            d(self.embedding.weight), d(rnn.weight_ih_l0), d(rnn.weight_hh_l0), d(bias),
+            d(self.output.weight), d(self.output.bias), start_token=self.start_token,
+            cell=self.cell,
         )
+
+    # -- initial states -------------------------------------------------------------------
+    def encode(self, history: torch.Tensor) -> State:
+        """The initial state (h0, c0) (B, H) each (c0 None for a GRU) that a history
+        (B, L) int64 gives, differentiable: the separate encoder's final state; for a tied
+        generator, its own state after the start token and the history."""
+        self.check_tokens(history, "history")
+        emb = self.embedding(history)
+        if self.encoder is not None:
+            if history.shape[1] == 0:
+                return self.zero_state(history.shape[0])
+            _, final = self.encoder(emb)
+        else:
+            start = self.embedding(torch.full_like(history[:, :1], self.start_token))
+            _, final = self.rnn(torch.cat([start, emb], dim=1))
+        if self.cell == "lstm":
+            return final[0][0], final[1][0]
+        return final[0], None
+
+    def zero_state(self, batch: int) -> State:
+        h = torch.zeros(batch, self.hidden_dim, device=self.device)
+        return h, (torch.zeros_like(h) if self.cell == "lstm" else None)
+
+    def _rnn_state(self, state: State | None, batch: int):
+        """(h0, c0) -> what nn.LSTM / nn.GRU take (None: zeros)."""
+        if state is None:
+            return None
+        h0, c0 = state
+        if h0 is None:
+            return None
+        if tuple(h0.shape) != (batch, self.hidden_dim):
+            raise ValueError(f"h0 must have shape ({batch}, {self.hidden_dim}), "
+                             f"got {tuple(h0.shape)}")
+        if self.cell == "gru":
+            return h0.unsqueeze(0)
+        if c0 is None:
+            c0 = torch.zeros_like(h0)
+        return h0.unsqueeze(0), c0.unsqueeze(0)
 
     @property
     def device(self) -> torch.device:
@@ -80,27 +182,38 @@ class Generator(nn.Module):
         if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
             raise ValueError(f"{name} has token ids outside [0, {self.vocab_size})")
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced RNN outputs: x (B, T) int64 -> (B, T, H); position t has read the
-        start token and x[:, :t] (the output layer of position t predicts x[:, t])."""
-        out, _ = self.lstm(self.embedding(self._inputs(x)))
+    def forward(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
+        """Teacher-forced logits: x (B, T) int64 -> (B, T, V); position t sees x[:, :t].
+        ``state``: the initial (h0, c0) (e.g. ``encode(history)``; default zeros). With a
+        separate encoder and no state, positions >= history_len restart from
+        ``encode(x[:, :history_len])`` (the class docstring's factorisation)."""
+        return self.output(self.features(x, state))
+
+    def features(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
+        """The RNN outputs behind ``forward``'s logits: (B, T, H); the output layer of
+        position t predicts x[:, t] (``Recommender`` projects only the position it needs)."""
+        L = self.history_len
+        if self.encoder is not None and state is None and x.shape[1] > L:
+            head = self._features(x[:, :L], None)
+            return torch.cat([head, self._features(x[:, L:], self.encode(x[:, :L]))], dim=1)
+        return self._features(x, state)
+
+    def _features(self, x: torch.Tensor, state: State | None) -> torch.Tensor:
+        out, _ = self.rnn(self.embedding(self._inputs(x)), self._rnn_state(state, x.shape[0]))
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits: x (B, T) int64 -> (B, T, V); position t sees x[:, :t]."""
-        return self.output(self.features(x))
-
-    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+    def log_probs(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
         """log p(x_t | x_<t) for every position: (B, T) float (differentiable)."""
-        logp = F.log_softmax(self.forward(x), dim=-1)
+        logp = F.log_softmax(self.forward(x, state), dim=-1)
         return logp.gather(2, x.unsqueeze(2)).squeeze(2)
 
-    def mle_loss(self, x: torch.Tensor) -> torch.Tensor:
+    def mle_loss(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
         """Mean per-token negative log-likelihood of x (B, T) (differentiable)."""
-        logits = self.forward(x)
+        logits = self.forward(x, state)
         return F.cross_entropy(logits.reshape(-1, self.vocab_size), x.reshape(-1))
 
-    def pg_loss(self, x: torch.Tensor, rewards: torch.Tensor, norm: str = "sum") -> torch.Tensor:
+    def pg_loss(self, x: torch.Tensor, rewards: torch.Tensor, norm: str = "sum",
+                state: State | None = None) -> torch.Tensor:
         """Policy-gradient loss -sum log p(x_t) * R_t (paper eq. 7) of x (B, T) int64 with
         rewards (B, T) float (not differentiated): a scalar.
 
@@ -108,7 +221,7 @@ class Generator(nn.Module):
         ``"batch_mean"`` divides that by B. With the global-norm clip of 5 the scale matters:
         the sum's gradient (norm ~10-40) is clipped on every step, the mean's is not.
         """
-        total = -(self.log_probs(x) * rewards.detach()).sum()
+        total = -(self.log_probs(x, state) * rewards.detach()).sum()
         if norm == "sum":
             return total
         if norm == "batch_mean":
@@ -146,10 +259,12 @@ class Generator(nn.Module):
         return total / max(x.numel(), 1)
 
     @torch.no_grad()
-    def prefix_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """LSTM state that predicts each position: h, c of shape (T, B, H); index t has
-        consumed the start token and x[:, :t]. One teacher-forced pass, O(B*T)."""
-        return prefix_states(self.kernel_weights(), x)
+    def prefix_states(self, x: torch.Tensor, h0: torch.Tensor | None = None,
+                      c0: torch.Tensor | None = None):
+        """State that predicts each position: h, c of shape (T, B, H) (c None for a GRU);
+        index t has consumed the start token and x[:, :t] from (h0, c0) (default zeros).
+        One teacher-forced pass, O(B*T)."""
+        return prefix_states(self.kernel_weights(), x, h0, c0)
 
     # -- sampling -------------------------------------------------------------------------
     @torch.no_grad()
@@ -160,27 +275,46 @@ class Generator(nn.Module):
         temperature: float = 1.0,
         backend: str = "auto",
         prefix: torch.Tensor | None = None,
+        h0: torch.Tensor | None = None,
+        c0: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Generate (num_samples, seq_len) int64 tokens (canonical sampler, DESIGN §4)."""
+        """Generate (num_samples, seq_len) int64 tokens (canonical sampler, DESIGN §4),
+        from the initial state (h0, c0) (num_samples, H) each (default zeros)."""
         from .ops.sample import sample
 
         return sample(self, num_samples, seed=seed, temperature=temperature,
-                      backend=backend, prefix=prefix)
+                      backend=backend, prefix=prefix, h0=h0, c0=c0)
 
 
-def prefix_states(w: LSTMWeights, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(h, c) of shape (T, B, H): the state after the start token and x[:, :t], t = 0..T-1."""
+def prefix_states(w: LSTMWeights, x: torch.Tensor, h0: torch.Tensor | None = None,
+                  c0: torch.Tensor | None = None):
+    """(h, c) of shape (T, B, H): the state after the start token and x[:, :t], t = 0..T-1,
+    from (h0, c0) (B, H) (default zeros). c is None for a GRU."""
     B, T = x.shape
     inp = torch.cat([torch.full_like(x[:, :1], w.start_token), x[:, :-1]], dim=1)
     emb = w.emb[inp]  # (B, T, E)
-    h = torch.zeros(B, w.hidden_dim, device=x.device, dtype=w.emb.dtype)
-    c = torch.zeros_like(h)
+    h, c = initial_state(w, B, h0, c0)
     hs, cs = [], []
     for t in range(T):
         h, c = lstm_step(w, emb[:, t], h, c)
         hs.append(h)
         cs.append(c)
-    return torch.stack(hs), torch.stack(cs)
+    return torch.stack(hs), (torch.stack(cs) if w.has_cell_state else None)
+
+
+def initial_state(w: LSTMWeights, rows: int, h0: torch.Tensor | None = None,
+                  c0: torch.Tensor | None = None):
+    """(h, c) working copies (rows, H) from optional h0, c0 (zeros where absent; c None for
+    a GRU)."""
+    h = torch.zeros(rows, w.hidden_dim, device=w.device, dtype=w.emb.dtype)
+    if h0 is not None:
+        h.copy_(h0)
+    if not w.has_cell_state:
+        return h, None
+    c = torch.zeros_like(h)
+    if c0 is not None:
+        c.copy_(c0)
+    return h, c
 
 
 class Oracle(Generator):

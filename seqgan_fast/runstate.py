@@ -85,10 +85,10 @@ class RunState:
         return world is None or world.is_main
 
     @property
-    def model_info(self) -> dict[str, int]:
+    def model_info(self) -> dict[str, Any]:
         g = self.generator
         return {"vocab_size": g.vocab_size, "seq_len": g.seq_len, "start_token": g.start_token,
-                "g_emb_dim": g.emb_dim, "g_hidden_dim": g.hidden_dim}
+                "g_emb_dim": g.emb_dim, "g_hidden_dim": g.hidden_dim, **g.arch_info()}
 
     def _elapsed(self) -> float:
         return self._elapsed0 + time.perf_counter() - self._t0
@@ -186,7 +186,9 @@ class RunState:
                                self._state_json())
 
     def _restore(self, tensors: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> None:
-        if state.get("model") != self.model_info:
+        from .models import Generator
+
+        if Generator.complete_arch(state.get("model")) != self.model_info:
             raise ConfigError(f"checkpoint in {self.out_dir} is for model {state.get('model')}, "
                               f"but this config builds {self.model_info}")
         self.generator.load_state_dict(tensors["generator"])

@@ -143,7 +143,9 @@ class SeqGANTrainer(RunState):
 
         self.cond_x = self._conditional_rows(cfg)
         V, T, start = self.task.vocab_size, self.task.seq_len, self.task.start_token
-        self.generator = Generator(V, cfg.g_emb_dim, cfg.g_hidden_dim, T, start).to(self.device)
+        self.generator = Generator(V, cfg.g_emb_dim, cfg.g_hidden_dim, T, start,
+                                   cell=cfg.g_cell, encoder=cfg.g_encoder,
+                                   history_len=cfg.g_history or None).to(self.device)
         self.discriminator = Discriminator(
             V, T, cfg.d_emb_dim, cfg.d_filter_sizes, cfg.d_num_filters, cfg.d_dropout_keep,
             cfg.d_l2_reg).to(self.device)

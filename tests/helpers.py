@@ -14,10 +14,18 @@ TINY_TRAIN = ["vocab_size=61", "seq_len=7", "g_emb_dim=8", "g_hidden_dim=16", "n
               "d_num_filters=8,8", "adv_batches=1", "num_rollouts=2", "batch_size=32"]
 
 
-def small_generator(vocab=300, emb=8, hidden=16, seq_len=7, seed=0, scale=1.0) -> Generator:
-    """A generator with larger-than-init weights, so its softmaxes are far from uniform."""
+CELLS = ("lstm", "gru")
+
+
+def small_generator(vocab=300, emb=8, hidden=16, seq_len=7, seed=0, scale=1.0,
+                    cell="lstm") -> Generator:
+    """A generator with larger-than-init weights, so its softmaxes are far from uniform.
+    A GRU also gets non-zero hidden-side biases (b_hn sits inside r * (...))."""
     torch.manual_seed(seed)
-    g = Generator(vocab, emb, hidden, seq_len)
+    g = Generator(vocab, emb, hidden, seq_len, cell=cell)
+    if cell == "gru":
+        with torch.no_grad():
+            g.gru.bias_hh_l0.normal_(0.0, 0.1)
     with torch.no_grad():
         for p in g.parameters():
             p.mul_(scale)

@@ -3,7 +3,7 @@ import importlib
 
 import pytest
 import torch
-from helpers import assert_tokens_agree, chi_square_pvalue, small_generator
+from helpers import CELLS, assert_tokens_agree, chi_square_pvalue, small_generator
 
 from seqgan_fast import Discriminator, Generator, _ext, ops
 from seqgan_fast.ops.decode import decode_ref
@@ -38,14 +38,20 @@ def cpu_path(request):
         yield isa
 
 
-def make(vocab, emb, hidden, seq_len, seed=0, scale=1.0) -> Generator:
-    return small_generator(vocab, emb, hidden, seq_len, seed=seed, scale=scale)
+def make(vocab, emb, hidden, seq_len, seed=0, scale=1.0, cell="lstm") -> Generator:
+    return small_generator(vocab, emb, hidden, seq_len, seed=seed, scale=scale, cell=cell)
+
+
+@pytest.fixture(params=CELLS)
+def cell(request):
+    """The generator's cell: every agreement test runs for the LSTM and the GRU."""
+    return request.param
 
 
 @pytest.mark.parametrize("V,E,H,T,B,scale", SHAPES)
 @pytest.mark.parametrize("temperature", [1.0, 0.7, 1.3])
-def test_sample_matches_reference(V, E, H, T, B, scale, temperature, cpu_path):
-    g = make(V, E, H, T, scale=scale)
+def test_sample_matches_reference(V, E, H, T, B, scale, temperature, cpu_path, cell):
+    g = make(V, E, H, T, scale=scale, cell=cell)
     w = g.kernel_weights()
     seed = 2**64 - 3 if temperature == 1.0 else 17
     got = ops.sample(g, B, seed=seed, temperature=temperature, backend="cpp")
@@ -55,8 +61,8 @@ def test_sample_matches_reference(V, E, H, T, B, scale, temperature, cpu_path):
 
 @pytest.mark.parametrize("V,E,H,T,B,scale", SHAPES)
 @pytest.mark.parametrize("P", [1, "half", "all"])
-def test_sample_with_prefix_matches_reference(V, E, H, T, B, scale, P, cpu_path):
-    g = make(V, E, H, T, scale=scale)
+def test_sample_with_prefix_matches_reference(V, E, H, T, B, scale, P, cpu_path, cell):
+    g = make(V, E, H, T, scale=scale, cell=cell)
     P = {"half": T // 2, "all": T}.get(P, P)
     prefix = torch.randint(0, V, (B, P))
     got = ops.sample(g, B, seed=5, temperature=0.9, prefix=prefix, row_offset=3, backend="cpp")
@@ -81,8 +87,8 @@ def test_sample_rows_are_logical():
     (17, 4, 9, 1000, 5, 3, 4.0, 0.7),
     (64, 2, 20, 5000, 32, 32, 1.0, 1.0),
 ])
-def test_rollout_matches_reference(B, N, T, V, E, H, scale, temperature, cpu_path):
-    g = make(V, E, H, T, scale=scale)
+def test_rollout_matches_reference(B, N, T, V, E, H, scale, temperature, cpu_path, cell):
+    g = make(V, E, H, T, scale=scale, cell=cell)
     x = ops.sample(g, B, seed=1, backend="reference")
     got = ops.rollout(g, x, N, seed=2**63 + 11, temperature=temperature, backend="cpp")
     want = rollout_ref(g.kernel_weights(), x, N, 2**63 + 11, temperature)
@@ -102,17 +108,21 @@ def test_rollout_degenerate_lengths():
 
 
 @pytest.mark.parametrize("B,H,temperature", [(1, 16, 1.0), (37, 20, 0.8), (64, 32, 1.7)])
-def test_decode_matches_reference(B, H, temperature, cpu_path):
-    g = make(777, 9, H, 5, scale=3.0)
+def test_decode_matches_reference(B, H, temperature, cpu_path, cell):
+    g = make(777, 9, H, 5, scale=3.0, cell=cell)
     w = g.kernel_weights()
     tokens = torch.randint(0, 777, (B,))
-    h, c = torch.randn(B, H) * 0.5, torch.randn(B, H)
+    h = torch.randn(B, H) * 0.5
+    c = torch.randn(B, H) if cell == "lstm" else None
     got = ops.decode(g, tokens, h, c, seed=9, step=4, row_offset=100, stream=1,
                      temperature=temperature, backend="cpp")
     want = decode_ref(w, tokens, h, c, 9, 4, 100, 1, temperature)
     assert_tokens_agree(got[0], want[0])
     torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=2e-6)
-    torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=2e-6)
+    if cell == "lstm":
+        torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=2e-6)
+    else:
+        assert got[2] is None
 
 
 def first_token_probs(g: Generator, temperature: float) -> torch.Tensor:
@@ -123,21 +133,21 @@ def first_token_probs(g: Generator, temperature: float) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.8])
-def test_first_token_chi_square(temperature, cpu_path):
-    g = make(700, 8, 16, 1, seed=3, scale=10.0)  # 3 tiles, the last one short
+def test_first_token_chi_square(temperature, cpu_path, cell):
+    g = make(700, 8, 16, 1, seed=3, scale=10.0, cell=cell)  # 3 tiles, the last one short
     x = ops.sample(g, 200_000, seed=21, temperature=temperature, backend="cpp")
     assert chi_square_pvalue(x[:, 0], first_token_probs(g, temperature)) > 0.001
 
 
-def test_chi_square_detects_wrong_temperature():
+def test_chi_square_detects_wrong_temperature(cell):
     # the test above can fail: the same draws are rejected against another temperature
-    g = make(700, 8, 16, 1, seed=3, scale=10.0)
+    g = make(700, 8, 16, 1, seed=3, scale=10.0, cell=cell)
     x = ops.sample(g, 200_000, seed=21, temperature=1.0, backend="cpp")
     assert chi_square_pvalue(x[:, 0], first_token_probs(g, 1.15)) < 1e-6
 
 
-def test_deterministic_across_runs_and_thread_counts(cpu_path):
-    g = make(1000, 16, 32, 12, scale=2.0)
+def test_deterministic_across_runs_and_thread_counts(cpu_path, cell):
+    g = make(1000, 16, 32, 12, scale=2.0, cell=cell)
     x = ops.sample(g, 40, seed=0, backend="cpp")
     threads = torch.get_num_threads()
     try:
@@ -207,6 +217,20 @@ def call_decode(tokens=None, h=None, c=None, w=None, step=0, row_offset=0, strea
                                         stream, temperature)
 
 
+def gru_weights():
+    return list(make(V_, E_, H_, 5, cell="gru").kernel_weights().tensors())
+
+
+def call_sample_state(h0=None, c0=None, cell=0, w=None):
+    prefix = torch.zeros(3, 2, dtype=torch.int64)
+    return torch.ops.seqgan_fast.sample(prefix, *(w or weights()), 5, 0, 0, 0, 1.0, cell, h0, c0)
+
+
+def call_rollout_state(h0=None, c0=None, cell=0, w=None):
+    x = torch.zeros(2, 5, dtype=torch.int64)
+    return torch.ops.seqgan_fast.rollout(x, 2, *(w or weights()), 0, 0, 1.0, cell, h0, c0)
+
+
 def bad_weight(index, value):
     w = weights()
     w[index] = value
@@ -257,6 +281,15 @@ def bad_weight(index, value):
     (lambda: call_decode(row_offset=2**32), "row_offset must be in"),
     (lambda: call_decode(stream=2), "stream must be 0"),
     (lambda: call_decode(temperature=0.0), "temperature must be"),
+    (lambda: call_sample_state(cell=2), "cell must be 0 \\(lstm\\) or 1 \\(gru\\)"),
+    (lambda: call_sample_state(cell=1), "w_ih must have shape \\(24, 4\\)"),  # LSTM weights
+    (lambda: call_rollout_state(cell=0, w=gru_weights()), "w_ih must have shape \\(32, 4\\)"),
+    (lambda: call_sample_state(h0=torch.zeros(2, H_)), "h0 must have shape \\(3, 8\\)"),
+    (lambda: call_sample_state(h0=torch.zeros(3, H_), c0=torch.zeros(3, H_ + 1)),
+     "c0 must have shape"),
+    (lambda: call_rollout_state(h0=torch.zeros(2, H_, dtype=torch.float64)), "h0 must be Float"),
+    (lambda: call_rollout_state(h0=torch.zeros(2, H_), c0=torch.zeros(2, H_), cell=1,
+                                w=gru_weights()), "c0: a GRU has no cell state"),
 ])
 def test_op_validation_messages(call, match):
     with pytest.raises(RuntimeError, match=match):
@@ -267,6 +300,8 @@ def test_ops_accept_valid_arguments():
     # the validation tests above are not vacuous: the same calls with good values run
     assert call_rollout().shape == (4, 2, 2, 5)
     assert call_sample().shape == (3, 5)
+    assert call_sample_state(torch.zeros(3, H_), torch.zeros(3, H_)).shape == (3, 5)
+    assert call_rollout_state(torch.zeros(2, H_), None, 1, gru_weights()).shape == (4, 2, 2, 5)
     tok, h, c = call_decode()
     assert tok.shape == (3,) and h.shape == (3, H_) and c.shape == (3, H_)
 

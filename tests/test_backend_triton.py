@@ -17,7 +17,7 @@ if os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
                 allow_module_level=True)
 
 import triton.language as tl  # noqa: E402
-from helpers import assert_tokens_agree, chi_square_pvalue, small_generator  # noqa: E402
+from helpers import CELLS, assert_tokens_agree, chi_square_pvalue, small_generator  # noqa: E402
 
 from seqgan_fast import ops  # noqa: E402
 from seqgan_fast.ops.decode import decode_ref  # noqa: E402
@@ -65,19 +65,24 @@ def test_backend_available_in_interpreter():
     assert "triton" in ops.available_backends("cpu")
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("vocab", [300, 600, 256])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_decode_matches_reference(vocab, seed):
-    g = small_generator(vocab=vocab, scale=3.0)
+def test_decode_matches_reference(vocab, seed, cell):
+    g = small_generator(vocab=vocab, scale=3.0, cell=cell)
     B = 37
     tok = torch.randint(0, vocab, (B,))
-    h, c = torch.randn(B, 16), torch.randn(B, 16)
+    h = torch.randn(B, 16)
+    c = torch.randn(B, 16) if cell == "lstm" else None
     args = (seed, 3, 5, 1, 0.7)
     got = ops.decode(g, tok, h, c, *args, backend="triton")
     ref = decode_ref(g.kernel_weights(), tok, h, c, *args)
     assert_tokens_agree(got[0], ref[0], min_agree=1.0)
     torch.testing.assert_close(got[1], ref[1], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(got[2], ref[2], atol=1e-5, rtol=1e-5)
+    if cell == "lstm":
+        torch.testing.assert_close(got[2], ref[2], atol=1e-5, rtol=1e-5)
+    else:
+        assert got[2] is None and ref[2] is None
 
 
 def test_decode_launch_geometry_and_determinism():
@@ -97,9 +102,10 @@ def test_decode_launch_geometry_and_determinism():
     assert not torch.equal(a[0], decode_triton(w, tok, h, c, 8, 2, 0, 0, 1.0)[0])
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("vocab,B,P", [(300, 5, 0), (600, 3, 2), (300, 20, 4)])
-def test_sample_matches_reference(vocab, B, P):
-    g = small_generator(vocab=vocab, seq_len=6, scale=3.0)
+def test_sample_matches_reference(vocab, B, P, cell):
+    g = small_generator(vocab=vocab, seq_len=6, scale=3.0, cell=cell)
     prefix = torch.randint(0, vocab, (B, P))
     for seed in SEEDS[:2]:
         kw = dict(seed=seed, temperature=1.3, row_offset=11, prefix=prefix)
@@ -118,16 +124,33 @@ def test_sample_launch_geometry_and_determinism():
     assert not torch.equal(a, sample_triton(w, empty, 5, 4))
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("vocab,B,N,T", [(300, 3, 2, 5), (600, 4, 2, 5), (300, 1, 1, 2),
                                          (600, 2, 1, 4)])
-def test_rollout_matches_reference(vocab, B, N, T):
-    g = small_generator(vocab=vocab, seq_len=T, scale=3.0)
+def test_rollout_matches_reference(vocab, B, N, T, cell):
+    g = small_generator(vocab=vocab, seq_len=T, scale=3.0, cell=cell)
     x = g.sample(B, seed=9, backend="reference")
     kw = dict(seed=SEEDS[2], temperature=0.8)
     got = ops.rollout(g, x, N, backend="triton", **kw)
     assert_tokens_agree(got, ops.rollout(g, x, N, backend="reference", **kw), min_agree=1.0)
     for t in range(1, T):
         assert torch.equal(got[t - 1, :, :, :t], x[:, :t].expand(N, B, t))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_initial_states_match_reference(cell):
+    g = small_generator(vocab=300, emb=7, hidden=13, seq_len=5, scale=3.0, cell=cell)
+    B = 6
+    h0 = torch.randn(B, 13)
+    c0 = torch.randn(B, 13) if cell == "lstm" else None
+    kw = dict(seed=4, h0=h0, c0=c0)
+    got = ops.sample(g, B, backend="triton", **kw)
+    assert_tokens_agree(got, ops.sample(g, B, backend="reference", **kw), min_agree=1.0)
+    assert not torch.equal(got, ops.sample(g, B, seed=4, backend="triton"))  # h0 was used
+    x = g.sample(B, seed=1, backend="reference")
+    got = ops.rollout(g, x, 2, backend="triton", **kw)
+    assert_tokens_agree(got, ops.rollout(g, x, 2, backend="reference", **kw), min_agree=1.0)
+    assert not torch.equal(got, ops.rollout(g, x, 2, seed=4, backend="triton"))
 
 
 def test_rollout_blocks_with_mixed_prefix_lengths():
@@ -142,16 +165,18 @@ def test_rollout_blocks_with_mixed_prefix_lengths():
     assert not torch.equal(a, rollout_triton(w, x, 2, 6))
 
 
-def test_first_token_distribution_chi_square():
+@pytest.mark.parametrize("cell", CELLS)
+def test_first_token_distribution_chi_square(cell):
     # many rows with one state: 16k independent draws (Philox rows) in 16 programs of the
     # decode kernel, against softmax(logits / temperature) over a 2-tile vocabulary
-    g = small_generator(vocab=300, scale=2.0, seed=3)
+    g = small_generator(vocab=300, scale=2.0, seed=3, cell=cell)
     w = g.kernel_weights()
     w = w._replace(w_out=w.w_out * 4.0)  # peaked logits: the test then has power
     B = 16384
     tok = torch.full((B,), 5, dtype=torch.int64)
     h0, c0 = torch.randn(1, 16), torch.randn(1, 16)
-    h, c = h0.expand(B, 16).contiguous(), c0.expand(B, 16).contiguous()
+    h = h0.expand(B, 16).contiguous()
+    c = c0.expand(B, 16).contiguous() if cell == "lstm" else None
     nxt, h1, _ = decode_triton(w, tok, h, c, 2024, 0, 0, 0, 0.9)
     probs = torch.softmax(project(w, h1[:1]) / 0.9, dim=1)[0]
     assert float(probs.max()) > 10.0 / 300 and float(probs[256:].sum()) > 0.05  # both tiles

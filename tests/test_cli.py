@@ -183,3 +183,39 @@ def test_defaults_and_task_inference(tmp_path):
     cfg, _ = resolve("--data", str(tmp_path / "a.txt"), "--task", "recsys",
                      "--set", "seed=9", "--seed", "4")
     assert cfg.task == "recsys" and cfg.seed == 9  # --set is applied last
+
+
+@pytest.mark.parametrize("cell,encoder", [("gru", "tied"), ("lstm", "separate"),
+                                          ("gru", "separate")])
+def test_cell_and_encoder_train_checkpoint_and_sample(tmp_path, capsys, cell, encoder):
+    out = tmp_path / "run"
+    rc = main(["train", "--out", str(out), "--backend", "cpp", "-q", "--set", *TINY,
+               f"g_cell={cell}", f"g_encoder={encoder}"])
+    assert rc == 0
+    state = json.loads((out / "checkpoints" / (out / "checkpoints" / "LATEST").read_text()
+                        .strip() / "state.json").read_text())
+    assert state["model"]["g_cell"] == cell and state["model"]["g_encoder"] == encoder
+    assert (state["model"]["g_history"] > 0) == (encoder == "separate")
+    capsys.readouterr()
+    assert main(["sample", "--run", str(out), "-n", "4", "--seed", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(len(line.split()) == 7 for line in lines)
+
+
+def test_old_checkpoints_without_cell_load_as_lstm_tied(trained_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    ckpt = run / "checkpoints" / (run / "checkpoints" / "LATEST").read_text().strip()
+    state = json.loads((ckpt / "state.json").read_text())
+    for key in ("g_cell", "g_encoder", "g_history"):
+        state["model"].pop(key)
+        state["config"].pop(key)
+    (ckpt / "state.json").write_text(json.dumps(state))
+    capsys.readouterr()
+    assert main(["sample", "--run", str(run), "-n", "3", "--seed", "3"]) == 0
+    old = capsys.readouterr().out
+    assert main(["sample", "--run", str(trained_run), "-n", "3", "--seed", "3"]) == 0
+    assert capsys.readouterr().out == old
+    assert main(["train", "--out", str(run), "--resume", "-q", "--set", "adv_batches=2"]) == 0

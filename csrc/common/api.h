@@ -7,8 +7,13 @@
 
 namespace seqgan {
 
-// Borrowed pointers to the generator's weights (fp32, contiguous, torch layout; LSTM gate
-// order i, f, g, o): emb (V,E), w_ih (4H,E), w_hh (4H,H), bias (4H), w_out (V,H), b_out (V).
+// The generator's cell (seqgan_fast/ops/weights.py CELL_IDS).
+constexpr int kCellLSTM = 0, kCellGRU = 1;
+
+// Borrowed pointers to the generator's weights (fp32, contiguous, torch layout):
+// emb (V,E), w_ih (G*H,E), w_hh (G*H,H), bias (4H), w_out (V,H), b_out (V), with
+//   LSTM: G = 4, gate order i, f, g, o; bias = b_ih + b_hh;
+//   GRU:  G = 3, gate order r, z, n;    bias = [b_ir + b_hr, b_iz + b_hz, b_in, b_hn].
 struct LSTMWeightsView {
   const float* emb;
   const float* w_ih;
@@ -17,6 +22,7 @@ struct LSTMWeightsView {
   const float* w_out;
   const float* b_out;
   int64_t V, E, H;
+  int cell = kCellLSTM;
 };
 
 // The discriminator's first layer folded into a table (csrc/common/score.h): filter group g
@@ -35,6 +41,7 @@ struct ConvTableView {
 };
 
 // Entry points of one compiled copy of csrc/common/generate.h (argument meaning there).
+// h0, c0 (B, H): per-row initial states; nullptr = zeros (c0 is unused by a GRU).
 struct CoreKernels {
   const char* isa;  // "avx512", "avx2" or "baseline"
   void (*decode)(const LSTMWeightsView& w, const int64_t* tokens, const float* h_in,
@@ -43,10 +50,11 @@ struct CoreKernels {
                  float* h_out, float* c_out, int num_threads);
   void (*sample)(const LSTMWeightsView& w, const int64_t* prefix, int64_t B, int64_t P,
                  int64_t T, int64_t start_token, uint64_t seed, uint32_t row_offset,
-                 float temperature, int64_t* out, int num_threads);
+                 float temperature, int64_t* out, int num_threads, const float* h0,
+                 const float* c0);
   void (*rollout)(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T, int64_t N,
                   int64_t start_token, uint64_t seed, float temperature, int64_t* out,
-                  int num_threads);
+                  int num_threads, const float* h0, const float* c0);
   void (*score_pool)(const ConvTableView& d, const int64_t* tokens, int64_t row0, int64_t M,
                      int64_t T, const int64_t* prefix_x, int64_t N, int64_t B, float* pooled,
                      int num_threads);

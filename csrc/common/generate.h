@@ -7,11 +7,15 @@
 // x 64-column register microkernel over w_out packed in panels), then the tile sampler.
 // Logits never exist beyond one rows x 256 tile per thread.
 //
+// Each op is a template on the cell (LstmCell, GruCell: csrc/common/cell.h), chosen once per
+// call from the weights' `cell`; sample and rollout start every row from its initial state
+// (h0, c0 (B, H); nullptr = zeros), the state before the start token is fed.
+//
 // Memory (bytes), beyond inputs and the output:
 //   packed weights  4 * (tiles*256*(Hp + 1) + (E + Hp + 1) * 4*Hp)   (+ a transient 16*H*(E+H))
 //   per thread      BlockWorkspace::bytes(kBlockRows)
 //                   = 4*kBlockRows*(E + 6*Hp + 514 + 2*round_up(tiles, 16)) + 8*kBlockRows
-//   rollout only    prefix states 2 * 4 * (T-1) * B * Hp
+//   rollout only    prefix states 2 * 4 * (T-1) * B * Hp (GRU: half, no cell state)
 // e.g. paper (V=5000, E=H=32): ~0.7 MB packed + ~100 KB per thread + 0.3 MB prefix states.
 // Hp = H rounded up to 16, tiles = ceil(V / 256).
 #pragma once
@@ -23,7 +27,7 @@
 #include <cstring>
 #include <vector>
 
-#include "lstm.h"
+#include "cell.h"
 #include "sampler.h"
 
 #ifdef _OPENMP
@@ -43,7 +47,7 @@ constexpr int64_t kBlockRows = SEQGAN_BLOCK_ROWS;
 
 // Samples one token per row of the block from softmax(project(h) / temperature).
 // row_ids[r]: the logical Philox row of block row r.
-inline void sample_block(const PackedLSTM& p, BlockWorkspace& ws, int64_t rows, uint64_t seed,
+inline void sample_block(const PackedRNN& p, BlockWorkspace& ws, int64_t rows, uint64_t seed,
                          uint32_t step, const uint32_t* row_ids, uint32_t stream,
                          float temperature, int64_t* tokens) {
   const int64_t J = p.tiles, NJ = noise_len(J);
@@ -91,14 +95,24 @@ inline int resolve_threads(int num_threads) {
 #endif
 }
 
+// Calls f(Cell{}) with the cell type the weights name.
+template <class F>
+inline void with_cell(const LSTMWeightsView& w, F&& f) {
+  if (w.cell == kCellGRU)
+    f(GruCell{});
+  else
+    f(LstmCell{});
+}
+
 // decode: feed tokens (B,), state h_in, c_in (B,H) -> next tokens (B,), h_out, c_out (B,H).
-// Row b samples with Philox row row_offset + b.
-inline void decode_core(const LSTMWeightsView& w, const int64_t* tokens, const float* h_in,
+// Row b samples with Philox row row_offset + b. A GRU ignores c_in and writes c_out = 0.
+template <class Cell>
+inline void decode_impl(const LSTMWeightsView& w, const int64_t* tokens, const float* h_in,
                         const float* c_in, int64_t B, uint64_t seed, uint32_t step,
                         uint32_t row_offset, uint32_t stream, float temperature,
                         int64_t* tok_out, float* h_out, float* c_out, int num_threads) {
   if (B <= 0) return;
-  const PackedLSTM p(w);
+  const PackedRNN p(w);
   const int64_t R = rows_per_block(B, resolve_threads(num_threads));
   const int64_t nblocks = (B + R - 1) / R;
   const int nt = static_cast<int>(std::min<int64_t>(resolve_threads(num_threads), nblocks));
@@ -109,8 +123,8 @@ inline void decode_core(const LSTMWeightsView& w, const int64_t* tokens, const f
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < nblocks; ++blk) {
       const int64_t b0 = blk * R, rows = std::min(R, B - b0);
-      load_state(p, ws, rows, h_in + b0 * p.H, c_in + b0 * p.H);
-      lstm_block(p, ws, rows, tokens + b0);
+      load_state(p, ws, rows, h_in + b0 * p.H, Cell::kHasC ? c_in + b0 * p.H : nullptr);
+      cell_block<Cell>(p, ws, rows, tokens + b0);
       for (int64_t r = 0; r < rows; ++r) {
         ids[r] = row_offset + static_cast<uint32_t>(b0 + r);
         std::memcpy(h_out + (b0 + r) * p.H, ws.h(p, r), sizeof(float) * p.H);
@@ -121,13 +135,25 @@ inline void decode_core(const LSTMWeightsView& w, const int64_t* tokens, const f
   }
 }
 
-// sample: out (B, T); positions < P copied from prefix (B, P) and fed to the LSTM,
+inline void decode_core(const LSTMWeightsView& w, const int64_t* tokens, const float* h_in,
+                        const float* c_in, int64_t B, uint64_t seed, uint32_t step,
+                        uint32_t row_offset, uint32_t stream, float temperature,
+                        int64_t* tok_out, float* h_out, float* c_out, int num_threads) {
+  with_cell(w, [&](auto cell) {
+    decode_impl<decltype(cell)>(w, tokens, h_in, c_in, B, seed, step, row_offset, stream,
+                                temperature, tok_out, h_out, c_out, num_threads);
+  });
+}
+
+// sample: out (B, T); positions < P copied from prefix (B, P) and fed to the cell,
 // positions >= P drawn with Philox (step = position, row = row_offset + b, stream 0).
-inline void sample_core(const LSTMWeightsView& w, const int64_t* prefix, int64_t B, int64_t P,
+template <class Cell>
+inline void sample_impl(const LSTMWeightsView& w, const int64_t* prefix, int64_t B, int64_t P,
                         int64_t T, int64_t start_token, uint64_t seed, uint32_t row_offset,
-                        float temperature, int64_t* out, int num_threads) {
+                        float temperature, int64_t* out, int num_threads, const float* h0,
+                        const float* c0) {
   if (B <= 0 || T <= 0) return;
-  const PackedLSTM p(w);
+  const PackedRNN p(w);
   const int64_t R = rows_per_block(B, resolve_threads(num_threads));
   const int64_t nblocks = (B + R - 1) / R;
   const int nt = static_cast<int>(std::min<int64_t>(resolve_threads(num_threads), nblocks));
@@ -139,13 +165,14 @@ inline void sample_core(const LSTMWeightsView& w, const int64_t* prefix, int64_t
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < nblocks; ++blk) {
       const int64_t b0 = blk * R, rows = std::min(R, B - b0);
-      load_state(p, ws, rows, nullptr, nullptr);
+      load_state(p, ws, rows, h0 ? h0 + b0 * p.H : nullptr,
+                 Cell::kHasC && c0 ? c0 + b0 * p.H : nullptr);
       for (int64_t r = 0; r < rows; ++r) {
         ids[r] = row_offset + static_cast<uint32_t>(b0 + r);
         tok[r] = start_token;
       }
       for (int64_t s = 0; s < T; ++s) {
-        lstm_block(p, ws, rows, tok);
+        cell_block<Cell>(p, ws, rows, tok);
         if (s < P) {
           for (int64_t r = 0; r < rows; ++r) tok[r] = prefix[(b0 + r) * P + s];
         } else {
@@ -157,17 +184,30 @@ inline void sample_core(const LSTMWeightsView& w, const int64_t* prefix, int64_t
   }
 }
 
+inline void sample_core(const LSTMWeightsView& w, const int64_t* prefix, int64_t B, int64_t P,
+                        int64_t T, int64_t start_token, uint64_t seed, uint32_t row_offset,
+                        float temperature, int64_t* out, int num_threads,
+                        const float* h0 = nullptr, const float* c0 = nullptr) {
+  with_cell(w, [&](auto cell) {
+    sample_impl<decltype(cell)>(w, prefix, B, P, T, start_token, seed, row_offset,
+                                temperature, out, num_threads, h0, c0);
+  });
+}
+
 // rollout: x (B, T) -> out (T-1, N, B, T). Completion row r = ((t-1)*N + n)*B + b keeps
 // x[b, :t] and samples positions s = t..T-1 with Philox (step s, row r, stream 1), starting
-// from the state after the start token and x[b, :t] (one teacher-forced pass for all t).
-inline void rollout_core(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T,
+// from the state after the start token and x[b, :t] (one teacher-forced pass for all t, from
+// the row's initial state h0, c0).
+template <class Cell>
+inline void rollout_impl(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T,
                          int64_t N, int64_t start_token, uint64_t seed, float temperature,
-                         int64_t* out, int num_threads) {
+                         int64_t* out, int num_threads, const float* h0, const float* c0) {
   if (B <= 0 || T < 2 || N <= 0) return;
-  const PackedLSTM p(w);
+  const PackedRNN p(w);
   const int64_t Hp = p.Hp;
   // prefix states: hp/cp[(t-1)*B + b] = state after start, x[b, 0..t-1], for t = 1..T-1
-  std::vector<float> hp(static_cast<size_t>((T - 1) * B * Hp)), cp(hp.size());
+  std::vector<float> hp(static_cast<size_t>((T - 1) * B * Hp));
+  std::vector<float> cp(Cell::kHasC ? hp.size() : 0);
   const int nt_all = resolve_threads(num_threads);
   const int64_t RB = rows_per_block(B, nt_all);
   const int64_t bblocks = (B + RB - 1) / RB;
@@ -180,14 +220,17 @@ inline void rollout_core(const LSTMWeightsView& w, const int64_t* x, int64_t B, 
 #pragma omp for schedule(dynamic, 1)
       for (int64_t blk = 0; blk < bblocks; ++blk) {
         const int64_t b0 = blk * RB, rows = std::min(RB, B - b0);
-        load_state(p, ws, rows, nullptr, nullptr);
+        load_state(p, ws, rows, h0 ? h0 + b0 * p.H : nullptr,
+                   Cell::kHasC && c0 ? c0 + b0 * p.H : nullptr);
         for (int64_t r = 0; r < rows; ++r) tok[r] = start_token;
         for (int64_t t = 0; t < T; ++t) {  // input: start token at t = 0, else x[b, t-1]
-          lstm_block(p, ws, rows, tok);
+          cell_block<Cell>(p, ws, rows, tok);
           for (int64_t r = 0; r < rows; ++r) {
             if (t > 0) {
               std::memcpy(&hp[((t - 1) * B + b0 + r) * Hp], ws.h(p, r), sizeof(float) * Hp);
-              std::memcpy(&cp[((t - 1) * B + b0 + r) * Hp], ws.cell(p, r), sizeof(float) * Hp);
+              if (Cell::kHasC)
+                std::memcpy(&cp[((t - 1) * B + b0 + r) * Hp], ws.cell(p, r),
+                            sizeof(float) * Hp);
             }
             if (t < T - 1) tok[r] = x[(b0 + r) * T + t];
           }
@@ -215,16 +258,27 @@ inline void rollout_core(const LSTMWeightsView& w, const int64_t* x, int64_t B, 
         const int64_t b = (i0 + r) % B;
         ids[r] = static_cast<uint32_t>(row0 + r);
         std::memcpy(ws.h(p, r), &hp[((t - 1) * B + b) * Hp], sizeof(float) * Hp);
-        std::memcpy(ws.cell(p, r), &cp[((t - 1) * B + b) * Hp], sizeof(float) * Hp);
+        if (Cell::kHasC)
+          std::memcpy(ws.cell(p, r), &cp[((t - 1) * B + b) * Hp], sizeof(float) * Hp);
         std::memcpy(out + (row0 + r) * T, x + b * T, sizeof(int64_t) * t);
       }
       for (int64_t s = t; s < T; ++s) {
         sample_block(p, ws, rows, seed, static_cast<uint32_t>(s), ids, 1u, temperature, tok);
         for (int64_t r = 0; r < rows; ++r) out[(row0 + r) * T + s] = tok[r];
-        if (s < T - 1) lstm_block(p, ws, rows, tok);
+        if (s < T - 1) cell_block<Cell>(p, ws, rows, tok);
       }
     }
   }
+}
+
+inline void rollout_core(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T,
+                         int64_t N, int64_t start_token, uint64_t seed, float temperature,
+                         int64_t* out, int num_threads, const float* h0 = nullptr,
+                         const float* c0 = nullptr) {
+  with_cell(w, [&](auto cell) {
+    rollout_impl<decltype(cell)>(w, x, B, T, N, start_token, seed, temperature, out,
+                                 num_threads, h0, c0);
+  });
 }
 
 }  // namespace SEQGAN_ISA

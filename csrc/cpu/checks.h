@@ -23,9 +23,13 @@ inline void check_cpu_tensor(const at::Tensor& t, const char* name, at::ScalarTy
 }
 
 // Checks the weights' dtypes, devices, contiguity and mutual shapes; returns a view on them.
+// `cell`: kCellLSTM (4 gate blocks in w_ih, w_hh) or kCellGRU (3); bias is 4H for both.
 inline LSTMWeightsView check_weights(const at::Tensor& emb, const at::Tensor& w_ih,
                                      const at::Tensor& w_hh, const at::Tensor& bias,
-                                     const at::Tensor& w_out, const at::Tensor& b_out) {
+                                     const at::Tensor& w_out, const at::Tensor& b_out,
+                                     int64_t cell = kCellLSTM) {
+  TORCH_CHECK(cell == kCellLSTM || cell == kCellGRU, "cell must be 0 (lstm) or 1 (gru), got ",
+              cell);
   check_cpu_tensor(emb, "emb", at::kFloat, 2);
   check_cpu_tensor(w_ih, "w_ih", at::kFloat, 2);
   check_cpu_tensor(w_hh, "w_hh", at::kFloat, 2);
@@ -33,11 +37,12 @@ inline LSTMWeightsView check_weights(const at::Tensor& emb, const at::Tensor& w_
   check_cpu_tensor(w_out, "w_out", at::kFloat, 2);
   check_cpu_tensor(b_out, "b_out", at::kFloat, 1);
   const int64_t V = emb.size(0), E = emb.size(1), H = w_hh.size(1);
-  TORCH_CHECK(V >= 1 && E >= 1 && H >= 1, "emb (V, E) and w_hh (4H, H) must be non-empty, got ",
-              "emb ", emb.sizes(), " and w_hh ", w_hh.sizes());
-  TORCH_CHECK(w_ih.size(0) == 4 * H && w_ih.size(1) == E, "w_ih must have shape (", 4 * H,
+  const int64_t G = cell == kCellGRU ? 3 : 4;
+  TORCH_CHECK(V >= 1 && E >= 1 && H >= 1, "emb (V, E) and w_hh (", G,
+              "H, H) must be non-empty, got emb ", emb.sizes(), " and w_hh ", w_hh.sizes());
+  TORCH_CHECK(w_ih.size(0) == G * H && w_ih.size(1) == E, "w_ih must have shape (", G * H,
               ", ", E, "), got ", w_ih.sizes());
-  TORCH_CHECK(w_hh.size(0) == 4 * H, "w_hh must have shape (", 4 * H, ", ", H, "), got ",
+  TORCH_CHECK(w_hh.size(0) == G * H, "w_hh must have shape (", G * H, ", ", H, "), got ",
               w_hh.sizes());
   TORCH_CHECK(bias.size(0) == 4 * H, "bias must have shape (", 4 * H, "), got ", bias.sizes());
   TORCH_CHECK(w_out.size(0) == V && w_out.size(1) == H, "w_out must have shape (", V, ", ", H,
@@ -46,7 +51,18 @@ inline LSTMWeightsView check_weights(const at::Tensor& emb, const at::Tensor& w_
   TORCH_CHECK(V <= (int64_t{1} << 31), "emb: vocabulary size must be < 2**31, got ", V);
   return LSTMWeightsView{emb.data_ptr<float>(),   w_ih.data_ptr<float>(),
                          w_hh.data_ptr<float>(),  bias.data_ptr<float>(),
-                         w_out.data_ptr<float>(), b_out.data_ptr<float>(), V, E, H};
+                         w_out.data_ptr<float>(), b_out.data_ptr<float>(), V, E, H,
+                         static_cast<int>(cell)};
+}
+
+// An optional per-row initial state (B, H) float32; returns its data or nullptr.
+inline const float* check_state(const c10::optional<at::Tensor>& t, const char* name,
+                                int64_t B, int64_t H) {
+  if (!t.has_value() || !t->defined()) return nullptr;
+  check_cpu_tensor(*t, name, at::kFloat, 2);
+  TORCH_CHECK(t->size(0) == B && t->size(1) == H, name, " must have shape (", B, ", ", H,
+              "), got ", t->sizes());
+  return t->data_ptr<float>();
 }
 
 inline void check_token_range(const at::Tensor& t, const char* name, int64_t V) {

@@ -9,8 +9,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cpu(
     const at::Tensor& tokens, const at::Tensor& h, const at::Tensor& c, const at::Tensor& emb,
     const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& bias,
     const at::Tensor& w_out, const at::Tensor& b_out, int64_t seed, int64_t step,
-    int64_t row_offset, int64_t stream, double temperature) {
-  const seqgan::LSTMWeightsView w = seqgan::check_weights(emb, w_ih, w_hh, bias, w_out, b_out);
+    int64_t row_offset, int64_t stream, double temperature, int64_t cell) {
+  const seqgan::LSTMWeightsView w =
+      seqgan::check_weights(emb, w_ih, w_hh, bias, w_out, b_out, cell);
   seqgan::check_cpu_tensor(tokens, "tokens", at::kLong, 1);
   seqgan::check_cpu_tensor(h, "h", at::kFloat, 2);
   seqgan::check_cpu_tensor(c, "c", at::kFloat, 2);

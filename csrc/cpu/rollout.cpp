@@ -10,8 +10,11 @@ namespace {
 at::Tensor rollout_cpu(const at::Tensor& x, int64_t num_rollouts, const at::Tensor& emb,
                        const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& bias,
                        const at::Tensor& w_out, const at::Tensor& b_out, int64_t start_token,
-                       int64_t seed, double temperature) {
-  const seqgan::LSTMWeightsView w = seqgan::check_weights(emb, w_ih, w_hh, bias, w_out, b_out);
+                       int64_t seed, double temperature, int64_t cell,
+                       const c10::optional<at::Tensor>& h0,
+                       const c10::optional<at::Tensor>& c0) {
+  const seqgan::LSTMWeightsView w =
+      seqgan::check_weights(emb, w_ih, w_hh, bias, w_out, b_out, cell);
   seqgan::check_cpu_tensor(x, "x", at::kLong, 2);
   const int64_t B = x.size(0), T = x.size(1), N = num_rollouts;
   TORCH_CHECK(N >= 1, "num_rollouts must be >= 1, got ", N);
@@ -24,10 +27,13 @@ at::Tensor rollout_cpu(const at::Tensor& x, int64_t num_rollouts, const at::Tens
               "num_rollouts: (T-1) * num_rollouts * B = ", completions, " * ", N, " * ", B,
               " rows must fit Philox's 32-bit row counter");
   const float temp = seqgan::check_temperature(temperature);
+  const float* h0p = seqgan::check_state(h0, "h0", B, w.H);
+  const float* c0p = seqgan::check_state(c0, "c0", B, w.H);
+  TORCH_CHECK(!(c0p && w.cell == seqgan::kCellGRU), "c0: a GRU has no cell state");
   at::Tensor out = at::empty({completions, N, B, T}, x.options());
   seqgan::cpu_kernels().rollout(w, x.data_ptr<int64_t>(), B, T, N, start_token,
                        static_cast<uint64_t>(seed), temp, out.data_ptr<int64_t>(),
-                       seqgan::torch_threads());
+                       seqgan::torch_threads(), h0p, c0p);
   return out;
 }
 

@@ -27,7 +27,9 @@ inline void check_cuda_tensor(const at::Tensor& t, const char* name, at::ScalarT
 inline LstmWeightsView check_weights(const at::Tensor& emb, const at::Tensor& w_ih,
                                      const at::Tensor& w_hh, const at::Tensor& bias,
                                      const at::Tensor& w_out, const at::Tensor& b_out,
-                                     int64_t start_token) {
+                                     int64_t start_token, int64_t cell = kCellLSTM) {
+  TORCH_CHECK(cell == kCellLSTM || cell == kCellGRU, "cell must be 0 (lstm) or 1 (gru), got ",
+              cell);
   TORCH_CHECK(emb.defined() && emb.device().is_cuda(), "emb must be a CUDA tensor");
   const at::Device dev = emb.device();
   check_cuda_tensor(emb, "emb", at::kFloat, 2, dev);
@@ -37,14 +39,15 @@ inline LstmWeightsView check_weights(const at::Tensor& emb, const at::Tensor& w_
   check_cuda_tensor(w_out, "w_out", at::kFloat, 2, dev);
   check_cuda_tensor(b_out, "b_out", at::kFloat, 1, dev);
   const int64_t V = emb.size(0), E = emb.size(1), H = w_hh.size(1);
-  TORCH_CHECK(V >= 1 && E >= 1 && H >= 1, "emb (V, E) and w_hh (4H, H) must be non-empty, got ",
-              "emb ", emb.sizes(), " and w_hh ", w_hh.sizes());
+  const int64_t G = cell == kCellGRU ? 3 : 4;
+  TORCH_CHECK(V >= 1 && E >= 1 && H >= 1, "emb (V, E) and w_hh (", G,
+              "H, H) must be non-empty, got emb ", emb.sizes(), " and w_hh ", w_hh.sizes());
   TORCH_CHECK(V < (int64_t{1} << 31) && E < (1 << 20) && H < (1 << 20),
               "emb/w_hh: sizes must fit the kernels' 32-bit indices, got emb ", emb.sizes(),
               " and w_hh ", w_hh.sizes());
-  TORCH_CHECK(w_ih.size(0) == 4 * H && w_ih.size(1) == E, "w_ih must have shape (", 4 * H, ", ",
+  TORCH_CHECK(w_ih.size(0) == G * H && w_ih.size(1) == E, "w_ih must have shape (", G * H, ", ",
               E, "), got ", w_ih.sizes());
-  TORCH_CHECK(w_hh.size(0) == 4 * H, "w_hh must have shape (", 4 * H, ", ", H, "), got ",
+  TORCH_CHECK(w_hh.size(0) == G * H, "w_hh must have shape (", G * H, ", ", H, "), got ",
               w_hh.sizes());
   TORCH_CHECK(bias.size(0) == 4 * H, "bias must have shape (", 4 * H, "), got ", bias.sizes());
   TORCH_CHECK(w_out.size(0) == V && w_out.size(1) == H, "w_out must have shape (", V, ", ", H,
@@ -56,7 +59,18 @@ inline LstmWeightsView check_weights(const at::Tensor& emb, const at::Tensor& w_
                          w_hh.data_ptr<float>(),  bias.data_ptr<float>(),
                          w_out.data_ptr<float>(), b_out.data_ptr<float>(),
                          static_cast<int>(V),     static_cast<int>(E),
-                         static_cast<int>(H),     static_cast<int>(start_token)};
+                         static_cast<int>(H),     static_cast<int>(start_token),
+                         static_cast<int>(cell)};
+}
+
+// An optional per-row initial state (B, H) float32 on emb's device; its data or nullptr.
+inline const float* check_state(const c10::optional<at::Tensor>& t, const char* name,
+                                int64_t B, int64_t H, const at::Device& device) {
+  if (!t.has_value() || !t->defined()) return nullptr;
+  check_cuda_tensor(*t, name, at::kFloat, 2, device);
+  TORCH_CHECK(t->size(0) == B && t->size(1) == H, name, " must have shape (", B, ", ", H,
+              "), got ", t->sizes());
+  return t->data_ptr<float>();
 }
 
 // Token ids in [0, V): one device reduction and one synchronising read, before any launch.

@@ -8,9 +8,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(
     const at::Tensor& tokens, const at::Tensor& h, const at::Tensor& c, const at::Tensor& emb,
     const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& bias,
     const at::Tensor& w_out, const at::Tensor& b_out, int64_t seed, int64_t step,
-    int64_t row_offset, int64_t stream, double temperature) {
+    int64_t row_offset, int64_t stream, double temperature, int64_t cell) {
   using namespace seqgan_cuda;
-  const LstmWeightsView w = check_weights(emb, w_ih, w_hh, bias, w_out, b_out, 0);
+  const LstmWeightsView w = check_weights(emb, w_ih, w_hh, bias, w_out, b_out, 0, cell);
   const c10::cuda::CUDAGuard guard(emb.device());
   check_cuda_tensor(tokens, "tokens", at::kLong, 1, emb.device());
   const int64_t B = tokens.size(0);

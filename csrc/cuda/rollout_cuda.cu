@@ -8,9 +8,11 @@ namespace {
 at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Tensor& emb,
                         const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& bias,
                         const at::Tensor& w_out, const at::Tensor& b_out, int64_t start_token,
-                        int64_t seed, double temperature) {
+                        int64_t seed, double temperature, int64_t cell,
+                        const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0) {
   using namespace seqgan_cuda;
-  const LstmWeightsView w = check_weights(emb, w_ih, w_hh, bias, w_out, b_out, start_token);
+  const LstmWeightsView w =
+      check_weights(emb, w_ih, w_hh, bias, w_out, b_out, start_token, cell);
   const c10::cuda::CUDAGuard guard(emb.device());
   check_cuda_tensor(x, "x", at::kLong, 2, emb.device());
   const int64_t B = x.size(0), T = x.size(1), N = num_rollouts;
@@ -22,6 +24,9 @@ at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Ten
               "num_rollouts: (T-1) * num_rollouts * B = ", completions, " * ", N, " * ", B,
               " rows must fit Philox's 32-bit row counter");
   const float temp = check_temperature(temperature);
+  const float* h0p = check_state(h0, "h0", B, w.H, emb.device());
+  const float* c0p = check_state(c0, "c0", B, w.H, emb.device());
+  TORCH_CHECK(!(c0p && w.cell == kCellGRU), "c0: a GRU has no cell state");
   check_token_range(x, "x", w.V);
   at::Tensor out = at::empty({completions, N, B, T}, x.options());
   if (out.numel() == 0) return out;
@@ -31,7 +36,7 @@ at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Ten
   check_cuda(launch_rollout(w, x.data_ptr<int64_t>(), static_cast<int>(B), static_cast<int>(T),
                             static_cast<int>(N), static_cast<uint64_t>(seed), temp,
                             out.data_ptr<int64_t>(), ws.data_ptr<float>(),
-                            c10::cuda::getCurrentCUDAStream()),
+                            c10::cuda::getCurrentCUDAStream(), h0p, c0p),
              "rollout");
   return out;
 }

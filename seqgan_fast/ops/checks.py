@@ -6,7 +6,7 @@ import math
 import torch
 
 from ..limits import MAX_TEMPERATURE, MIN_TEMPERATURE
-from .weights import LSTMWeights
+from .weights import CELLS, LSTMWeights
 
 
 def check_seed(seed) -> int:
@@ -41,7 +41,10 @@ def check_tokens(x: torch.Tensor, w: LSTMWeights, name: str = "x") -> None:
 def check_weights(w: LSTMWeights) -> None:
     V, E = w.emb.shape
     H = w.w_hh.shape[1]
-    expect = {"emb": (V, E), "w_ih": (4 * H, E), "w_hh": (4 * H, H), "bias": (4 * H,),
+    if w.cell not in CELLS:
+        raise ValueError(f"weights: cell must be one of {CELLS}, got {w.cell!r}")
+    G = w.gates
+    expect = {"emb": (V, E), "w_ih": (G * H, E), "w_hh": (G * H, H), "bias": (4 * H,),
               "w_out": (V, H), "b_out": (V,)}
     for name, shape in expect.items():
         t = getattr(w, name)
@@ -54,6 +57,32 @@ def check_weights(w: LSTMWeights) -> None:
     if not 0 <= w.start_token < V:
         raise ValueError(f"start_token must be in [0, {V}), got {w.start_token}")
     check_finite(w._asdict().items(), "weight")
+
+
+def check_state(w: LSTMWeights, rows: int, h0, c0):
+    """Validates an initial state (h0, c0) (rows, H) float32 on the weights' device; returns
+    them contiguous (None where absent; a GRU takes no c0)."""
+    if c0 is not None and not w.has_cell_state:
+        raise ValueError("c0 was given, but a GRU has no cell state (pass h0 only)")
+    if c0 is not None and h0 is None:
+        raise ValueError("c0 was given without h0")
+    out = []
+    for name, t in (("h0", h0), ("c0", c0)):
+        if t is None:
+            out.append(None)
+            continue
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if tuple(t.shape) != (rows, w.hidden_dim) or t.dtype != torch.float32:
+            raise ValueError(f"{name} must be ({rows}, {w.hidden_dim}) float32, got "
+                             f"{tuple(t.shape)} {t.dtype}")
+        if t.device != w.device:
+            raise ValueError(f"{name} is on {t.device} but the generator is on {w.device}")
+        out.append(t.detach().contiguous())
+    check_finite((("h0", out[0]), ("c0", out[1])), "initial state")
+    if out[0] is not None and out[1] is None and w.has_cell_state:
+        out[1] = torch.zeros_like(out[0])  # kernels take both or neither
+    return out[0], out[1]
 
 
 def check_finite(named, what: str) -> None:

@@ -1,4 +1,4 @@
-"""``decode``: one fused generator step — embedding, LSTM cell, projection, exact sample."""
+"""``decode``: one fused generator step — embedding, RNN cell, projection, exact sample."""
 from __future__ import annotations
 
 import torch
@@ -13,16 +13,18 @@ from .weights import LSTMWeights, as_weights, lstm_step, project
 
 @torch.no_grad()
 def decode_ref(w: LSTMWeights, tokens, h, c, seed, step, row_offset, stream, temperature):
-    """Reference: feed tokens (B,), state (B, H) -> (next (B,) int64, h, c)."""
+    """Reference: feed tokens (B,), state (B, H) -> (next (B,) int64, h, c); c None (GRU)."""
     h, c = lstm_step(w, w.emb[tokens], h, c)
     rows = torch.arange(tokens.shape[0], device=tokens.device) + row_offset
     return canonical_sample(project(w, h), seed, step, rows, stream, temperature), h, c
 
 
 def _decode_kernel(w: LSTMWeights, tokens, h, c, seed, step, row_offset, stream, temperature):
-    return tuple(torch.ops.seqgan_fast.decode(
-        tokens.contiguous(), h.contiguous(), c.contiguous(), *w.tensors(),
-        _ext.signed_seed(seed), step, row_offset, stream, temperature))
+    h = h.contiguous()
+    tok, h_out, c_out = torch.ops.seqgan_fast.decode(
+        tokens.contiguous(), h, h if c is None else c.contiguous(), *w.tensors(),
+        _ext.signed_seed(seed), step, row_offset, stream, temperature, w.cell_id)
+    return tok, h_out, (c_out if w.has_cell_state else None)
 
 
 def _decode_triton(w: LSTMWeights, tokens, h, c, seed, step, row_offset, stream, temperature):
@@ -39,7 +41,7 @@ def decode(
     generator,
     tokens: torch.Tensor,
     h: torch.Tensor,
-    c: torch.Tensor,
+    c: torch.Tensor | None = None,
     seed: int = 0,
     step: int = 0,
     row_offset: int = 0,
@@ -47,10 +49,11 @@ def decode(
     temperature: float = 1.0,
     backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One decode step for B rows: input tokens (B,) int64 and state h, c (B, H) float32.
+    """One decode step for B rows: input tokens (B,) int64 and state h, c (B, H) float32
+    (a GRU has no c: pass None).
 
-    Returns (next_tokens (B,) int64, h (B, H), c (B, H)); the token at row b is drawn with
-    Philox counter (tile, step, row_offset + b, stream).
+    Returns (next_tokens (B,) int64, h (B, H), c (B, H) or None for a GRU); the token at row
+    b is drawn with Philox counter (tile, step, row_offset + b, stream).
     """
     w = as_weights(generator)
     check_weights(w)
@@ -58,7 +61,13 @@ def decode(
         raise ValueError(f"tokens must be a (B,) int64 tensor, got {tuple(tokens.shape)} "
                          f"{tokens.dtype}")
     B, H = tokens.shape[0], w.hidden_dim
+    if w.has_cell_state and c is None:
+        raise ValueError("an LSTM generator needs the cell state c")
+    if not w.has_cell_state and c is not None:
+        raise ValueError("a GRU has no cell state: pass c=None")
     for name, t in (("h", h), ("c", c)):
+        if t is None:
+            continue
         if tuple(t.shape) != (B, H) or t.dtype != torch.float32:
             raise ValueError(f"{name} must be ({B}, {H}) float32, got {tuple(t.shape)} {t.dtype}")
         if t.device != w.device:

@@ -11,7 +11,8 @@ import torch
 
 from .. import _ext
 from .backends import resolve
-from .checks import check_seed, check_temperature, check_tokens, check_weights
+from .checks import check_seed, check_state, check_temperature, check_tokens, check_weights
+from .encoded import has_separate_encoder, rollout_encoded
 from .philox import STREAM_ROLLOUT
 from .sample_ref import canonical_sample
 from .weights import LSTMWeights, as_weights, lstm_step, project
@@ -24,9 +25,11 @@ REF_LOGIT_BYTES = 8 * 2**20  # measured best of 2, 8, 32, 64 MiB at the paper si
 @torch.no_grad()
 def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
                 temperature: float = 1.0, logit_bytes: int = REF_LOGIT_BYTES,
+                h0: torch.Tensor | None = None, c0: torch.Tensor | None = None,
                 min_prefix: int = 1) -> torch.Tensor:
     """Reference rollout: x (B, T) int64 -> completions (T-min_prefix, N, B, T) int64 of the
-    prefixes t >= min_prefix (logical rows from (min_prefix-1)*N*B on)."""
+    prefixes t >= min_prefix (logical rows from (min_prefix-1)*N*B on); the prefix pass
+    starts from (h0, c0) (B, H) (default zeros)."""
     from ..models import prefix_states
 
     B, T = x.shape
@@ -34,7 +37,7 @@ def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
     out = x.expand(max(T - min_prefix, 0), N, B, T).clone()
     if T - min_prefix < 1 or B == 0 or N == 0:
         return out
-    h_pref, c_pref = prefix_states(w, x)  # (T, B, H): index t predicts position t
+    h_pref, c_pref = prefix_states(w, x, h0, c0)  # (T, B, H): index t predicts position t
     flat = out.view(-1, T)
     R = flat.shape[0]
     all_rows = torch.arange(R, device=x.device) + (min_prefix - 1) * N * B  # logical rows
@@ -44,34 +47,40 @@ def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
         rows = all_rows[r0 : r0 + chunk]
         t_rows = start_step[r0 : r0 + chunk]
         b_rows = rows % B
-        h, c = h_pref[t_rows, b_rows], c_pref[t_rows, b_rows]
+        h = h_pref[t_rows, b_rows]
+        c = c_pref[t_rows, b_rows] if c_pref is not None else None
         for s in range(int(t_rows[0]), T):
             n = int(torch.searchsorted(t_rows, s, right=True))  # rows with t <= s
             tok = canonical_sample(project(w, h[:n]), seed, s, rows[:n], STREAM_ROLLOUT,
                                    temperature)
-            flat[r0 : r0 + n, s] = tok  # r0: the chunk's first output row
+            flat[r0 : r0 + n, s] = tok
             if s < T - 1:
-                h[:n], c[:n] = lstm_step(w, w.emb[tok], h[:n], c[:n])
+                if c is None:
+                    h[:n] = lstm_step(w, w.emb[tok], h[:n], None)[0]
+                else:
+                    h[:n], c[:n] = lstm_step(w, w.emb[tok], h[:n], c[:n])
     return out
 
 
-def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature, min_prefix):
+def _rollout_ref(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix):
+    return rollout_ref(w, x, num_rollouts, seed, temperature, h0=h0, c0=c0,
+                       min_prefix=min_prefix)
+
+
+def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix):
     out = torch.ops.seqgan_fast.rollout(x.contiguous(), num_rollouts, *w.tensors(),
-                                        w.start_token, _ext.signed_seed(seed), temperature)
-    return out[min_prefix - 1:]
+                                        w.start_token, _ext.signed_seed(seed), temperature,
+                                        w.cell_id, h0, c0)
+    return out[min_prefix - 1:]  # the kernels do not skip short prefixes yet
 
 
-def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature, min_prefix):
+def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix):
     from .triton_rollout import rollout_triton
 
-    return rollout_triton(w, x, num_rollouts, seed, temperature)[min_prefix - 1:]
+    return rollout_triton(w, x, num_rollouts, seed, temperature, h0, c0)[min_prefix - 1:]
 
 
-def _rollout_reference(w: LSTMWeights, x, num_rollouts, seed, temperature, min_prefix):
-    return rollout_ref(w, x, num_rollouts, seed, temperature, min_prefix=min_prefix)
-
-
-_IMPLS = {"reference": _rollout_reference, "cpp": _rollout_kernel, "cuda": _rollout_kernel,
+_IMPLS = {"reference": _rollout_ref, "cpp": _rollout_kernel, "cuda": _rollout_kernel,
           "triton": _rollout_triton}
 
 
@@ -82,17 +91,22 @@ def rollout(
     seed: int = 0,
     temperature: float = 1.0,
     backend: str = "auto",
+    h0: torch.Tensor | None = None,
+    c0: torch.Tensor | None = None,
     min_prefix: int = 1,
 ) -> torch.Tensor:
     """Complete every proper prefix of x of length >= ``min_prefix`` ``num_rollouts`` times
     with the rollout policy.
 
-    policy: Generator/Oracle or LSTMWeights; x: (B, T) int64; 1 <= min_prefix <= T.
-    Returns (T-min_prefix, N, B, T) int64; completion [t-min_prefix, n, b, :t] == x[b, :t],
-    and equal to the full rollout's completion [t-1, n, b] (the Philox rows are logical, so
-    skipping short prefixes changes no token). Memory: the output plus, for the reference
-    backend, ``REF_LOGIT_BYTES``-bounded logit chunks; the fused kernels never materialise
-    logits beyond a tile per thread.
+    policy: Generator/Oracle or LSTMWeights; x: (B, T) int64. ``h0``, ``c0`` (B, H): the
+    state row b started from before its start token (default zeros): the prefix states,
+    and so every completion, start from it (a separate encoder's output). A generator with a
+    separate encoder and no h0 completes history and continuation (ops/encoded.py).
+    Returns (T-min_prefix, N, B, T) int64 (1 <= min_prefix <= T); completion
+    [t-min_prefix, n, b, :t] == x[b, :t], and equal to the full rollout's completion
+    [t-1, n, b] (the Philox rows are logical, so skipping short prefixes changes no token).
+    Memory: the output plus, for the reference backend, ``REF_LOGIT_BYTES``-bounded logit
+    chunks; the fused kernels never materialise logits beyond a tile per thread.
     """
     w = as_weights(policy)
     check_weights(w)
@@ -106,8 +120,12 @@ def rollout(
             not 1 <= min_prefix <= max(T, 1):
         raise ValueError(f"min_prefix must be an int in [1, T={T}], got {min_prefix!r}")
     seed, temperature = check_seed(seed), check_temperature(temperature)
+    if h0 is None and c0 is None and has_separate_encoder(policy):
+        return rollout_encoded(policy, x.contiguous(), num_rollouts, seed, temperature,
+                               backend)[min_prefix - 1:]
+    h0, c0 = check_state(w, B, h0, c0)
     impl = _IMPLS[resolve(backend, w.device)]
-    return impl(w, x.contiguous(), num_rollouts, seed, temperature, min_prefix)
+    return impl(w, x.contiguous(), num_rollouts, seed, temperature, h0, c0, min_prefix)
 
 
 @torch.no_grad()
@@ -120,6 +138,8 @@ def rollout_rewards(
     temperature: float = 1.0,
     backend: str = "auto",
     score_batch: int = 4096,
+    h0: torch.Tensor | None = None,
+    c0: torch.Tensor | None = None,
     given: int = 0,
 ) -> torch.Tensor:
     """Per-token rewards (B, T) float: column t-1 (t < T) is the mean over the N completions
@@ -139,7 +159,8 @@ def rollout_rewards(
     if isinstance(given, bool) or not isinstance(given, int) or not 0 <= given < T:
         raise ValueError(f"given must be an int in [0, T-1={T - 1}], got {given!r}")
     m = given + 1  # the shortest prefix that ends in a generated token
-    comps = rollout(policy, x, num_rollouts, seed, temperature, backend, min_prefix=m)
+    comps = rollout(policy, x, num_rollouts, seed, temperature, backend, h0=h0, c0=c0,
+                    min_prefix=m)
     scores, last = rollout_scores(discriminator, comps.view(-1, T), x, num_rollouts, backend,
                                   score_batch, min_prefix=m)
     rewards = torch.zeros(B, T, dtype=torch.float32, device=x.device)

@@ -5,7 +5,8 @@ import torch
 
 from .. import _ext
 from .backends import resolve
-from .checks import check_seed, check_temperature, check_tokens, check_weights
+from .checks import check_seed, check_state, check_temperature, check_tokens, check_weights
+from .encoded import has_separate_encoder, sample_encoded
 from .philox import STREAM_SAMPLE
 from .sample_ref import canonical_sample
 from .weights import LSTMWeights, as_weights, lstm_step, project
@@ -13,14 +14,17 @@ from .weights import LSTMWeights, as_weights, lstm_step, project
 
 @torch.no_grad()
 def sample_ref(w: LSTMWeights, prefix: torch.Tensor, seq_len: int, seed: int,
-               temperature: float = 1.0, row_offset: int = 0) -> torch.Tensor:
-    """Reference: prefix (B, P) int64 -> (B, seq_len); positions P.. drawn at row row_offset+b."""
+               temperature: float = 1.0, row_offset: int = 0, h0: torch.Tensor | None = None,
+               c0: torch.Tensor | None = None) -> torch.Tensor:
+    """Reference: prefix (B, P) int64 -> (B, seq_len); positions P.. drawn at row row_offset+b,
+    from the initial state (h0, c0) (B, H) (default zeros)."""
+    from ..models import initial_state
+
     B, P = prefix.shape
     out = torch.empty(B, seq_len, dtype=torch.int64, device=prefix.device)
     out[:, :P] = prefix
     rows = torch.arange(B, device=prefix.device) + row_offset
-    h = torch.zeros(B, w.hidden_dim, device=prefix.device, dtype=w.emb.dtype)
-    c = torch.zeros_like(h)
+    h, c = initial_state(w, B, h0, c0)
     tok = torch.full((B,), w.start_token, dtype=torch.int64, device=prefix.device)
     for s in range(seq_len):
         h, c = lstm_step(w, w.emb[tok], h, c)
@@ -32,16 +36,16 @@ def sample_ref(w: LSTMWeights, prefix: torch.Tensor, seq_len: int, seed: int,
     return out
 
 
-def _sample_kernel(w: LSTMWeights, prefix, seq_len, seed, temperature, row_offset):
+def _sample_kernel(w: LSTMWeights, prefix, seq_len, seed, temperature, row_offset, h0, c0):
     return torch.ops.seqgan_fast.sample(prefix.contiguous(), *w.tensors(), seq_len,
                                         w.start_token, _ext.signed_seed(seed), row_offset,
-                                        temperature)
+                                        temperature, w.cell_id, h0, c0)
 
 
-def _sample_triton(w: LSTMWeights, prefix, seq_len, seed, temperature, row_offset):
+def _sample_triton(w: LSTMWeights, prefix, seq_len, seed, temperature, row_offset, h0, c0):
     from .triton_sample import sample_triton
 
-    return sample_triton(w, prefix, seq_len, seed, temperature, row_offset)
+    return sample_triton(w, prefix, seq_len, seed, temperature, row_offset, h0, c0)
 
 
 _IMPLS = {"reference": sample_ref, "cpp": _sample_kernel, "cuda": _sample_kernel,
@@ -57,12 +61,17 @@ def sample(
     prefix: torch.Tensor | None = None,
     seq_len: int | None = None,
     row_offset: int = 0,
+    h0: torch.Tensor | None = None,
+    c0: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Draw ``num_samples`` sequences: (num_samples, seq_len) int64.
 
     generator: Generator/Oracle or LSTMWeights (then pass ``seq_len``). ``prefix`` (B, P)
     fixes the first P tokens. Row b uses Philox row ``row_offset + b`` (so a batch split in
-    parts reproduces the whole when offsets are given).
+    parts reproduces the whole when offsets are given). ``h0``, ``c0`` (B, H) float32: the
+    state before the start token is fed (default zeros; ``c0`` only for an LSTM), e.g. a
+    separate encoder's output (``Generator.encode``). A generator with a separate encoder and
+    no h0 samples history and continuation (seqgan_fast/ops/encoded.py).
     """
     w = as_weights(generator)
     check_weights(w)
@@ -80,5 +89,9 @@ def sample(
     if prefix.shape[0] != num_samples or prefix.shape[1] > seq_len:
         raise ValueError(f"prefix must have shape ({num_samples}, <= {seq_len}), "
                          f"got {tuple(prefix.shape)}")
+    if h0 is None and c0 is None and has_separate_encoder(generator):
+        return sample_encoded(generator, num_samples, seed, temperature, backend, prefix,
+                              row_offset)
+    h0, c0 = check_state(w, num_samples, h0, c0)
     impl = _IMPLS[resolve(backend, w.device)]
-    return impl(w, prefix, seq_len, seed, temperature, row_offset)
+    return impl(w, prefix, seq_len, seed, temperature, row_offset, h0, c0)

@@ -3,7 +3,8 @@
 Philox comes from ``triton.language.random.philox`` with the explicit counter words
 (tile j, step s, row r, stream k) and the 64-bit seed as key (lo, hi words), which is exactly
 ``seqgan_fast.ops.philox.philox4x32``. The canonical sampler consumes one (rows x TILE) logit
-tile at a time, so logits never leave registers. The LSTM cell uses ``tl.dot`` with an explicit
+tile at a time, so logits never leave registers. The cell (LSTM or GRU, one ``rnn_cell``
+with a constexpr CELL flag) uses ``tl.dot`` with an explicit
 ``input_precision`` ("ieee" by default: fp32 products, needed for token agreement with the
 reference; "tf32" trades agreement for speed). No libdevice: tanh = 2*sigmoid(2x) - 1.
 """
@@ -69,52 +70,84 @@ def publish_state(scr, h, BLOCK_R: tl.constexpr, HP: tl.constexpr):
 
 
 @triton.jit
-def _gate(gate: tl.constexpr, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
-          BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr,
-          PRECISION: tl.constexpr):
-    """Pre-activation of one gate (BLOCK_R, HP): bias + x W_ih[gate]^T + h W_hh[gate]^T, with
-    the reduction cut in KC-wide chunks (x from the embedding rows, h from scratch), so that
-    no operand is larger than (KC, HP) whatever the hidden size."""
+def _gate(XG: tl.constexpr, HG: tl.constexpr, BG: tl.constexpr, tok, rmask, emb_ptr, scr,
+          w_ih_ptr, w_hh_ptr, bias_ptr, H, E, BLOCK_R: tl.constexpr, HP: tl.constexpr,
+          EP: tl.constexpr, KC: tl.constexpr, PRECISION: tl.constexpr):
+    """Pre-activation of one gate segment (BLOCK_R, HP): bias[BG] + x W_ih[XG]^T +
+    h W_hh[HG]^T (XG or HG = -1: that half is absent), with the reduction cut in KC-wide
+    chunks (x from the embedding rows, h from scratch), so that no operand is larger than
+    (KC, HP) whatever the hidden size."""
     orow = tl.arange(0, BLOCK_R)
     oh = tl.arange(0, HP)
     mh = oh < H
-    unit = gate * H + oh
-    bias = tl.load(bias_ptr + unit, mask=mh, other=0.0)
+    bias = tl.load(bias_ptr + BG * H + oh, mask=mh, other=0.0)
     acc = tl.zeros((BLOCK_R, HP), tl.float32) + bias[None, :]
-    for k0 in range(0, EP, KC):
-        ke = k0 + tl.arange(0, KC)
-        x = tl.load(emb_ptr + tok[:, None] * E + ke[None, :],
-                    mask=rmask[:, None] & (ke[None, :] < E), other=0.0)
-        w = tl.load(w_ih_ptr + unit[None, :] * E + ke[:, None],
-                    mask=mh[None, :] & (ke[:, None] < E), other=0.0)
-        acc += tl.dot(x, w, input_precision=PRECISION)
-    for k0 in range(0, HP, KC):
-        kh = k0 + tl.arange(0, KC)
-        hc = tl.load(scr + orow[:, None] * HP + kh[None, :])
-        w = tl.load(w_hh_ptr + unit[None, :] * H + kh[:, None],
-                    mask=mh[None, :] & (kh[:, None] < H), other=0.0)
-        acc += tl.dot(hc, w, input_precision=PRECISION)
+    if XG >= 0:
+        unit = XG * H + oh
+        for k0 in range(0, EP, KC):
+            ke = k0 + tl.arange(0, KC)
+            x = tl.load(emb_ptr + tok[:, None] * E + ke[None, :],
+                        mask=rmask[:, None] & (ke[None, :] < E), other=0.0)
+            w = tl.load(w_ih_ptr + unit[None, :] * E + ke[:, None],
+                        mask=mh[None, :] & (ke[:, None] < E), other=0.0)
+            acc += tl.dot(x, w, input_precision=PRECISION)
+    if HG >= 0:
+        unit = HG * H + oh
+        for k0 in range(0, HP, KC):
+            kh = k0 + tl.arange(0, KC)
+            hc = tl.load(scr + orow[:, None] * HP + kh[None, :])
+            w = tl.load(w_hh_ptr + unit[None, :] * H + kh[:, None],
+                        mask=mh[None, :] & (kh[:, None] < H), other=0.0)
+            acc += tl.dot(hc, w, input_precision=PRECISION)
     return acc
 
 
 @triton.jit
-def lstm_cell(tok, rmask, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
-              BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr,
-              PRECISION: tl.constexpr):
-    """One LSTM step, torch gate order (i, f, g, o), input emb[tok] (tok: (BLOCK_R,) int64),
-    state h published in scratch (see publish_state) and c (BLOCK_R, HP) -> new (h, c).
-    Weights outside (E, H) load as 0, so padded hidden units stay exactly 0."""
-    gi = _gate(0, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E, BLOCK_R, HP,
-               EP, KC, PRECISION)
-    gf = _gate(1, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E, BLOCK_R, HP,
-               EP, KC, PRECISION)
-    gg = _gate(2, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E, BLOCK_R, HP,
-               EP, KC, PRECISION)
-    go = _gate(3, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E, BLOCK_R, HP,
-               EP, KC, PRECISION)
-    c = sigmoid(gf) * c + sigmoid(gi) * tanh(gg)
-    h = sigmoid(go) * tanh(c)
+def rnn_cell(CELL: tl.constexpr, tok, rmask, h, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr,
+             H, E, BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr,
+             KC: tl.constexpr, PRECISION: tl.constexpr):
+    """One cell step, input emb[tok] (tok: (BLOCK_R,) int64), state h (BLOCK_R, HP), also
+    published in scratch (see publish_state), and c (LSTM; passed through by the GRU) ->
+    new (h, c). CELL = 0: LSTM, torch gate order (i, f, g, o). CELL = 1: GRU, torch's (r, z,
+    n) with the kernels' bias [b_r, b_z, b_in, b_hn] (ops/weights.py). Weights outside
+    (E, H) load as 0, so padded hidden units stay exactly 0."""
+    if CELL == 1:
+        gr = _gate(0, 0, 0, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                   BLOCK_R, HP, EP, KC, PRECISION)
+        gz = _gate(1, 1, 1, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                   BLOCK_R, HP, EP, KC, PRECISION)
+        gnx = _gate(2, -1, 2, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                    BLOCK_R, HP, EP, KC, PRECISION)
+        gnh = _gate(-1, 2, 3, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                    BLOCK_R, HP, EP, KC, PRECISION)
+        n = tanh(gnx + sigmoid(gr) * gnh)
+        z = sigmoid(gz)
+        h = (1.0 - z) * n + z * h
+    else:
+        gi = _gate(0, 0, 0, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                   BLOCK_R, HP, EP, KC, PRECISION)
+        gf = _gate(1, 1, 1, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                   BLOCK_R, HP, EP, KC, PRECISION)
+        gg = _gate(2, 2, 2, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                   BLOCK_R, HP, EP, KC, PRECISION)
+        go = _gate(3, 3, 3, tok, rmask, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                   BLOCK_R, HP, EP, KC, PRECISION)
+        c = sigmoid(gf) * c + sigmoid(gi) * tanh(gg)
+        h = sigmoid(go) * tanh(c)
     return h, c
+
+
+@triton.jit
+def load_state(ptr, rows, rmask, H, HAS: tl.constexpr, BLOCK_R: tl.constexpr,
+               HP: tl.constexpr):
+    """(BLOCK_R, HP) state of `rows` from a (B, H) tensor, zeros where HAS is False."""
+    oh = tl.arange(0, HP)
+    if HAS:
+        st = tl.load(ptr + rows[:, None] * H + oh[None, :],
+                     mask=rmask[:, None] & (oh[None, :] < H), other=0.0)
+    else:
+        st = tl.zeros((BLOCK_R, HP), tl.float32)
+    return st
 
 
 @triton.jit

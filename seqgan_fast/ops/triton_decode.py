@@ -1,4 +1,5 @@
-"""``decode`` in Triton: one fused step — embedding, LSTM cell, projection, exact sample.
+"""``decode`` in Triton: one fused step — embedding, RNN cell (LSTM or GRU), projection,
+exact sample.
 
 One program owns BLOCK_R rows: it loads their tokens and state, runs the cell (h, c in
 registers; h also in a per-program scratch row block that the K-chunked tl.dot calls read,
@@ -14,9 +15,9 @@ import triton.language as tl
 from .triton_common import (
     TILE_K,
     check_precision,
-    lstm_cell,
     plan_launch,
     publish_state,
+    rnn_cell,
     sample_rows,
 )
 from .weights import LSTMWeights
@@ -26,7 +27,7 @@ from .weights import LSTMWeights
 def _decode_kernel(tok_ptr, h_ptr, c_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr,
                    b_out_ptr, next_ptr, h_out_ptr, c_out_ptr, scr_ptr,
                    B, V, E, H, seed, step, row_offset, stream, temperature,
-                   BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr,
+                   CELL: tl.constexpr, BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr,
                    KC: tl.constexpr, K: tl.constexpr, PRECISION: tl.constexpr):
     pid = tl.program_id(0)
     b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -36,10 +37,13 @@ def _decode_kernel(tok_ptr, h_ptr, c_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr,
     scr = scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
     tok = tl.load(tok_ptr + b, mask=rmask, other=0)
     h = tl.load(h_ptr + b[:, None] * H + oh[None, :], mask=smask, other=0.0)
-    c = tl.load(c_ptr + b[:, None] * H + oh[None, :], mask=smask, other=0.0)
+    if CELL == 1:  # a GRU has no cell state: c passes through as zeros
+        c = tl.zeros((BLOCK_R, HP), tl.float32)
+    else:
+        c = tl.load(c_ptr + b[:, None] * H + oh[None, :], mask=smask, other=0.0)
     publish_state(scr, h, BLOCK_R, HP)
-    h, c = lstm_cell(tok, rmask, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
-                     BLOCK_R, HP, EP, KC, PRECISION)
+    h, c = rnn_cell(CELL, tok, rmask, h, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
+                    BLOCK_R, HP, EP, KC, PRECISION)
     publish_state(scr, h, BLOCK_R, HP)
     nxt = sample_rows(scr, w_out_ptr, b_out_ptr, V, H, temperature, seed, step, row_offset + b,
                       stream, BLOCK_R, HP, KC, K, PRECISION)
@@ -48,11 +52,13 @@ def _decode_kernel(tok_ptr, h_ptr, c_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr,
     tl.store(c_out_ptr + b[:, None] * H + oh[None, :], c, mask=smask)
 
 
-def decode_triton(w: LSTMWeights, tokens: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+def decode_triton(w: LSTMWeights, tokens: torch.Tensor, h: torch.Tensor,
+                  c: torch.Tensor | None,
                   seed: int, step: int, row_offset: int, stream: int, temperature: float,
                   precision: str = "ieee", block_rows: int | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """tokens (B,) int64, h, c (B, H) float32 -> (next (B,) int64, h (B, H), c (B, H)).
+    """tokens (B,) int64, h, c (B, H) float32 -> (next (B,) int64, h (B, H), c (B, H));
+    a GRU takes and returns c = None.
 
     Arguments are validated by ``ops.decode``. ``precision``: "ieee" (fp32, default) or "tf32"
     (faster tl.dot on tensor cores; tokens then agree with the reference less often).
@@ -65,11 +71,13 @@ def decode_triton(w: LSTMWeights, tokens: torch.Tensor, h: torch.Tensor, c: torc
     nxt = torch.empty(B, dtype=torch.int64, device=tokens.device)
     h_out = torch.empty(B, H, dtype=torch.float32, device=tokens.device)
     c_out = torch.empty_like(h_out)
+    keep_c = w.has_cell_state
     if B == 0:
-        return nxt, h_out, c_out
+        return nxt, h_out, (c_out if keep_c else None)
     lp = plan_launch(B, H, E, block_rows)
+    h = h.contiguous()
     _decode_kernel[(lp.grid,)](
-        tokens.contiguous(), h.contiguous(), c.contiguous(), *w.tensors(), nxt, h_out, c_out,
-        lp.scratch(tokens.device), B, V, E, H, seed, step, row_offset, stream,
-        float(temperature), K=TILE_K, PRECISION=precision, **lp.meta)
-    return nxt, h_out, c_out
+        tokens.contiguous(), h, h if c is None else c.contiguous(), *w.tensors(), nxt, h_out,
+        c_out, lp.scratch(tokens.device), B, V, E, H, seed, step, row_offset, stream,
+        float(temperature), CELL=w.cell_id, K=TILE_K, PRECISION=precision, **lp.meta)
+    return nxt, h_out, (c_out if keep_c else None)

@@ -1,7 +1,8 @@
 """``rollout`` in Triton (DESIGN §5): two launches, no O(T^2) and no logits in memory.
 
-1. ``_prefix_kernel``: one teacher-forced pass over x gives (h_t, c_t) for every prefix
-   length t, (T, B, H) fp32: O(B*T) cell steps.
+1. ``_prefix_kernel``: one teacher-forced pass over x, from the rows' initial states
+   (h0, c0) or zeros, gives (h_t, c_t) for every prefix length t, (T, B, H) fp32: O(B*T)
+   cell steps (the cell: LSTM or GRU, ``rnn_cell``'s constexpr CELL; a GRU keeps no c_t).
 2. ``_rollout_kernel`` (persistent): one program owns BLOCK_R logical completion rows
    r = ((t-1)*N + n)*B + b for all their steps; it copies the prefix x[b, :t], starts from
    (h_t, c_t) of its rows and decodes positions t..T-1 with h, c in registers, the projection
@@ -22,9 +23,10 @@ from .philox import STREAM_ROLLOUT
 from .triton_common import (
     TILE_K,
     check_precision,
-    lstm_cell,
+    load_state,
     plan_launch,
     publish_state,
+    rnn_cell,
     sample_rows,
 )
 from .weights import LSTMWeights
@@ -32,7 +34,8 @@ from .weights import LSTMWeights
 
 @triton.jit
 def _prefix_kernel(x_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, hs_ptr, cs_ptr, scr_ptr,
-                   B, T, E, H, start_token,
+                   h0_ptr, c0_ptr, B, T, E, H, start_token, CELL: tl.constexpr,
+                   HAS_H0: tl.constexpr, HAS_C0: tl.constexpr,
                    BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr,
                    PRECISION: tl.constexpr):
     pid = tl.program_id(0)
@@ -41,24 +44,25 @@ def _prefix_kernel(x_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, hs_ptr, cs_ptr,
     oh = tl.arange(0, HP)
     smask = rmask[:, None] & (oh[None, :] < H)
     scr = scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
-    h = tl.zeros((BLOCK_R, HP), tl.float32)
-    c = tl.zeros((BLOCK_R, HP), tl.float32)
+    h = load_state(h0_ptr, b, rmask, H, HAS_H0, BLOCK_R, HP)
+    c = load_state(c0_ptr, b, rmask, H, HAS_C0, BLOCK_R, HP)
     tok = tl.zeros((BLOCK_R,), tl.int64) + start_token
     for t in range(0, T):
         publish_state(scr, h, BLOCK_R, HP)
-        h, c = lstm_cell(tok, rmask, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
-                         BLOCK_R, HP, EP, KC, PRECISION)
+        h, c = rnn_cell(CELL, tok, rmask, h, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H,
+                        E, BLOCK_R, HP, EP, KC, PRECISION)
         off = (t * B + b)[:, None] * H + oh[None, :]
         tl.store(hs_ptr + off, h, mask=smask)
-        tl.store(cs_ptr + off, c, mask=smask)
+        if CELL == 0:
+            tl.store(cs_ptr + off, c, mask=smask)
         tok = tl.load(x_ptr + b * T + t, mask=rmask, other=0)
 
 
 @triton.jit
 def _rollout_kernel(x_ptr, hs_ptr, cs_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr,
                     b_out_ptr, out_ptr, scr_ptr, R, B, N, T, V, E, H, seed, temperature,
-                    STREAM: tl.constexpr, BLOCK_R: tl.constexpr, HP: tl.constexpr,
-                    EP: tl.constexpr, KC: tl.constexpr, K: tl.constexpr,
+                    STREAM: tl.constexpr, CELL: tl.constexpr, BLOCK_R: tl.constexpr,
+                    HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr, K: tl.constexpr,
                     PRECISION: tl.constexpr):
     pid = tl.program_id(0)
     r0 = pid.to(tl.int64) * BLOCK_R
@@ -71,7 +75,10 @@ def _rollout_kernel(x_ptr, hs_ptr, cs_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr
     scr = scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
     off = (t_row * B + b)[:, None] * H + oh[None, :]
     h = tl.load(hs_ptr + off, mask=smask, other=0.0)
-    c = tl.load(cs_ptr + off, mask=smask, other=0.0)
+    if CELL == 0:
+        c = tl.load(cs_ptr + off, mask=smask, other=0.0)
+    else:
+        c = tl.zeros((BLOCK_R, HP), tl.float32)
     for s in range(0, T - 1):  # the prefix x[b, :t]
         keep = rmask & (s < t_row)
         tl.store(out_ptr + r * T + s, tl.load(x_ptr + b * T + s, mask=keep, other=0), mask=keep)
@@ -82,8 +89,8 @@ def _rollout_kernel(x_ptr, hs_ptr, cs_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr
         tok = sample_rows(scr, w_out_ptr, b_out_ptr, V, H, temperature, seed, s, r, STREAM,
                           BLOCK_R, HP, KC, K, PRECISION)
         tl.store(out_ptr + r * T + s, tok, mask=active)
-        h2, c2 = lstm_cell(tok, active, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr, H, E,
-                           BLOCK_R, HP, EP, KC, PRECISION)
+        h2, c2 = rnn_cell(CELL, tok, active, h, c, emb_ptr, scr, w_ih_ptr, w_hh_ptr, bias_ptr,
+                          H, E, BLOCK_R, HP, EP, KC, PRECISION)
         h = tl.where(active[:, None], h2, h)
         c = tl.where(active[:, None], c2, c)
     publish_state(scr, h, BLOCK_R, HP)
@@ -93,9 +100,11 @@ def _rollout_kernel(x_ptr, hs_ptr, cs_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr
 
 
 def rollout_triton(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
-                   temperature: float = 1.0, precision: str = "ieee",
+                   temperature: float = 1.0, h0: torch.Tensor | None = None,
+                   c0: torch.Tensor | None = None, precision: str = "ieee",
                    block_rows: int | None = None) -> torch.Tensor:
-    """x (B, T) int64 -> completions (T-1, N, B, T) int64 with [t-1, n, b, :t] == x[b, :t].
+    """x (B, T) int64 -> completions (T-1, N, B, T) int64 with [t-1, n, b, :t] == x[b, :t];
+    the prefix pass starts from (h0, c0) (B, H) (None: zeros).
 
     Arguments are validated by ``ops.rollout``. ``precision``/``block_rows``: see
     ``decode_triton``.
@@ -111,13 +120,16 @@ def rollout_triton(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int
         return out
     x = x.contiguous()
     hs = torch.empty(T, B, H, dtype=torch.float32, device=x.device)
-    cs = torch.empty_like(hs)
+    cs = torch.empty_like(hs) if w.has_cell_state else hs  # a GRU keeps no cell states
     lp = plan_launch(B, H, E)
     _prefix_kernel[(lp.grid,)](
-        x, w.emb, w.w_ih, w.w_hh, w.bias, hs, cs, lp.scratch(x.device), B, T, E, H,
-        w.start_token, PRECISION=precision, **lp.meta)
+        x, w.emb, w.w_ih, w.w_hh, w.bias, hs, cs, lp.scratch(x.device),
+        w.emb if h0 is None else h0, w.emb if c0 is None else c0, B, T, E, H, w.start_token,
+        CELL=w.cell_id, HAS_H0=h0 is not None, HAS_C0=c0 is not None, PRECISION=precision,
+        **lp.meta)
     lp = plan_launch(R, H, E, block_rows)
     _rollout_kernel[(lp.grid,)](
         x, hs, cs, *w.tensors(), out, lp.scratch(x.device), R, B, N, T, V, E, H, seed,
-        float(temperature), STREAM=STREAM_ROLLOUT, K=TILE_K, PRECISION=precision, **lp.meta)
+        float(temperature), STREAM=STREAM_ROLLOUT, CELL=w.cell_id, K=TILE_K,
+        PRECISION=precision, **lp.meta)
     return out

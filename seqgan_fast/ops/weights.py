@@ -1,15 +1,28 @@
-"""The generator's parameters in the layout every kernel takes (torch LSTM layout, fp32)."""
+"""The generator's parameters in the layout every kernel takes (torch RNN layout, fp32).
+
+Two cells share one layout, so every kernel packs one (E + H) -> 4H gate GEMM per step:
+
+- ``cell="lstm"``: torch gate order (i, f, g, o); w_ih (4H, E), w_hh (4H, H),
+  bias (4H,) = b_ih + b_hh.
+- ``cell="gru"``: torch gate order (r, z, n); w_ih (3H, E), w_hh (3H, H),
+  bias (4H,) = [b_ir + b_hr, b_iz + b_hz, b_in, b_hn]: the n gate keeps its two biases
+  apart because b_hn sits inside r * (W_hn h + b_hn). In the fused kernels the gate GEMM
+  writes [r | z | W_in x + b_in | W_hn h + b_hn], four H-wide segments like the LSTM's.
+"""
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import torch
 
+CELLS = ("lstm", "gru")
+CELL_IDS = {"lstm": 0, "gru": 1}  # the kernels' `cell` argument
+
 
 class LSTMWeights(NamedTuple):
-    """Single-layer LSTM language model, torch gate order (i, f, g, o).
+    """Single-layer RNN language model (LSTM or GRU, see the module docstring).
 
-    emb: (V, E); w_ih: (4H, E); w_hh: (4H, H); bias: (4H,) = b_ih + b_hh;
+    emb: (V, E); w_ih: (G*H, E); w_hh: (G*H, H) with G = 4 (lstm) or 3 (gru); bias: (4H,);
     w_out: (V, H); b_out: (V,). start_token: the first input of every sequence.
     """
 
@@ -20,6 +33,7 @@ class LSTMWeights(NamedTuple):
     w_out: torch.Tensor
     b_out: torch.Tensor
     start_token: int = 0
+    cell: str = "lstm"
 
     @property
     def vocab_size(self) -> int:
@@ -30,6 +44,19 @@ class LSTMWeights(NamedTuple):
         return self.w_hh.shape[1]
 
     @property
+    def gates(self) -> int:
+        """Gate blocks in w_ih / w_hh: 4 for the LSTM, 3 for the GRU."""
+        return 3 if self.cell == "gru" else 4
+
+    @property
+    def cell_id(self) -> int:
+        return CELL_IDS[self.cell]
+
+    @property
+    def has_cell_state(self) -> bool:
+        return self.cell == "lstm"
+
+    @property
     def device(self) -> torch.device:
         return self.emb.device
 
@@ -37,7 +64,17 @@ class LSTMWeights(NamedTuple):
         return (self.emb, self.w_ih, self.w_hh, self.bias, self.w_out, self.b_out)
 
     def to(self, device: torch.device | str) -> LSTMWeights:
-        return LSTMWeights(*(t.to(device) for t in self.tensors()), start_token=self.start_token)
+        return LSTMWeights(*(t.to(device) for t in self.tensors()), start_token=self.start_token,
+                           cell=self.cell)
+
+
+RNNWeights = LSTMWeights  # the name that says what it holds; LSTMWeights stays for callers
+
+
+def gru_bias(b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """torch's GRU biases (3H,) each -> the kernels' (4H,) [b_r, b_z, b_in, b_hn]."""
+    H = b_ih.shape[0] // 3
+    return torch.cat([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :], b_hh[2 * H :]])
 
 
 def as_weights(model_or_weights) -> LSTMWeights:
@@ -51,13 +88,39 @@ def as_weights(model_or_weights) -> LSTMWeights:
     )
 
 
-def lstm_step(w: LSTMWeights, x_emb: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-    """One LSTM cell step: x_emb (R, E), h/c (R, H) -> new (h, c)."""
+def lstm_step(w: LSTMWeights, x_emb: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None):
+    """One cell step: x_emb (R, E), h (R, H), c (R, H) (LSTM; None for the GRU) -> (h, c).
+
+    The GRU returns c unchanged (None): it has no cell state.
+    """
+    if w.cell == "gru":
+        return gru_step(w, x_emb, h), c
     gates = torch.addmm(w.bias, x_emb, w.w_ih.t()).addmm_(h, w.w_hh.t())
     i, f, g, o = gates.chunk(4, dim=1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     h = torch.sigmoid(o) * torch.tanh(c)
     return h, c
+
+
+cell_step = lstm_step  # one name for either cell
+
+
+def gru_step(w: LSTMWeights, x_emb: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """One GRU step (torch's nn.GRU): r, z = s(W_i x + W_h h + b); n = tanh(W_in x + b_in +
+    r * (W_hn h + b_hn)); h' = (1 - z) * n + z * h."""
+    H = h.shape[1]
+    gx = torch.addmm(w.bias[: 3 * H], x_emb, w.w_ih.t())
+    gh = h @ w.w_hh.t()
+    r = torch.sigmoid(gx[:, :H] + gh[:, :H])
+    z = torch.sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H])
+    n = torch.tanh(gx[:, 2 * H :] + r * (gh[:, 2 * H :] + w.bias[3 * H :]))
+    return (1 - z) * n + z * h
+
+
+def zero_state(w: LSTMWeights, rows: int, device=None):
+    """(h, c) of zeros for `rows` rows; c is None for the GRU."""
+    h = torch.zeros(rows, w.hidden_dim, device=device or w.device, dtype=w.emb.dtype)
+    return h, (torch.zeros_like(h) if w.has_cell_state else None)
 
 
 def project(w: LSTMWeights, h: torch.Tensor) -> torch.Tensor:

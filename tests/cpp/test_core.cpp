@@ -293,6 +293,54 @@ static void test_lstm() {
   EXPECT(worst < 2e-6, "lstm cell error %.3g", worst);
 }
 
+// ---- GRU cell against a plain double-precision nn.GRU step -----------------------------------
+static void test_gru() {
+  const int64_t V = 50, E = 7, H = 20, R = 6;  // H not a multiple of 16: padded lanes
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0.0f, 0.5f);
+  auto fill = [&](int64_t n) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = nd(rng);
+    return v;
+  };
+  // torch layout (r, z, n); kernel bias [b_ir + b_hr, b_iz + b_hz, b_in, b_hn]
+  auto emb = fill(V * E), wih = fill(3 * H * E), whh = fill(3 * H * H), bias = fill(4 * H),
+       wout = fill(V * H), bout = fill(V), h0 = fill(R * H);
+  LSTMWeightsView w{emb.data(), wih.data(), whh.data(), bias.data(),
+                    wout.data(), bout.data(), V, E, H};
+  w.cell = kCellGRU;
+  const PackedRNN p(w);
+  BlockWorkspace ws(p, kBlockRows);
+  load_state(p, ws, R, h0.data(), nullptr);
+  const int64_t tok[R] = {0, 49, 3, 3, 17, 25};
+  cell_block<GruCell>(p, ws, R, tok);
+  double worst = 0;
+  auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t i = 0; i < H; ++i) {
+      double gx[3], gh[3];
+      for (int k = 0; k < 3; ++k) {
+        const int64_t row = k * H + i;
+        double a = 0, b = 0;
+        for (int64_t e = 0; e < E; ++e) a += double(wih[row * E + e]) * emb[tok[r] * E + e];
+        for (int64_t j = 0; j < H; ++j) b += double(whh[row * H + j]) * h0[r * H + j];
+        gx[k] = a;
+        gh[k] = b;
+      }
+      const double rg = sig(gx[0] + gh[0] + bias[i]);
+      const double zg = sig(gx[1] + gh[1] + bias[H + i]);
+      const double n = std::tanh(gx[2] + bias[2 * H + i] + rg * (gh[2] + bias[3 * H + i]));
+      const double h = (1 - zg) * n + zg * h0[r * H + i];
+      worst = std::max(worst, std::fabs(h - ws.h(p, r)[i]));
+    }
+    for (int64_t i = H; i < p.Hp; ++i)
+      EXPECT(ws.h(p, r)[i] == 0.0f, "padding lane %" PRId64 " of row %" PRId64 " is not 0", i,
+             r);
+  }
+  std::printf("gru cell: max |error| %.3g\n", worst);
+  EXPECT(worst < 2e-6, "gru cell error %.3g", worst);
+}
+
 // ---- fixture: same tokens as the reference backend ------------------------------------------
 static void expect_same(const std::vector<int64_t>& got, const std::vector<int64_t>& want,
                         const char* what) {
@@ -381,7 +429,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|fixture|threads [fixture]\n",
+    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|fixture|threads [fixture]\n",
                  argv[0]);
     return 2;
   }
@@ -392,6 +440,7 @@ int main(int argc, char** argv) {
   else if (which == "log") test_log();
   else if (which == "sampler") test_sampler();
   else if (which == "lstm") test_lstm();
+  else if (which == "gru") test_gru();
   else if (which == "fixture") test_fixture(fixture, false);
   else if (which == "threads") test_fixture(fixture, true);
   else {
