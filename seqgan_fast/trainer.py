@@ -120,6 +120,8 @@ class SeqGANTrainer(RunState):
         self.out_dir = Path(out_dir)
         self.world = world if world is not None else world_from_env(cfg.device, dist_timeout_s)
         self.progress = progress if self._writes else False
+        if self.world is None:  # the run folder first, as it always was
+            plan = open_run(self.out_dir, self.cfg, resume, overwrite)
         self.device = check_device(cfg.device)
         if self.world is not None and self.device.type == "cuda":
             self.device = self.world.device  # one device per rank: cuda:LOCAL_RANK
@@ -127,11 +129,12 @@ class SeqGANTrainer(RunState):
             self.backend = ops.resolve(cfg.backend, self.device)
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
-        if self.world is not None:
+        if self.world is not None:  # every rank agrees before rank 0 touches the folder
             check_same_config(self.world, {
                 **self.cfg.to_dict(), "resume": resume, "overwrite": overwrite,
                 "resolved_backend": self.backend, "torch": torch.__version__})
-        resume, overwrite, ckpt_tensors, ckpt_state = self._open_run(resume, overwrite)
+            plan = self._open_run(resume, overwrite)
+        resume, overwrite, ckpt_tensors, ckpt_state = plan
         self.resumed = resume
         self.overwrite = overwrite
         torch.manual_seed(cfg.seed)
@@ -190,9 +193,7 @@ class SeqGANTrainer(RunState):
     def _open_run(self, resume: bool, overwrite: bool):
         """``runstate.open_run`` on rank 0 (the only one that touches the run folder); the
         other ranks get its answer - or its refusal - and the checkpoint by broadcast."""
-        if self.world is None:
-            return open_run(self.out_dir, self.cfg, resume, overwrite)
-        plan, refusal = None, None
+        plan = None
         if self.world.is_main:
             try:
                 plan = open_run(self.out_dir, self.cfg, resume, overwrite)

@@ -321,3 +321,44 @@ def test_two_ranks_history_conditioned_combined_objective(tmp_path):
     ta = ckpt.load_checkpoint(ckpt.latest_checkpoint(one))[0]["generator"]
     tb = ckpt.load_checkpoint(ckpt.latest_checkpoint(plain))[0]["generator"]
     assert max(float((ta[k] - tb[k]).abs().max()) for k in ta) > 1e-4
+
+
+def _data_files(folder: Path) -> dict[str, Path]:
+    import random
+
+    rng = random.Random(0)
+    words = "a b c d e f g h i j k l m n o p".split()
+    files = {}
+    for name, n in (("train.txt", 200), ("test.txt", 41)):
+        files[name] = folder / name
+        files[name].write_text("".join(
+            " ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) + "\n"
+            for _ in range(n)))
+    rows = [f"u{u},i{rng.randint(0, 40)},{t}" for u in range(60)
+            for t in range(rng.randint(3, 12))]
+    files["log.csv"] = folder / "log.csv"
+    files["log.csv"].write_text("user,item,order\n" + "\n".join(rows) + "\n")
+    return files
+
+
+@pytest.mark.parametrize("task", ["text", "recsys"])
+def test_text_and_recsys_tasks_on_two_ranks(tmp_path, task):
+    files = _data_files(tmp_path)
+    sets = [s for s in TRAIN if s.split("=")[0] not in ("vocab_size", "seq_len", "num_train",
+                                                        "num_test", "num_eval")]
+    sets += ["max_len=9", "seq_len=9", "num_eval=45"]
+    if task == "text":
+        data = ["--data", str(files["train.txt"])]
+        sets.append(f"test_data={files['test.txt']}")
+    else:
+        data = ["--data", str(files["log.csv"])]
+    one_process(tmp_path / "one", *data, sets=sets)
+    argv = train_argv(tmp_path / "two", *data, sets=sets)
+    r0, r1 = spawn("train", tmp_path / "ranks", [argv, argv])
+    assert r0 == {"rc": 0} and r1 == {"rc": 0}, stderr_of(tmp_path / "ranks", 0)
+    assert_same_metrics(tmp_path / "one", tmp_path / "two")
+    assert max_weight_diff(tmp_path / "one", tmp_path / "two") < WEIGHT_TOL
+    if task == "recsys":  # rank 0 wrote the MLE baseline, as one process does
+        a = json.loads((tmp_path / "one" / "summary.json").read_text())["baselines"]
+        b = json.loads((tmp_path / "two" / "summary.json").read_text())["baselines"]
+        assert a.keys() == b.keys() == {"popularity", "repeat", "mle"}
