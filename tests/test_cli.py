@@ -219,3 +219,36 @@ def test_old_checkpoints_without_cell_load_as_lstm_tied(trained_run, tmp_path, c
     assert main(["sample", "--run", str(trained_run), "-n", "3", "--seed", "3"]) == 0
     assert capsys.readouterr().out == old
     assert main(["train", "--out", str(run), "--resume", "-q", "--set", "adv_batches=2"]) == 0
+
+
+def _text_file(path: Path) -> Path:
+    gen = torch.Generator().manual_seed(0)
+    words = [f"w{i}" for i in range(40)]
+    lines = [" ".join(words[int(j)] for j in torch.randint(0, 40, (8,), generator=gen))
+             for _ in range(200)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _inter_file(path: Path) -> Path:
+    gen = torch.Generator().manual_seed(1)
+    rows = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for u in range(60):
+        for t in range(12):
+            rows.append(f"u{u}\ti{int(torch.randint(0, 30, (1,), generator=gen))}\t{t}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("task", ["text", "recsys"])
+def test_data_tasks_train_with_a_gru_and_a_separate_encoder(tmp_path, task):
+    data = _text_file(tmp_path / "d.txt") if task == "text" else _inter_file(tmp_path / "d.inter")
+    tiny = [s for s in TINY if not s.startswith(("vocab_size", "seq_len", "num_"))]
+    out = tmp_path / "run"
+    rc = main(["train", "--data", str(data), "--out", str(out), "--backend", "cpp", "-q",
+               "--set", *tiny, "max_len=8", "g_cell=gru", "g_encoder=separate", "g_history=3",
+               "mask_history=false"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert ("bleu2" in summary) if task == "text" else ("hr@10" in summary)
+    assert main(["sample", "--run", str(out), "-n", "2"]) == 0
