@@ -41,11 +41,12 @@ TORCH_LIBRARY(seqgan_fast, m) {
       "sample(Tensor prefix, Tensor emb, Tensor w_ih, Tensor w_hh, Tensor bias, Tensor w_out, "
       "Tensor b_out, int seq_len, int start_token, int seed, int row_offset, float temperature, "
       "int cell=0, Tensor? h0=None, Tensor? c0=None) -> Tensor");
-  // All (T-1)*N*B completions of x (B, T): output (T-1, N, B, T) int64.
+  // The (T-m)*N*B completions of the prefixes t >= m = min_prefix of x (B, T): output
+  // (T-m, N, B, T) int64, Philox rows as the full rollout's ((t-1)*N + n)*B + b.
   m.def(
       "rollout(Tensor x, int num_rollouts, Tensor emb, Tensor w_ih, Tensor w_hh, Tensor bias, "
       "Tensor w_out, Tensor b_out, int start_token, int seed, float temperature, int cell=0, "
-      "Tensor? h0=None, Tensor? c0=None) -> Tensor");
+      "Tensor? h0=None, Tensor? c0=None, int min_prefix=1) -> Tensor");
   // The discriminator's conv + ReLU + max-pool from the embedding-folded table
   // (csrc/common/score.h): pooled (M, sum(filters)) of rows [row0, row0 + M); prefix_x
   // (B, T) selects the rollout layout (rows are completions of prefix_x, prefix windows shared).

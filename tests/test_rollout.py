@@ -99,14 +99,21 @@ def test_rollout_rejects_bad_tokens():
 
 @pytest.mark.parametrize("backend", [b for b in ("reference", "cpp") if ops.is_available(b, "cpu")])
 @pytest.mark.parametrize("min_prefix", [1, 2, 5, 7])
-def test_min_prefix_rollout_equals_the_full_rollouts_completions(backend, min_prefix):
-    """Only prefixes t >= min_prefix are completed, and each completion is the full rollout's
-    (logical Philox rows): the same tokens, not just the same distribution."""
-    g = small_generator(vocab=53, seq_len=7, seed=4)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_min_prefix_rollout_equals_the_full_rollouts_completions(backend, min_prefix, cell):
+    """Only prefixes t >= min_prefix are completed (the cpp kernel skips the others), and
+    each completion is the full rollout's (logical Philox rows): the same tokens, not just
+    the same distribution; with an initial state too."""
+    g = small_generator(vocab=53, seq_len=7, seed=4, cell=cell)
     x = ops.sample(g, 5, seed=2, backend="reference")
     full = ops.rollout(g, x, 3, seed=9, backend=backend)
     part = ops.rollout(g, x, 3, seed=9, backend=backend, min_prefix=min_prefix)
     assert part.shape == (7 - min_prefix, 3, 5, 7)
+    assert torch.equal(part, full[min_prefix - 1:])
+    h0 = torch.randn(5, 16, generator=torch.Generator().manual_seed(1))
+    c0 = None if cell == "gru" else torch.randn(5, 16, generator=torch.Generator().manual_seed(2))
+    full = ops.rollout(g, x, 3, seed=9, backend=backend, h0=h0, c0=c0)
+    part = ops.rollout(g, x, 3, seed=9, backend=backend, h0=h0, c0=c0, min_prefix=min_prefix)
     assert torch.equal(part, full[min_prefix - 1:])
 
 

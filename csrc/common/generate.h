@@ -194,15 +194,17 @@ inline void sample_core(const LSTMWeightsView& w, const int64_t* prefix, int64_t
   });
 }
 
-// rollout: x (B, T) -> out (T-1, N, B, T). Completion row r = ((t-1)*N + n)*B + b keeps
-// x[b, :t] and samples positions s = t..T-1 with Philox (step s, row r, stream 1), starting
-// from the state after the start token and x[b, :t] (one teacher-forced pass for all t, from
-// the row's initial state h0, c0).
+// rollout: x (B, T) -> out (T-m, N, B, T) for the prefixes t >= m = min_prefix (1: all).
+// Completion row r = ((t-1)*N + n)*B + b keeps x[b, :t] and samples positions s = t..T-1 with
+// Philox (step s, row r, stream 1), starting from the state after the start token and
+// x[b, :t] (one teacher-forced pass for all t, from the row's initial state h0, c0); it is
+// stored at out row r - (m-1)*N*B, so skipping short prefixes changes no token.
 template <class Cell>
 inline void rollout_impl(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T,
                          int64_t N, int64_t start_token, uint64_t seed, float temperature,
-                         int64_t* out, int num_threads, const float* h0, const float* c0) {
-  if (B <= 0 || T < 2 || N <= 0) return;
+                         int64_t* out, int num_threads, const float* h0, const float* c0,
+                         int64_t min_prefix) {
+  if (B <= 0 || T - min_prefix < 1 || N <= 0) return;
   const PackedRNN p(w);
   const int64_t Hp = p.Hp;
   // prefix states: hp/cp[(t-1)*B + b] = state after start, x[b, 0..t-1], for t = 1..T-1
@@ -242,7 +244,8 @@ inline void rollout_impl(const LSTMWeightsView& w, const int64_t* x, int64_t B, 
   // T - t steps; blocks of short prefixes (longest work) come first for dynamic balance.
   const int64_t NB = N * B;
   const int64_t per_t = (NB + kBlockRows - 1) / kBlockRows;
-  const int64_t nblocks = (T - 1) * per_t;
+  const int64_t nblocks = (T - min_prefix) * per_t;
+  const int64_t skipped = (min_prefix - 1) * NB;  // logical rows of the prefixes not computed
   const int nt = static_cast<int>(std::min<int64_t>(nt_all, nblocks));
 #pragma omp parallel num_threads(nt)
   {
@@ -251,20 +254,21 @@ inline void rollout_impl(const LSTMWeightsView& w, const int64_t* x, int64_t B, 
     int64_t tok[kBlockRows];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < nblocks; ++blk) {
-      const int64_t t = blk / per_t + 1;
+      const int64_t t = blk / per_t + min_prefix;
       const int64_t i0 = (blk % per_t) * kBlockRows, rows = std::min(kBlockRows, NB - i0);
-      const int64_t row0 = (t - 1) * NB + i0;
+      const int64_t row0 = (t - 1) * NB + i0;  // logical (Philox) row
+      int64_t* const o = out + (row0 - skipped) * T;  // the block's first row in out
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t b = (i0 + r) % B;
         ids[r] = static_cast<uint32_t>(row0 + r);
         std::memcpy(ws.h(p, r), &hp[((t - 1) * B + b) * Hp], sizeof(float) * Hp);
         if (Cell::kHasC)
           std::memcpy(ws.cell(p, r), &cp[((t - 1) * B + b) * Hp], sizeof(float) * Hp);
-        std::memcpy(out + (row0 + r) * T, x + b * T, sizeof(int64_t) * t);
+        std::memcpy(o + r * T, x + b * T, sizeof(int64_t) * t);
       }
       for (int64_t s = t; s < T; ++s) {
         sample_block(p, ws, rows, seed, static_cast<uint32_t>(s), ids, 1u, temperature, tok);
-        for (int64_t r = 0; r < rows; ++r) out[(row0 + r) * T + s] = tok[r];
+        for (int64_t r = 0; r < rows; ++r) o[r * T + s] = tok[r];
         if (s < T - 1) cell_block<Cell>(p, ws, rows, tok);
       }
     }
@@ -274,10 +278,10 @@ inline void rollout_impl(const LSTMWeightsView& w, const int64_t* x, int64_t B, 
 inline void rollout_core(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T,
                          int64_t N, int64_t start_token, uint64_t seed, float temperature,
                          int64_t* out, int num_threads, const float* h0 = nullptr,
-                         const float* c0 = nullptr) {
+                         const float* c0 = nullptr, int64_t min_prefix = 1) {
   with_cell(w, [&](auto cell) {
     rollout_impl<decltype(cell)>(w, x, B, T, N, start_token, seed, temperature, out,
-                                 num_threads, h0, c0);
+                                 num_threads, h0, c0, min_prefix);
   });
 }
 

@@ -9,7 +9,8 @@ at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Ten
                         const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& bias,
                         const at::Tensor& w_out, const at::Tensor& b_out, int64_t start_token,
                         int64_t seed, double temperature, int64_t cell,
-                        const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0) {
+                        const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0,
+                        int64_t min_prefix) {
   using namespace seqgan_cuda;
   const LstmWeightsView w =
       check_weights(emb, w_ih, w_hh, bias, w_out, b_out, start_token, cell);
@@ -17,6 +18,8 @@ at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Ten
   check_cuda_tensor(x, "x", at::kLong, 2, emb.device());
   const int64_t B = x.size(0), T = x.size(1), N = num_rollouts;
   TORCH_CHECK(N >= 1 && N < (int64_t{1} << 31), "num_rollouts must be in [1, 2**31), got ", N);
+  TORCH_CHECK(min_prefix >= 1 && min_prefix <= std::max<int64_t>(T, 1),
+              "min_prefix must be in [1, T=", T, "], got ", min_prefix);
   TORCH_CHECK(B < (int64_t{1} << 31) && T < (int64_t{1} << 31), "x: shape must fit 32 bits, got ",
               x.sizes());
   const int64_t completions = std::max<int64_t>(T - 1, 0);
@@ -28,8 +31,10 @@ at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Ten
   const float* c0p = check_state(c0, "c0", B, w.H, emb.device());
   TORCH_CHECK(!(c0p && w.cell == kCellGRU), "c0: a GRU has no cell state");
   check_token_range(x, "x", w.V);
+  // The CUDA kernel computes every prefix; the short ones are cut off below (not skipped yet).
+  const int64_t kept = std::max<int64_t>(T - min_prefix, 0);
   at::Tensor out = at::empty({completions, N, B, T}, x.options());
-  if (out.numel() == 0) return out;
+  if (out.numel() == 0) return out.narrow(0, 0, kept);
   at::Tensor ws = workspace(rollout_workspace_floats(w.V, w.E, w.H, static_cast<int>(B),
                                                      static_cast<int>(T)),
                             emb);
@@ -38,7 +43,7 @@ at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Ten
                             out.data_ptr<int64_t>(), ws.data_ptr<float>(),
                             c10::cuda::getCurrentCUDAStream(), h0p, c0p),
              "rollout");
-  return out;
+  return min_prefix == 1 ? out : out.narrow(0, min_prefix - 1, kept).contiguous();
 }
 
 }  // namespace

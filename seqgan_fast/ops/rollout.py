@@ -68,10 +68,10 @@ def _rollout_ref(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min
 
 
 def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix):
-    out = torch.ops.seqgan_fast.rollout(x.contiguous(), num_rollouts, *w.tensors(),
-                                        w.start_token, _ext.signed_seed(seed), temperature,
-                                        w.cell_id, h0, c0)
-    return out[min_prefix - 1:]  # the kernels do not skip short prefixes yet
+    # cpp skips the prefixes below min_prefix; the CUDA op still computes and cuts them
+    return torch.ops.seqgan_fast.rollout(x.contiguous(), num_rollouts, *w.tensors(),
+                                         w.start_token, _ext.signed_seed(seed), temperature,
+                                         w.cell_id, h0, c0, min_prefix)
 
 
 def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix):
