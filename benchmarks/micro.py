@@ -2,8 +2,9 @@
 
   python benchmarks/micro.py score    # fused score: pool us/row (V=5000 and V=50), head, reference
   python benchmarks/micro.py d_step   # discriminator step: forward, backward, Adam: the module
-                                      # with default / fused Adam, and the trainer's unfold
-                                      # forward (dstep.py) with fused Adam
+                                      # with default / fused Adam, and the forward as one GEMM
+                                      # per filter width over unfolded windows (dstep.py: why
+                                      # the trainer does not use it)
   python benchmarks/micro.py cells    # paper-size rollout, LSTM vs GRU: cpp per ISA path,
                                       # reference, reference_loop (a sanity ratio, not a bench)
 """
@@ -16,7 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from seqgan_fast import Discriminator, Generator, ops
-from seqgan_fast.dstep import unfold_logits
 from seqgan_fast.ops.score import _head, _pool, fold
 from seqgan_fast.optim import fast_adam
 
@@ -88,11 +88,22 @@ def d_step() -> None:
     x = torch.randint(0, 5000, (64, 20))
     y = torch.randint(0, 2, (64,))
     module = d.forward
-    unfold = lambda t: unfold_logits(d, t)  # noqa: E731
+
+    def unfold(t: torch.Tensor) -> torch.Tensor:  # conv_k(p) = W_k . vec(e[p : p + k])
+        e = d.embedding(t)
+        B, T, E = e.shape
+        pooled = []
+        for c in d.convs:
+            k, f = c.kernel_size[0], c.out_channels
+            win = e.unfold(1, k, 1).reshape(B * (T - k + 1), E * k)
+            y = torch.mm(win, c.weight.reshape(f, E * k).t()).view(B, T - k + 1, f)
+            pooled.append(y.amax(dim=1) + c.bias)
+        return d.head(F.relu(torch.cat(pooled, dim=1)))
+
     for name, fwd, opt in (
             ("module + default Adam", module, torch.optim.Adam(d.parameters(), lr=1e-4)),
             ("module + fast_adam", module, fast_adam(d.parameters(), lr=1e-4)),
-            ("unfold + fast_adam (trainer)", unfold, fast_adam(d.parameters(), lr=1e-4))):
+            ("unfold + fast_adam", unfold, fast_adam(d.parameters(), lr=1e-4))):
         tf = tb = to = 0.0
         n = 20
         for i in range(n + 3):
