@@ -42,11 +42,14 @@ TORCH_LIBRARY(seqgan_fast, m) {
       "Tensor b_out, int seq_len, int start_token, int seed, int row_offset, float temperature, "
       "int cell=0, Tensor? h0=None, Tensor? c0=None) -> Tensor");
   // The (T-m)*N*B completions of the prefixes t >= m = min_prefix of x (B, T): output
-  // (T-m, N, B, T) int64, Philox rows as the full rollout's ((t-1)*N + n)*B + b.
+  // (T-m, N, B, T) int64, Philox rows as the full rollout's ((t-1)*N + n)*B + b. With
+  // batch_total > 0, x is rows batch_offset.. of a batch of batch_total rows (one rank's
+  // share): rows ((t-1)*N + n)*batch_total + batch_offset + b, the whole batch's tokens.
   m.def(
       "rollout(Tensor x, int num_rollouts, Tensor emb, Tensor w_ih, Tensor w_hh, Tensor bias, "
       "Tensor w_out, Tensor b_out, int start_token, int seed, float temperature, int cell=0, "
-      "Tensor? h0=None, Tensor? c0=None, int min_prefix=1) -> Tensor");
+      "Tensor? h0=None, Tensor? c0=None, int min_prefix=1, int batch_offset=0, "
+      "int batch_total=0) -> Tensor");
   // The discriminator's conv + ReLU + max-pool from the embedding-folded table
   // (csrc/common/score.h): pooled (M, sum(filters)) of rows [row0, row0 + M); prefix_x
   // (B, T) selects the rollout layout (rows are completions of prefix_x, prefix windows shared).

@@ -271,11 +271,11 @@ def shard_rollout_rewards(world: World, policy, discriminator, x: torch.Tensor,
     given=given)`` for the whole batch x (B, T): (hi - lo, T) float, ``(lo, hi) =
     world.shard(B)``.
 
-    The completions come from one rollout call on the whole batch: the fused kernels number
-    completion rows ((t-1)*N + n)*B + b with this call's B and take no batch-row offset, so
-    drawing only rows lo..hi with the single-process tokens needs that offset in the C++/CUDA
-    op (follow-up). The discriminator - most of the cost at the paper's size - scores only
-    this rank's completions.
+    On the ``reference`` and ``cpp`` backends each rank rolls out only its rows
+    (``ops.rollout(..., batch_rows=(lo, B))``: the whole batch's Philox rows, so the union is
+    the single-process rollout); elsewhere (``triton``, ``cuda``, a separate encoder) the
+    completions come from one rollout call on the whole batch. The discriminator scores only
+    this rank's completions either way.
     """
     from . import ops
     from .ops.rollout import check_discriminator
@@ -285,8 +285,16 @@ def shard_rollout_rewards(world: World, policy, discriminator, x: torch.Tensor,
     B, T = x.shape
     lo, hi = world.shard(B)
     m = given + 1  # the shortest prefix that ends in a generated token
-    comps = ops.rollout(policy, x, num_rollouts, seed, backend=backend, min_prefix=m)
-    mine = comps[:, :, lo:hi].reshape(-1, T)
+    from .ops.backends import resolve
+    from .ops.encoded import has_separate_encoder
+    from .ops.rollout import BATCH_ROWS_BACKENDS
+
+    if resolve(backend, x.device) in BATCH_ROWS_BACKENDS and not has_separate_encoder(policy):
+        mine = ops.rollout(policy, x[lo:hi], num_rollouts, seed, backend=backend, min_prefix=m,
+                           batch_rows=(lo, B)).reshape(-1, T)
+    else:
+        comps = ops.rollout(policy, x, num_rollouts, seed, backend=backend, min_prefix=m)
+        mine = comps[:, :, lo:hi].reshape(-1, T)
     scores, last = rollout_scores(discriminator, mine, x[lo:hi], num_rollouts, backend, 4096,
                                   min_prefix=m)
     rewards = torch.zeros(hi - lo, T, dtype=torch.float32, device=x.device)

@@ -134,3 +134,19 @@ def test_min_prefix_rewards_and_validation():
         ops.rollout(g, x, 3, min_prefix=8)
     with pytest.raises(ValueError, match="given must be an int in"):
         ops.rollout_rewards(g, d, x, 3, given=7)
+
+
+@pytest.mark.parametrize("backend", [b for b in ("reference", "cpp") if ops.is_available(b, "cpu")])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_batch_rows_shares_are_the_whole_batchs_rollout(backend, cell):
+    """A data-parallel rank's share (batch_rows=(lo, total)) rolls out exactly its rows of the
+    whole batch's rollout, with min_prefix too; bad shares are refused."""
+    g = small_generator(vocab=53, seq_len=7, seed=4, cell=cell)
+    x = ops.sample(g, 9, seed=2, backend="reference")
+    for m in (1, 4):
+        full = ops.rollout(g, x, 3, seed=9, backend=backend, min_prefix=m)
+        parts = [ops.rollout(g, x[lo:hi], 3, seed=9, backend=backend, min_prefix=m,
+                             batch_rows=(lo, 9)) for lo, hi in ((0, 4), (4, 9), (9, 9))]
+        assert torch.equal(torch.cat(parts, dim=2), full)
+    with pytest.raises((ValueError, RuntimeError), match="batch"):
+        ops.rollout(g, x[3:], 3, backend=backend, batch_rows=(3, 8))

@@ -54,7 +54,8 @@ struct CoreKernels {
                  const float* c0);
   void (*rollout)(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T, int64_t N,
                   int64_t start_token, uint64_t seed, float temperature, int64_t* out,
-                  int num_threads, const float* h0, const float* c0, int64_t min_prefix);
+                  int num_threads, const float* h0, const float* c0, int64_t min_prefix,
+                  int64_t batch_offset, int64_t batch_total);
   void (*score_pool)(const ConvTableView& d, const int64_t* tokens, int64_t row0, int64_t M,
                      int64_t T, const int64_t* prefix_x, int64_t N, int64_t B, float* pooled,
                      int num_threads);

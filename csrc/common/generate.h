@@ -198,12 +198,15 @@ inline void sample_core(const LSTMWeightsView& w, const int64_t* prefix, int64_t
 // Completion row r = ((t-1)*N + n)*B + b keeps x[b, :t] and samples positions s = t..T-1 with
 // Philox (step s, row r, stream 1), starting from the state after the start token and
 // x[b, :t] (one teacher-forced pass for all t, from the row's initial state h0, c0); it is
-// stored at out row r - (m-1)*N*B, so skipping short prefixes changes no token.
+// stored at out row r - (m-1)*N*B, so skipping short prefixes changes no token. x may be rows
+// batch_offset.. of a batch of batch_total rows (one rank's share; 0: x is the batch): the
+// Philox row is then ((t-1)*N + n)*batch_total + batch_offset + b, the whole batch's.
 template <class Cell>
 inline void rollout_impl(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T,
                          int64_t N, int64_t start_token, uint64_t seed, float temperature,
                          int64_t* out, int num_threads, const float* h0, const float* c0,
-                         int64_t min_prefix) {
+                         int64_t min_prefix, int64_t batch_offset, int64_t batch_total) {
+  const int64_t Btot = batch_total > 0 ? batch_total : B;
   if (B <= 0 || T - min_prefix < 1 || N <= 0) return;
   const PackedRNN p(w);
   const int64_t Hp = p.Hp;
@@ -256,11 +259,11 @@ inline void rollout_impl(const LSTMWeightsView& w, const int64_t* x, int64_t B, 
     for (int64_t blk = 0; blk < nblocks; ++blk) {
       const int64_t t = blk / per_t + min_prefix;
       const int64_t i0 = (blk % per_t) * kBlockRows, rows = std::min(kBlockRows, NB - i0);
-      const int64_t row0 = (t - 1) * NB + i0;  // logical (Philox) row
+      const int64_t row0 = (t - 1) * NB + i0;  // the block's first row of this call
       int64_t* const o = out + (row0 - skipped) * T;  // the block's first row in out
       for (int64_t r = 0; r < rows; ++r) {
-        const int64_t b = (i0 + r) % B;
-        ids[r] = static_cast<uint32_t>(row0 + r);
+        const int64_t n = (i0 + r) / B, b = (i0 + r) % B;
+        ids[r] = static_cast<uint32_t>(((t - 1) * N + n) * Btot + batch_offset + b);
         std::memcpy(ws.h(p, r), &hp[((t - 1) * B + b) * Hp], sizeof(float) * Hp);
         if (Cell::kHasC)
           std::memcpy(ws.cell(p, r), &cp[((t - 1) * B + b) * Hp], sizeof(float) * Hp);
@@ -278,10 +281,11 @@ inline void rollout_impl(const LSTMWeightsView& w, const int64_t* x, int64_t B, 
 inline void rollout_core(const LSTMWeightsView& w, const int64_t* x, int64_t B, int64_t T,
                          int64_t N, int64_t start_token, uint64_t seed, float temperature,
                          int64_t* out, int num_threads, const float* h0 = nullptr,
-                         const float* c0 = nullptr, int64_t min_prefix = 1) {
+                         const float* c0 = nullptr, int64_t min_prefix = 1,
+                         int64_t batch_offset = 0, int64_t batch_total = 0) {
   with_cell(w, [&](auto cell) {
     rollout_impl<decltype(cell)>(w, x, B, T, N, start_token, seed, temperature, out,
-                                 num_threads, h0, c0, min_prefix);
+                                 num_threads, h0, c0, min_prefix, batch_offset, batch_total);
   });
 }
 

@@ -10,7 +10,7 @@ at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Ten
                         const at::Tensor& w_out, const at::Tensor& b_out, int64_t start_token,
                         int64_t seed, double temperature, int64_t cell,
                         const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0,
-                        int64_t min_prefix) {
+                        int64_t min_prefix, int64_t batch_offset, int64_t batch_total) {
   using namespace seqgan_cuda;
   const LstmWeightsView w =
       check_weights(emb, w_ih, w_hh, bias, w_out, b_out, start_token, cell);
@@ -18,6 +18,8 @@ at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Ten
   check_cuda_tensor(x, "x", at::kLong, 2, emb.device());
   const int64_t B = x.size(0), T = x.size(1), N = num_rollouts;
   TORCH_CHECK(N >= 1 && N < (int64_t{1} << 31), "num_rollouts must be in [1, 2**31), got ", N);
+  TORCH_CHECK(batch_offset == 0 && (batch_total == 0 || batch_total == B),
+              "the CUDA rollout takes the whole batch (batch_offset/batch_total: cpp only)");
   TORCH_CHECK(min_prefix >= 1 && min_prefix <= std::max<int64_t>(T, 1),
               "min_prefix must be in [1, T=", T, "], got ", min_prefix);
   TORCH_CHECK(B < (int64_t{1} << 31) && T < (int64_t{1} << 31), "x: shape must fit 32 bits, got ",

@@ -26,10 +26,12 @@ REF_LOGIT_BYTES = 8 * 2**20  # measured best of 2, 8, 32, 64 MiB at the paper si
 def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
                 temperature: float = 1.0, logit_bytes: int = REF_LOGIT_BYTES,
                 h0: torch.Tensor | None = None, c0: torch.Tensor | None = None,
-                min_prefix: int = 1) -> torch.Tensor:
+                min_prefix: int = 1, batch_rows: tuple[int, int] | None = None
+                ) -> torch.Tensor:
     """Reference rollout: x (B, T) int64 -> completions (T-min_prefix, N, B, T) int64 of the
     prefixes t >= min_prefix (logical rows from (min_prefix-1)*N*B on); the prefix pass
-    starts from (h0, c0) (B, H) (default zeros)."""
+    starts from (h0, c0) (B, H) (default zeros). ``batch_rows=(lo, total)``: x is rows
+    lo..lo+B-1 of a batch of ``total``; Philox rows are the whole batch's."""
     from ..models import prefix_states
 
     B, T = x.shape
@@ -40,18 +42,23 @@ def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
     h_pref, c_pref = prefix_states(w, x, h0, c0)  # (T, B, H): index t predicts position t
     flat = out.view(-1, T)
     R = flat.shape[0]
-    all_rows = torch.arange(R, device=x.device) + (min_prefix - 1) * N * B  # logical rows
+    all_rows = torch.arange(R, device=x.device) + (min_prefix - 1) * N * B  # this call's rows
     start_step = all_rows // (N * B) + 1  # the prefix length t, = the first sampled position
+    philox = all_rows
+    if batch_rows is not None:  # ((t-1)*N + n)*total + lo + b: the whole batch's rows
+        lo, total = batch_rows
+        philox = ((start_step - 1) * N + (all_rows % (N * B)) // B) * total + lo + all_rows % B
     chunk = max(1, logit_bytes // (4 * w.vocab_size))
     for r0 in range(0, R, chunk):
         rows = all_rows[r0 : r0 + chunk]
+        ids = philox[r0 : r0 + chunk]
         t_rows = start_step[r0 : r0 + chunk]
         b_rows = rows % B
         h = h_pref[t_rows, b_rows]
         c = c_pref[t_rows, b_rows] if c_pref is not None else None
         for s in range(int(t_rows[0]), T):
             n = int(torch.searchsorted(t_rows, s, right=True))  # rows with t <= s
-            tok = canonical_sample(project(w, h[:n]), seed, s, rows[:n], STREAM_ROLLOUT,
+            tok = canonical_sample(project(w, h[:n]), seed, s, ids[:n], STREAM_ROLLOUT,
                                    temperature)
             flat[r0 : r0 + n, s] = tok
             if s < T - 1:
@@ -62,22 +69,30 @@ def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
     return out
 
 
-def _rollout_ref(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix):
+def _rollout_ref(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix,
+                 batch_rows):
     return rollout_ref(w, x, num_rollouts, seed, temperature, h0=h0, c0=c0,
-                       min_prefix=min_prefix)
+                       min_prefix=min_prefix, batch_rows=batch_rows)
 
 
-def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix):
+def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix,
+                    batch_rows):
     # cpp skips the prefixes below min_prefix; the CUDA op still computes and cuts them
+    lo, total = batch_rows if batch_rows is not None else (0, 0)
     return torch.ops.seqgan_fast.rollout(x.contiguous(), num_rollouts, *w.tensors(),
                                          w.start_token, _ext.signed_seed(seed), temperature,
-                                         w.cell_id, h0, c0, min_prefix)
+                                         w.cell_id, h0, c0, min_prefix, lo, total)
 
 
-def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix):
+def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix,
+                    batch_rows):
     from .triton_rollout import rollout_triton
 
     return rollout_triton(w, x, num_rollouts, seed, temperature, h0, c0)[min_prefix - 1:]
+
+
+# backends whose rollout draws a share of a batch's rows (batch_rows); the others take it whole
+BATCH_ROWS_BACKENDS = ("reference", "cpp")
 
 
 _IMPLS = {"reference": _rollout_ref, "cpp": _rollout_kernel, "cuda": _rollout_kernel,
@@ -94,9 +109,14 @@ def rollout(
     h0: torch.Tensor | None = None,
     c0: torch.Tensor | None = None,
     min_prefix: int = 1,
+    batch_rows: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Complete every proper prefix of x of length >= ``min_prefix`` ``num_rollouts`` times
     with the rollout policy.
+
+    ``batch_rows=(lo, total)`` (``reference`` and ``cpp``): x is rows lo..lo+B-1 of a batch
+    of ``total`` rows (a data-parallel rank's share); its completions are exactly those rows
+    of the whole batch's rollout (Philox row ((t-1)*N + n)*total + lo + b).
 
     policy: Generator/Oracle or LSTMWeights; x: (B, T) int64. ``h0``, ``c0`` (B, H): the
     state row b started from before its start token (default zeros): the prefix states,
@@ -120,12 +140,21 @@ def rollout(
             not 1 <= min_prefix <= max(T, 1):
         raise ValueError(f"min_prefix must be an int in [1, T={T}], got {min_prefix!r}")
     seed, temperature = check_seed(seed), check_temperature(temperature)
+    be = resolve(backend, w.device)
+    if batch_rows is not None:
+        lo, total = batch_rows
+        if be not in BATCH_ROWS_BACKENDS or has_separate_encoder(policy):
+            raise ValueError(f"batch_rows needs the {' or '.join(BATCH_ROWS_BACKENDS)} backend "
+                             f"and a tied encoder, not {be}")
+        if not (0 <= lo and lo + B <= total and (T - 1) * num_rollouts * total <= 2**32):
+            raise ValueError(f"batch_rows={batch_rows}: x's {B} rows must lie inside the batch "
+                             "and (T-1)*num_rollouts*total fit in 32 bits")
     if h0 is None and c0 is None and has_separate_encoder(policy):
         return rollout_encoded(policy, x.contiguous(), num_rollouts, seed, temperature,
                                backend)[min_prefix - 1:]
     h0, c0 = check_state(w, B, h0, c0)
-    impl = _IMPLS[resolve(backend, w.device)]
-    return impl(w, x.contiguous(), num_rollouts, seed, temperature, h0, c0, min_prefix)
+    return _IMPLS[be](w, x.contiguous(), num_rollouts, seed, temperature, h0, c0, min_prefix,
+                      batch_rows)
 
 
 @torch.no_grad()

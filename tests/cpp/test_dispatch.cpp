@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     const auto& row = f.rows["rollout"];
     std::vector<int64_t> out((f.T - 1) * f.N * f.B * f.T);
     k.rollout(w, x.data(), f.B, f.T, f.N, f.start, std::stoull(row[0]),
-              static_cast<float>(std::stod(row[1])), out.data(), 2, nullptr, nullptr, 1);
+              static_cast<float>(std::stod(row[1])), out.data(), 2, nullptr, nullptr, 1, 0, 0);
     const std::vector<int64_t> want = ints(row, 2);
     const int64_t d = count_diff(out, want);
     const int64_t allowed = r == 0 ? static_cast<int64_t>(want.size()) / 1000 : 0;
@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
     std::vector<int64_t> xs(B * T);
     for (int64_t i = 0; i < B * T; ++i) xs[i] = (i * 7919) % V;
     big[r].assign((T - 1) * N * B * T, -1);
-    k.rollout(w2, xs.data(), B, T, N, 0, 1234, 0.9f, big[r].data(), 2, nullptr, nullptr, 1);
+    k.rollout(w2, xs.data(), B, T, N, 0, 1234, 0.9f, big[r].data(), 2, nullptr, nullptr, 1, 0,
+              0);
     std::printf("%s: ok so far (%d failures)\n", names[r], g_failures);
   }
   if (best >= 2) {
