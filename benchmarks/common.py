@@ -116,13 +116,19 @@ def build_models(cfg: BenchConfig, device: str) -> Models:
     paper's oracle, and N(0, 32 / H) above, which keeps the pre-activations' scale. At
     N(0, 1) with H = 128 the LSTM is chaotic: fp32 and fp64 runs of the *reference* itself
     then agree on only 99.2% of sampled tokens (T = 40; measured), so no fp32 backend could
-    pass the 99.9% agreement check.
+    pass the 99.9% agreement check. A GRU above H = 32 gets 0.6 x that scale: at the LSTM's
+    (x5 at H = 128) it is chaotic - `reference` and `cpp` agree on every token up to position
+    20 and then drift apart by float rounding (97.4% of tokens equal at T = 40; measured) -
+    while at x3 they agree on 100%.
     """
     torch.manual_seed(cfg.seed)
     g = Generator(cfg.vocab, cfg.emb, cfg.hidden, cfg.seq_len, cell=cfg.cell)
+    scale = 10.0 * min(1.0, (32 / cfg.hidden) ** 0.5)
+    if cfg.cell == "gru" and cfg.hidden > 32:
+        scale *= 0.6
     with torch.no_grad():
         for p in g.parameters():
-            p.mul_(10.0 * min(1.0, (32 / cfg.hidden) ** 0.5))
+            p.mul_(scale)
     kwargs = {} if cfg.d_num_filters is None else {"num_filters": cfg.d_num_filters}
     d = Discriminator(cfg.vocab, cfg.seq_len, **kwargs)
     g, d = g.to(device), d.to(device)
