@@ -76,20 +76,27 @@ class BenchConfig:
 CELLS = ("lstm", "gru")
 
 
-def resolve_cells(spec: str) -> list[str]:
-    """``lstm``, ``gru``, ``all`` or a comma list: the g_cell axis of a benchmark run."""
-    cells: list[str] = []
+def parse_choices(spec: str, choices, what: str, everything=None) -> list[str]:
+    """A comma list of ``choices`` (``all``: ``everything``, default all of them), in order,
+    without repeats; ValueError naming ``what`` for an unknown or empty one."""
+    names: list[str] = []
     for part in spec.split(","):
         part = part.strip()
         if part == "all":
-            cells += list(CELLS)
-        elif part in CELLS:
-            cells.append(part)
+            names += list(choices if everything is None else everything)
+        elif part in choices:
+            names.append(part)
         elif part:
-            raise ValueError(f"unknown cell {part!r}; choose from {', '.join(CELLS)}, all")
-    if not cells:
-        raise ValueError("no cell given")
-    return list(dict.fromkeys(cells))
+            raise ValueError(f"unknown {what} {part!r}; choose from "
+                             f"{', '.join(list(choices) + ['all'])}")
+    if not names:
+        raise ValueError(f"no {what} given")
+    return list(dict.fromkeys(names))
+
+
+def resolve_cells(spec: str) -> list[str]:
+    """``lstm``, ``gru``, ``all`` or a comma list: the g_cell axis of a benchmark run."""
+    return parse_choices(spec, CELLS, "cell")
 
 
 CONFIGS: dict[str, BenchConfig] = {
@@ -112,18 +119,4 @@ def tiny_requested() -> bool:
 
 def resolve_configs(spec: str) -> list[BenchConfig]:
     """``paper``, ``large``, ``tiny``, ``all`` (paper + large) or a comma list of those."""
-    names: list[str] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if part == "all":
-            names += ["paper", "large"]
-        elif part in CONFIGS:
-            names.append(part)
-        else:
-            raise ValueError(f"unknown config {part!r}; choose from "
-                             f"{', '.join(list(CONFIGS) + ['all'])}")
-    if not names:
-        raise ValueError("no config given")
-    return [CONFIGS[n] for n in dict.fromkeys(names)]
+    return [CONFIGS[n] for n in parse_choices(spec, CONFIGS, "config", ("paper", "large"))]

@@ -32,7 +32,7 @@ from . import (
     bench_score,
 )
 from .common import KNOWN_BACKENDS, Case, Contender
-from .configs import BenchConfig, resolve_cells, resolve_configs
+from .configs import BenchConfig, parse_choices, resolve_cells, resolve_configs
 from .report import GEMM, add_ratios, format_table
 from .timing import loadavg, machine_info, measure_peak, timed
 
@@ -54,18 +54,7 @@ MIN_RUN_S = 0.02  # calls shorter than this are repeated inside one timed run
 
 
 def parse_ops(spec: str) -> list[str]:
-    names: list[str] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if part == "all":
-            names += list(OPS)
-        elif part in OPS:
-            names.append(part)
-        elif part:
-            raise ValueError(f"unknown op {part!r}; choose from {', '.join(OPS)}, all")
-    if not names:
-        raise ValueError("no op given")
-    return list(dict.fromkeys(names))
+    return parse_choices(spec, OPS, "op")
 
 
 def _row(case: Case, backend: str, tokens: int) -> dict[str, Any]:

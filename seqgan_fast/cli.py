@@ -426,8 +426,7 @@ def _recommend(args: argparse.Namespace) -> int:
         if not 1 <= args.k <= rec.num_items:
             raise ConfigError(f"-k must be in [1, {rec.num_items}] (the run's item count), "
                               f"got {args.k}")
-        cfg = TrainConfig.from_dict(
-            json.loads((Path(args.run) / "config.json").read_text(encoding="utf-8")))
+        cfg = rec.cfg
         data = Path(args.data) if args.data else resolve_data_path(cfg.data, "interaction")
         inter = read_interactions(data, cfg.columns, min_count=1, min_interactions=1)
         out = Path(args.out)

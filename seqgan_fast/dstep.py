@@ -8,7 +8,7 @@ caller on a GPU synchronises once per epoch instead of once per step.
 The forward is the module's (oneDNN convolutions on CPU, cuDNN on CUDA). Formulating each
 filter width as one GEMM over unfolded windows was measured and dropped: the same time per
 step at one and two threads on an idle AVX-512 instance (30.1 against 30.3 ms forward, 60.1
-against 58.8 ms backward at one thread; the GEMMs are already ~90% of the step).
+against 58.8 ms backward at one thread, ``python benchmarks/micro.py d_step``).
 
 On CUDA, ``graph="auto"`` (or ``"on"``) captures the whole step (forward, backward, the L2
 term and the fused Adam update) in one CUDA graph at ``batch_size`` rows and replays it for
@@ -56,13 +56,17 @@ def _param_device(d: torch.nn.Module) -> torch.device:
 class DiscriminatorStep:
     """One discriminator training step per call; see the module docstring.
 
-    ``grad_hook`` (optional) runs between backward and the optimizer step on the eager path
-    (e.g. a cross-process gradient all-reduce); a step with a hook is never graph-captured.
+    Data-parallel (``world_size`` > 1): a call trains on this rank's rows of a minibatch,
+    ``batch_rows=(lo, total)``; its loss is the rank's share of the single-process loss
+    (cross-entropy summed over its rows / total, the L2 term / world_size; the dropout mask
+    is its slice of the whole batch's, see ``Discriminator.forward``), and ``grad_hook``
+    (the cross-rank gradient sum) runs between backward and the optimizer step. A step with
+    a hook is never graph-captured.
     """
 
     def __init__(self, discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  batch_size: int, graph: str = "auto",
-                 grad_hook: Callable[[], None] | None = None) -> None:
+                 grad_hook: Callable[[], None] | None = None, world_size: int = 1) -> None:
         if graph not in GRAPH_MODES:
             raise ValueError(f"graph must be one of {', '.join(GRAPH_MODES)}, got {graph!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -77,34 +81,41 @@ class DiscriminatorStep:
             raise ValueError("graph='on' needs an optimizer built with capturable=True "
                              "(seqgan_fast.optim.fast_adam does this on CUDA)")
         self.d, self.opt, self.batch_size = discriminator, optimizer, batch_size
-        self.grad_hook = grad_hook
+        self.grad_hook, self.world_size = grad_hook, world_size
         self.use_graph = dev.type == "cuda" and graph != "off" and capturable \
             and grad_hook is None
-        self.forward = discriminator  # a data-parallel caller passes batch_rows (models.py)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static: dict[str, torch.Tensor] = {}
         self.replays = 0  # graph replays so far (tests and benchmarks read it)
 
     # -- the step -------------------------------------------------------------------------
-    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor):
-        logits = self.forward(x)
-        loss = F.cross_entropy(logits, y) + self.d.l2_loss()
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor,
+                          batch_rows: tuple[int, int] | None = None):
+        logits = self.d(x, batch_rows=batch_rows)
+        if batch_rows is None:
+            loss = F.cross_entropy(logits, y) + self.d.l2_loss()
+        else:  # this rank's share of the batch's loss
+            loss = F.cross_entropy(logits, y, reduction="sum") / batch_rows[1] \
+                + self.d.l2_loss() / self.world_size
         loss.backward()
         return loss.detach(), (logits.detach().argmax(1) == y).sum()
 
-    def _eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _eager(self, x: torch.Tensor, y: torch.Tensor,
+               batch_rows: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         self.opt.zero_grad(set_to_none=True)
-        loss, correct = self._forward_backward(x, y)
+        loss, correct = self._forward_backward(x, y, batch_rows)
         if self.grad_hook is not None:
             self.grad_hook()
         self.opt.step()
         return loss, correct
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Train on minibatch (x (b, T) int64, y (b,) int64 labels, 1 = real); returns
-        (loss, correct) as 0-dim tensors on the model's device."""
-        if not self.use_graph or x.shape[0] != self.batch_size:
-            return self._eager(x, y)
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 batch_rows: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train on minibatch (x (b, T) int64, y (b,) int64 labels, 1 = real; a rank's rows
+        ``batch_rows=(lo, total)`` of it when data-parallel); returns (loss, correct) as 0-dim
+        tensors on the model's device (a rank's: its share)."""
+        if batch_rows is not None or not self.use_graph or x.shape[0] != self.batch_size:
+            return self._eager(x, y, batch_rows)
         if self._graph is None:
             out = self._eager(x, y)  # the real first step, then capture for the next ones
             self._capture(x, y)

@@ -99,7 +99,7 @@ class Recommender:
     """Top-k next items of item histories under a trained generator (module docstring)."""
 
     def __init__(self, generator, vocab: ItemVocab, max_len: int, exclude_seen: bool = False,
-                 batch_size: int = DEFAULT_BATCH) -> None:
+                 batch_size: int = DEFAULT_BATCH, cfg: TrainConfig | None = None) -> None:
         if generator.vocab_size != len(vocab):
             raise ValueError(f"the generator has {generator.vocab_size} tokens but the item "
                              f"vocabulary {len(vocab)}")
@@ -108,6 +108,7 @@ class Recommender:
         self.generator = generator.eval()
         self.vocab, self.max_len = vocab, max_len
         self.exclude_seen, self.batch_size = bool(exclude_seen), batch_size
+        self.cfg = cfg  # the run's config (from_run), e.g. its interaction file and columns
 
     @property
     def num_items(self) -> int:
@@ -129,7 +130,8 @@ class Recommender:
                               "recommendation (recsys) run")
         task = RecsysTask.load(Path(run_dir), loaded.cfg)
         seen = loaded.cfg.mask_history if exclude_seen is None else exclude_seen
-        return cls(loaded.generator, task.vocab, loaded.cfg.max_len, seen, batch_size)
+        return cls(loaded.generator, task.vocab, loaded.cfg.max_len, seen, batch_size,
+                   loaded.cfg)
 
     # -- encoding -------------------------------------------------------------------------
     def encode(self, histories: Sequence[Sequence[str]]) -> tuple[list[list[int]], int]:

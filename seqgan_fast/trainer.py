@@ -173,8 +173,14 @@ class SeqGANTrainer(RunState):
         self.d_opt = fast_adam(self.discriminator.parameters(), lr=cfg.d_lr)  # see optim.py
         if self.device.type == "cuda":
             configure_tf32(cfg.tf32)
+        hook, size = None, 1
+        if self.world is not None:  # the cross-rank gradient sum of every D step
+            def hook() -> None:
+                self.world.all_reduce_grads(self.discriminator.parameters())
+            size = self.world.size
         self.d_step = DiscriminatorStep(self.discriminator, self.d_opt, cfg.batch_size,
-                                        graph=cfg.d_graph)  # see dstep.py (single process)
+                                        graph=cfg.d_graph, grad_hook=hook,
+                                        world_size=size)  # see dstep.py
 
         self.state: dict[str, Any] = {
             "phase": "mle", "mle_epoch": 0, "d_round": 0, "adv_batch": 0, "seed_calls": 0,
@@ -324,45 +330,23 @@ class SeqGANTrainer(RunState):
         y = torch.cat([torch.ones(pos.shape[0], dtype=torch.int64),
                        torch.zeros(neg.shape[0], dtype=torch.int64)]).to(self.device)
         self.discriminator.train()
-        loss_sum = correct = seen = count = 0.0
         n = x.shape[0]
         once = list(self._batches(n, self.next_seed())) if cfg.d_shuffle == "once" else None
-        if self.world is None:
-            return self._d_epochs_local(x, y, once)
         for _ in range(cfg.d_epochs):
-            loss_sum = correct = seen = count = 0.0
-            for idx in once if once is not None else self._batches(n, self.next_seed()):
-                # this rank's share of the mean, its slice of the batch's dropout mask
-                mine, lo = self._shard(idx)
-                logits = self.d_step.forward(x[mine], batch_rows=(lo, idx.numel()))
-                loss = F.cross_entropy(logits, y[mine], reduction="sum") / idx.numel() \
-                    + self.discriminator.l2_loss() / self.world.size
-                self.d_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self.world.all_reduce_grads(self.discriminator.parameters())
-                self.d_opt.step()
-                loss_sum += float(loss.detach())
-                correct += float((logits.argmax(1) == y[mine]).sum())
-                seen += mine.numel()
-                count += 1
-        if self.world is not None:
-            loss_sum, correct, seen = self.world.sum([loss_sum, correct, seen])
-        return loss_sum / max(count, 1), correct / max(seen, 1)
-
-    def _d_epochs_local(self, x: torch.Tensor, y: torch.Tensor,
-                        once: list[torch.Tensor] | None) -> tuple[float, float]:
-        """A single process's discriminator epochs through the fused step (dstep.py); losses
-        and hits summed on the device: one host sync per epoch."""
-        for _ in range(self.cfg.d_epochs):
+            # summed on the device: one host sync per epoch (CUDA graphs replay back to back)
             loss_sum = x.new_zeros((), dtype=torch.float64)
             correct = x.new_zeros((), dtype=torch.int64)
             seen = count = 0
-            for idx in once if once is not None else self._batches(x.shape[0],
-                                                                   self.next_seed()):
-                loss, hits = self.d_step(x[idx], y[idx])
+            for idx in once if once is not None else self._batches(n, self.next_seed()):
+                mine, lo = self._shard(idx)  # data-parallel: this rank's rows of the batch
+                rows = None if self.world is None else (lo, idx.numel())
+                loss, hits = self.d_step(x[mine], y[mine], rows)
                 loss_sum, correct = loss_sum + loss, correct + hits
-                seen, count = seen + idx.numel(), count + 1
-        return float(loss_sum) / max(count, 1), float(correct) / max(seen, 1)
+                seen, count = seen + mine.numel(), count + 1
+        loss_sum, correct = float(loss_sum), float(correct)
+        if self.world is not None:
+            loss_sum, correct, seen = self.world.sum([loss_sum, correct, seen])
+        return loss_sum / max(count, 1), correct / max(seen, 1)
 
     def policy_gradient_step(self) -> float:
         """Sample a batch, score it with rollout rewards, one PG step; returns mean reward."""

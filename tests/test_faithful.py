@@ -185,7 +185,8 @@ def test_discriminator_data_shuffled_once_per_round(tmp_path, monkeypatch, d_shu
     seen: list[torch.Tensor] = []
     original = DiscriminatorStep.__call__
     monkeypatch.setattr(DiscriminatorStep, "__call__",
-                        lambda self, x, y: seen.append(x.clone()) or original(self, x, y))
+                        lambda self, x, y, *rest: seen.append(x.clone())
+                        or original(self, x, y, *rest))
     # 100 positives + 100 negatives in batches of 32: 6 whole batches (192), 8 dropped.
     tr = SeqGANTrainer(tiny(d_shuffle=d_shuffle, d_epochs=3), tmp_path, progress=False)
     tr.discriminator_round()

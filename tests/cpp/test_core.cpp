@@ -249,16 +249,23 @@ static void test_sampler() {
   }
 }
 
-// ---- LSTM cell against a plain double-precision cell ---------------------------------------
-static void test_lstm() {
-  const int64_t V = 50, E = 7, H = 20, R = 6;  // H not a multiple of 16: padded lanes
-  std::mt19937 rng(1);
-  std::normal_distribution<float> nd(0.0f, 0.5f);
-  auto fill = [&](int64_t n) {
+// Random N(0, 0.5) inputs of the cell tests, from a seeded generator.
+struct CellInputs {
+  std::mt19937 rng;
+  std::normal_distribution<float> nd{0.0f, 0.5f};
+  explicit CellInputs(unsigned seed) : rng(seed) {}
+  std::vector<float> fill(int64_t n) {
     std::vector<float> v(n);
     for (auto& x : v) x = nd(rng);
     return v;
-  };
+  }
+};
+
+// ---- LSTM cell against a plain double-precision cell ---------------------------------------
+static void test_lstm() {
+  const int64_t V = 50, E = 7, H = 20, R = 6;  // H not a multiple of 16: padded lanes
+  CellInputs in(1);
+  auto fill = [&](int64_t n) { return in.fill(n); };
   auto emb = fill(V * E), wih = fill(4 * H * E), whh = fill(4 * H * H), bias = fill(4 * H),
        wout = fill(V * H), bout = fill(V), h0 = fill(R * H), c0 = fill(R * H);
   const LSTMWeightsView w{emb.data(), wih.data(), whh.data(), bias.data(),
@@ -296,13 +303,8 @@ static void test_lstm() {
 // ---- GRU cell against a plain double-precision nn.GRU step -----------------------------------
 static void test_gru() {
   const int64_t V = 50, E = 7, H = 20, R = 6;  // H not a multiple of 16: padded lanes
-  std::mt19937 rng(2);
-  std::normal_distribution<float> nd(0.0f, 0.5f);
-  auto fill = [&](int64_t n) {
-    std::vector<float> v(n);
-    for (auto& x : v) x = nd(rng);
-    return v;
-  };
+  CellInputs in(2);
+  auto fill = [&](int64_t n) { return in.fill(n); };
   // torch layout (r, z, n); kernel bias [b_ir + b_hr, b_iz + b_hz, b_in, b_hn]
   auto emb = fill(V * E), wih = fill(3 * H * E), whh = fill(3 * H * H), bias = fill(4 * H),
        wout = fill(V * H), bout = fill(V), h0 = fill(R * H);
