@@ -56,6 +56,11 @@ TORCH_LIBRARY(seqgan_fast, m) {
   m.def(
       "score_pool(Tensor tokens, int row0, Tensor? prefix_x, int num_rollouts, Tensor table, "
       "Tensor bias, int[] width, int[] filters) -> Tensor");
+  // The backward of the discriminator's conv + ReLU + max-pool (csrc/common/dpool.h): emb
+  // (B, T, E), grad and argmax (B, sum(filters)), weights (F_g, E, k_g) per width ->
+  // [grad_emb, grad_weight per width].
+  m.def("conv_pool_backward(Tensor emb, Tensor grad, Tensor argmax, Tensor[] weights) "
+        "-> Tensor[]");
   // The CPU core's ISA path: in use, best this CPU supports, and a forced choice (returns
   // the previous path's name; "auto" = the best supported).
   m.def("cpu_isa() -> str", &cpu_isa);

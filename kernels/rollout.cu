@@ -1,4 +1,5 @@
-// rollout (DESIGN §5): all (T-1)*N*B completions of x (B, T) in two launches (plus the weight
+// rollout (DESIGN §5): the (T-min_prefix)*N*B completions of x (B, T) of the prefixes
+// t >= min_prefix (output row r - (min_prefix-1)*N*B for logical row r) in two launches (plus the weight
 // transpose), no host synchronisation.
 //   prefix_kernel:  one teacher-forced pass from the rows' initial states (h0, c0 or zeros),
 //                   (h_t, c_t) for every prefix length t: O(B*T) (a GRU keeps no c_t).
@@ -47,14 +48,14 @@ prefix_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T,
 template <int CELL>
 __global__ void __launch_bounds__(kThreads)
 rollout_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T, int N,
-               int64_t R, uint64_t seed, float temperature, const float* __restrict__ hs,
+               int64_t R0, int64_t R, uint64_t seed, float temperature, const float* __restrict__ hs,
                const float* __restrict__ cs, int64_t* __restrict__ out,
                const float* __restrict__ wcat, const float* __restrict__ woutT, bool staged) {
   extern __shared__ __align__(16) unsigned char smem[];
   const BlockState s = block_state(smem, wcat, w.E, w.H, staged);
   const int H = w.H;
   const int64_t NB = static_cast<int64_t>(N) * B;
-  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  const int64_t r0 = R0 + static_cast<int64_t>(blockIdx.x) * kRows;  // logical rows R0..R-1
   // prefix copy and initial state; s.tok holds each row's start step t until the loop
   for (int p = threadIdx.x; p < kRows * H; p += blockDim.x) {
     const int64_t r = r0 + p / H;
@@ -71,7 +72,7 @@ rollout_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T, i
   for (int p = threadIdx.x; p < kRows * T; p += blockDim.x) {
     const int64_t r = r0 + p / T;
     const int pos = p % T;
-    if (r < R && pos < r / NB + 1) out[r * T + pos] = x[(r % B) * T + pos];
+    if (r < R && pos < r / NB + 1) out[(r - R0) * T + pos] = x[(r % B) * T + pos];
   }
   __shared__ int t_row[kRows];
   for (int q = threadIdx.x; q < kRows; q += blockDim.x) {
@@ -88,7 +89,7 @@ rollout_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T, i
                 static_cast<uint32_t>(step), static_cast<uint64_t>(r0), 1u);
     __syncthreads();
     for (int q = threadIdx.x; q < kRows; q += blockDim.x)
-      if (s.active[q]) out[(r0 + q) * T + step] = s.tok[q];
+      if (s.active[q]) out[(r0 + q - R0) * T + step] = s.tok[q];
     if (step == T - 1) break;
     embed_rows(s, w.emb, w.E);
     __syncthreads();
@@ -102,9 +103,11 @@ rollout_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T, i
 
 cudaError_t launch_rollout(const LstmWeightsView& w, const int64_t* x, int B, int T, int N,
                            uint64_t seed, float temperature, int64_t* out, float* workspace,
-                           cudaStream_t stream, const float* h0, const float* c0) {
+                           cudaStream_t stream, const float* h0, const float* c0,
+                           int min_prefix) {
   const int64_t R = static_cast<int64_t>(T - 1) * N * B;
-  if (R <= 0) return cudaSuccess;
+  const int64_t R0 = static_cast<int64_t>(min_prefix - 1) * N * B;
+  if (R - R0 <= 0) return cudaSuccess;
   PreparedWeights p;
   cudaError_t err = prepare_weights(w, workspace, stream, &p);
   if (err != cudaSuccess) return err;
@@ -118,9 +121,9 @@ cudaError_t launch_rollout(const LstmWeightsView& w, const int64_t* x, int B, in
     prefix_kernel<C><<<(B + kRows - 1) / kRows, kThreads, p.smem, stream>>>(
         w, x, B, T, hs, cs, p.wcat, p.staged, h0, c0);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
-    const int64_t blocks = (R + kRows - 1) / kRows;
+    const int64_t blocks = (R - R0 + kRows - 1) / kRows;
     rollout_kernel<C><<<static_cast<unsigned>(blocks), kThreads, p.smem, stream>>>(
-        w, x, B, T, N, R, seed, temperature, hs, cs, out, p.wcat, p.woutT, p.staged);
+        w, x, B, T, N, R0, R, seed, temperature, hs, cs, out, p.wcat, p.woutT, p.staged);
     return cudaGetLastError();
   });
 }

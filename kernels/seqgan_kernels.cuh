@@ -52,11 +52,12 @@ cudaError_t launch_sample(const LstmWeightsView& w, const int64_t* prefix, int B
                           float* workspace, cudaStream_t stream, const float* h0 = nullptr,
                           const float* c0 = nullptr);
 
-// x (B, T) -> out (T-1, N, B, T): row r = ((t-1)*N + n)*B + b, stream 1; the prefix pass
+// x (B, T) -> out (T-min_prefix, N, B, T): the logical rows r = ((t-1)*N + n)*B + b of the
+// prefixes t >= min_prefix (output row r - (min_prefix-1)*N*B), stream 1; the prefix pass
 // starts from h0, c0 (B, H) (nullptr: zeros).
 cudaError_t launch_rollout(const LstmWeightsView& w, const int64_t* x, int B, int T, int N,
                            uint64_t seed, float temperature, int64_t* out, float* workspace,
                            cudaStream_t stream, const float* h0 = nullptr,
-                           const float* c0 = nullptr);
+                           const float* c0 = nullptr, int min_prefix = 1);
 
 }  // namespace seqgan_cuda

@@ -76,6 +76,10 @@ class TrainConfig:
     # oracle nll_oracle, text nll_test if test_data; none: off); candidates are the final MLE
     # evaluation and every adversarial one. nll* is minimised, anything else maximised.
     select_metric: str = "auto"
+    # A later candidate replaces the selected one only if its paired per-user gain on the
+    # metric is more than this many standard errors (recsys; 0: any improvement). The MLE
+    # end-point then stays selected unless an adversarial point beats it beyond noise.
+    select_min_z: float = 0.0
     eval_every: int = 5                  # epochs (MLE) / batches (adversarial)
     checkpoint_every: int = 1            # checkpoint every this many evaluations (+ phase ends)
     # --- runtime ----------------------------------------------------------------------------
@@ -143,7 +147,7 @@ class TrainConfig:
         for key in ("g_lr", "d_lr", "g_grad_clip", "temperature"):
             if not float(getattr(self, key)) > 0:
                 raise bad(key, "expected a number > 0")
-        for key in ("adv_pg_weight", "adv_mle_weight"):
+        for key in ("adv_pg_weight", "adv_mle_weight", "select_min_z"):
             if not 0.0 <= float(getattr(self, key)) < float("inf"):
                 raise bad(key, "expected a finite number >= 0")
         if self.adv_pg_weight == 0 and self.adv_mle_weight == 0:
@@ -281,5 +285,5 @@ PRESETS: dict[str, dict[str, Any]] = {
                       d_emb_dim=32,
                       d_num_filters=(50, 100, 100, 100, 100, 50, 50, 50, 50, 50, 80, 80),
                       history_len=15, pg_norm="batch_mean", adv_mle_weight=1.0,
-                      reward_baseline="batch_mean", **_DATA_ORDER),
+                      reward_baseline="batch_mean", select_min_z=2.0, **_DATA_ORDER),
 }

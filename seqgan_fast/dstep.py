@@ -8,7 +8,10 @@ caller on a GPU synchronises once per epoch instead of once per step.
 The forward is the module's (oneDNN convolutions on CPU, cuDNN on CUDA). Formulating each
 filter width as one GEMM over unfolded windows was measured and dropped: the same time per
 step at one and two threads on an idle AVX-512 instance (30.1 against 30.3 ms forward, 60.1
-against 58.8 ms backward at one thread, ``python benchmarks/micro.py d_step``).
+against 58.8 ms backward at one thread, ``python benchmarks/micro.py d_step``). What the CPU
+step does differently is the convolution backward: max-pooling passes each (row, filter)'s
+gradient to one window, and the fused kernel of seqgan_fast/ops/dpool.py computes only those
+(``pool``, below).
 
 On CUDA, ``graph="auto"`` (or ``"on"``) captures the whole step (forward, backward, the L2
 term and the fused Adam update) in one CUDA graph at ``batch_size`` rows and replays it for
@@ -26,7 +29,9 @@ host) cannot run inside a capture: they are suspended while capturing and called
 replay instead, pre-hooks then post-hooks, so a non-finite gradient or weight still stops
 training before anything is checkpointed.
 
-On CPU the step is always eager (no graphs); ``graph="on"`` there is an error.
+On CPU the step is always eager (no graphs); ``graph="on"`` there is an error. ``pool="auto"``
+(default) trains the convolutions with the fused sparse max-pool backward where it runs (CPU
+with the extension: seqgan_fast/ops/dpool.py), ``"module"`` with autograd's dense one.
 
 ``configure_tf32(enabled)`` switches cuBLAS/cuDNN float32 matmuls and convolutions to TF32
 (config key ``tf32``, default off: TF32 keeps 10 mantissa bits, beyond float32 rounding, so the
@@ -39,6 +44,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+
+from .ops.dpool import resolve_pool
 
 GRAPH_MODES = ("auto", "on", "off")
 
@@ -66,7 +73,8 @@ class DiscriminatorStep:
 
     def __init__(self, discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  batch_size: int, graph: str = "auto",
-                 grad_hook: Callable[[], None] | None = None, world_size: int = 1) -> None:
+                 grad_hook: Callable[[], None] | None = None, world_size: int = 1,
+                 pool: str = "auto") -> None:
         if graph not in GRAPH_MODES:
             raise ValueError(f"graph must be one of {', '.join(GRAPH_MODES)}, got {graph!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -80,6 +88,7 @@ class DiscriminatorStep:
         if graph == "on" and not capturable:
             raise ValueError("graph='on' needs an optimizer built with capturable=True "
                              "(seqgan_fast.optim.fast_adam does this on CUDA)")
+        self.pool = resolve_pool(pool, dev)
         self.d, self.opt, self.batch_size = discriminator, optimizer, batch_size
         self.grad_hook, self.world_size = grad_hook, world_size
         self.use_graph = dev.type == "cuda" and graph != "off" and capturable \
@@ -91,7 +100,7 @@ class DiscriminatorStep:
     # -- the step -------------------------------------------------------------------------
     def _forward_backward(self, x: torch.Tensor, y: torch.Tensor,
                           batch_rows: tuple[int, int] | None = None):
-        logits = self.d(x, batch_rows=batch_rows)
+        logits = self.d(x, batch_rows=batch_rows, pool=self.pool)
         if batch_rows is None:
             loss = F.cross_entropy(logits, y) + self.d.l2_loss()
         else:  # this rank's share of the batch's loss

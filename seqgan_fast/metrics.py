@@ -199,30 +199,60 @@ def _as_ranks(ranks) -> np.ndarray:
     return r
 
 
+RANK_METRICS = ("hr", "ndcg", "mrr")
+
+
+def per_user_gain(name: str, ranks, k: int) -> np.ndarray:
+    """Each user's HR, NDCG or MRR @K term (``name``: hr | ndcg | mrr; one relevant item,
+    0-based ranks (U,)): the metric is their mean. float64 (U,)."""
+    r = _as_ranks(ranks).astype(np.float64)
+    hit = r < k
+    if name == "hr":
+        return hit.astype(np.float64)
+    if name == "ndcg":
+        return np.where(hit, 1.0 / np.log2(r + 2.0), 0.0)
+    if name == "mrr":
+        return np.where(hit, 1.0 / (r + 1.0), 0.0)
+    raise ValueError(f"unknown rank metric {name!r}; choose from {', '.join(RANK_METRICS)}")
+
+
+def _mean_gain(name: str, ranks, k: int) -> float:
+    g = per_user_gain(name, ranks, k)
+    return float(g.mean()) if g.size else 0.0
+
+
 def hit_rate(ranks, k: int) -> float:
     """HR@K for leave-one-out evaluation: fraction of users whose held-out item has 0-based
     ``rank`` < k. ranks: (U,) ints (list, numpy or tensor)."""
-    r = _as_ranks(ranks)
-    return float((r < k).mean()) if r.size else 0.0
+    return _mean_gain("hr", ranks, k)
 
 
 def ndcg(ranks, k: int) -> float:
     """NDCG@K with one relevant item: mean of 1/log2(rank + 2) over users with rank < k
     (0 otherwise); the ideal DCG is 1. ranks: (U,) 0-based ints."""
-    r = _as_ranks(ranks).astype(np.float64)
-    if not r.size:
-        return 0.0
-    gain = np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)
-    return float(gain.mean())
+    return _mean_gain("ndcg", ranks, k)
 
 
 def mrr(ranks, k: int) -> float:
     """MRR@K with one relevant item: mean of 1/(rank + 1) over users with rank < k (0
     otherwise). ranks: (U,) 0-based ints."""
-    r = _as_ranks(ranks).astype(np.float64)
-    if not r.size:
-        return 0.0
-    return float(np.where(r < k, 1.0 / (r + 1.0), 0.0).mean())
+    return _mean_gain("mrr", ranks, k)
+
+
+def paired_gain_z(candidate: np.ndarray, incumbent: np.ndarray) -> tuple[float, float]:
+    """(mean gain, z) of per-user values ``candidate`` over ``incumbent`` (same users, same
+    order): z = mean / standard error of the per-user differences (inf where they are all
+    equal and positive, 0 where all equal to 0)."""
+    a, b = np.asarray(candidate, np.float64), np.asarray(incumbent, np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
+        raise ValueError(f"paired_gain_z needs two (U,) arrays of the same users, U >= 2; "
+                         f"got shapes {a.shape} and {b.shape}")
+    d = a - b
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / np.sqrt(d.size))
+    if se == 0.0:
+        return mean, (0.0 if mean == 0.0 else float(np.sign(mean)) * float("inf"))
+    return mean, mean / se
 
 
 def coverage(top, num_items: int) -> float:

@@ -455,14 +455,25 @@ class Discriminator(nn.Module):
         nn.init.trunc_normal_(self.output.weight, std=0.1, a=-0.2, b=0.2)
         nn.init.constant_(self.output.bias, 0.1)
 
-    def forward(self, x: torch.Tensor, batch_rows: tuple[int, int] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, batch_rows: tuple[int, int] | None = None,
+                pool: str = "module") -> torch.Tensor:
         """x (B, seq_len) int64 -> class logits (B, 2); class 1 = real.
+
+        ``pool="fused"``: the convolution + ReLU + max-pool as seqgan_fast/ops/dpool.py (the
+        same values; a sparse backward on CPU, the trainer's step); ``"module"``: plain
+        torch ops.
 
         ``batch_rows=(lo, total)``: x is rows lo..lo+B-1 of a batch of ``total`` rows split
         across processes; in training the dropout mask is drawn for all ``total`` rows (the
         draw a single process makes for the whole batch, on CPU bit for bit) and these rows'
         part is used, so every rank's mask is its slice of the single-process one.
         """
+        if pool == "fused":
+            from .ops.dpool import conv_pool
+
+            return self.head(conv_pool(self.embedding(x), self.convs), batch_rows)
+        if pool != "module":
+            raise ValueError(f"pool must be 'module' or 'fused', got {pool!r}")
         e = self.embedding(x).transpose(1, 2)  # (B, E, T)
         pooled = torch.cat([F.relu(conv(e)).amax(dim=2) for conv in self.convs], dim=1)
         return self.head(pooled, batch_rows)

@@ -7,6 +7,7 @@ keeps the schedule (its phases) and calls these.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ConfigError, TrainConfig
+from .metrics import paired_gain_z
 from .runfolder import check_metrics_file, check_output_folder, check_run_state, restart_plan
 from .runlock import refuse_if_locked
 
@@ -132,13 +134,38 @@ class RunState:
         if best is not None and not (value < best["value"] if minimise else
                                      value > best["value"]):
             return
-        self.state["best"] = {"metric": name, "mode": "min" if minimise else "max",
-                              "value": value, "phase": record["phase"],
-                              "epoch": record["epoch"],
-                              "metrics": {k: v for k, v in record.items() if k != "time_s"}}
+        entry = {"metric": name, "mode": "min" if minimise else "max", "value": value,
+                 "phase": record["phase"], "epoch": record["epoch"],
+                 "metrics": {k: v for k, v in record.items() if k != "time_s"}}
+        z_min = float(self.cfg.select_min_z)
+        mine = self.task.per_user_values(self.generator, name) if z_min > 0 else None
+        if best is not None and mine is not None:
+            theirs = self._selected_per_user(name)
+            gain, z = paired_gain_z(theirs, mine) if minimise else paired_gain_z(mine, theirs)
+            if z <= z_min:
+                log.info("selection: %s %s %d: %s %+.4f over the selected (%s %d) is %.2f "
+                         "standard errors <= select_min_z=%g; keeping the selected",
+                         record["phase"], "batch" if record["phase"] == "adv" else "epoch",
+                         record["epoch"], name, gain, best["phase"], best["epoch"], z, z_min)
+                self.state.setdefault("not_selected", []).append(
+                    {"phase": record["phase"], "epoch": record["epoch"], "value": value,
+                     "gain": gain, "z": z})
+                return
+            entry["gain_z"] = z
+        self.state["best"] = entry
         self._best_generator = {k: v.detach().clone()
                                 for k, v in self.generator.state_dict().items()}
+        self._best_per_user = mine
         self._write_best()
+
+    def _selected_per_user(self, name: str):
+        """The selected generator's per-user validation values (recomputed from its weights
+        after a resume)."""
+        if self._best_per_user is None:
+            g = copy.deepcopy(self.generator)
+            g.load_state_dict(self._best_generator)
+            self._best_per_user = self.task.per_user_values(g, name)
+        return self._best_per_user
 
     def _state_json(self) -> dict[str, Any]:
         return {"format": 1, **self.state, "config": self.cfg.to_dict(),
@@ -268,7 +295,8 @@ class RunState:
         if "best" in self.state:
             best = self.state["best"]
             summary["selected"] = {**best, "folder": str(self.out_dir / BEST_DIR),
-                                   "adversarial_beat_mle": best["phase"] == "adv"}
+                                   "adversarial_beat_mle": best["phase"] == "adv",
+                                   "passed_over": self.state.get("not_selected", [])}
             if self.records:
                 summary["last"] = {k: v for k, v in self.records[-1].items() if k != "time_s"}
         if self._writes:

@@ -180,7 +180,9 @@ class SeqGANTrainer(RunState):
             size = self.world.size
         self.d_step = DiscriminatorStep(self.discriminator, self.d_opt, cfg.batch_size,
                                         graph=cfg.d_graph, grad_hook=hook,
-                                        world_size=size)  # see dstep.py
+                                        world_size=size,
+                                        pool="module" if cfg.backend == "reference"
+                                        else "auto")  # see dstep.py
 
         self.state: dict[str, Any] = {
             "phase": "mle", "mle_epoch": 0, "d_round": 0, "adv_batch": 0, "seed_calls": 0,
@@ -190,6 +192,7 @@ class SeqGANTrainer(RunState):
         if self.embeddings_info is not None:
             self.state["g_embeddings"] = self.embeddings_info
         self._best_generator: dict[str, torch.Tensor] | None = None
+        self._best_per_user = None  # its per-user validation values (select_min_z)
         self.records: list[dict[str, Any]] = []
         if ckpt_state is not None:
             self._restore(ckpt_tensors, ckpt_state)

@@ -101,6 +101,18 @@ def test_rollout_matches_reference_small(backend, vocab, B, N, T, cell):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_min_prefix_rollout_is_the_full_rollouts_tail(backend, cell):
+    """The kernels run only the rows of prefixes t >= min_prefix: the full rollout's tail."""
+    g = _gen(300, seq_len=9, cell=cell)
+    x = g.sample(5, seed=9, backend="reference")
+    full = ops.rollout(g, x, 3, seed=11, backend=backend)
+    for m in (2, 5, 9):
+        part = ops.rollout(g, x, 3, seed=11, backend=backend, min_prefix=m)
+        assert part.shape == (9 - m, 3, 5, 9) and torch.equal(part, full[m - 1:])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_rollout_matches_reference_paper_size(backend):
     # the paper's synthetic setting: B=64, N=16, T=20, V=5000, E=H=32, N(0, 1) oracle weights
     oracle = Oracle(seed=0).to(DEV)

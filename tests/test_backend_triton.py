@@ -166,6 +166,21 @@ def test_rollout_blocks_with_mixed_prefix_lengths():
 
 
 @pytest.mark.parametrize("cell", CELLS)
+def test_min_prefix_rollout_is_the_full_rollouts_tail(cell):
+    """min_prefix m: the kernel runs only the logical rows from (m-1)*N*B on (fewer programs,
+    a block mixing prefix lengths), and gives the full rollout's completions bit for bit."""
+    g = small_generator(vocab=300, seq_len=6, scale=3.0, cell=cell)
+    w = g.kernel_weights()
+    x = g.sample(3, seed=1, backend="reference")
+    full = rollout_triton(w, x, 2, 5, block_rows=16)
+    for m in (2, 4, 6):
+        part = rollout_triton(w, x, 2, 5, block_rows=16, min_prefix=m)
+        assert part.shape == (6 - m, 2, 3, 6)
+        assert torch.equal(part, full[m - 1:])
+    assert torch.equal(ops.rollout(g, x, 2, seed=5, backend="triton", min_prefix=3), full[2:])
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_first_token_distribution_chi_square(cell):
     # many rows with one state: 16k independent draws (Philox rows) in 16 programs of the
     # decode kernel, against softmax(logits / temperature) over a 2-tile vocabulary

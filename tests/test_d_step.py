@@ -7,10 +7,14 @@ import copy
 import pytest
 import torch
 
-from seqgan_fast import Discriminator
+from seqgan_fast import Discriminator, ops
 from seqgan_fast.config import ConfigError, TrainConfig
 from seqgan_fast.dstep import DiscriminatorStep, configure_tf32
+from seqgan_fast.ops.dpool import fused_available, resolve_pool
 from seqgan_fast.optim import fast_adam
+
+needs_fused = pytest.mark.skipif(not fused_available("cpu"), reason="needs the compiled "
+                                 "extension (pip install --no-build-isolation -e .)")
 
 
 @pytest.fixture(autouse=True)
@@ -76,16 +80,20 @@ def _batches(d: Discriminator, steps: int, rows: int, device: str = "cpu"):
         yield x.to(device), (x[:, 0] < d.vocab_size // 2).long().to(device)
 
 
-def test_step_object_follows_the_modules_training_curve():
-    """The trainer's step (fused Adam, losses on the device) against today's module with the
-    default Adam: the same loss curve to 1e-4 over 200 steps, dropout included (same masks)."""
+@pytest.mark.parametrize("pool", ["module", pytest.param("fused", marks=needs_fused)])
+def test_step_object_follows_the_modules_training_curve(pool):
+    """The trainer's step (fused Adam, losses on the device; the fused sparse pooling backward
+    or autograd's) against today's module with the default Adam: the same loss curve to 1e-4
+    over 200 steps, dropout included (same masks)."""
     torch.manual_seed(3)
     d_loop = Discriminator(200, 12, emb_dim=16, filter_sizes=(1, 2, 3, 5, 12),
                            num_filters=(10, 20, 20, 10, 16))
     d_step = copy.deepcopy(d_loop)
     opt_loop = torch.optim.Adam(d_loop.parameters(), lr=1e-3, foreach=False, fused=False)
-    step = DiscriminatorStep(d_step, fast_adam(d_step.parameters(), 1e-3), batch_size=16)
+    step = DiscriminatorStep(d_step, fast_adam(d_step.parameters(), 1e-3), batch_size=16,
+                             pool=pool)
     assert not step.use_graph  # CPU: always eager
+    assert step.pool == pool
     worst = 0.0
     losses = []
     for i, (x, y) in enumerate(_batches(d_loop, 200, 16)):
@@ -195,3 +203,111 @@ def test_cuda_graph_step_keeps_the_finite_guard():
         d.output.weight.fill_(float("nan"))
     with pytest.raises(NonFiniteError):
         step(*batches[2])
+
+
+# -- the fused pooling backward (seqgan_fast/ops/dpool.py, csrc/common/dpool.h) ----------------
+
+def _pool_grads(d: Discriminator, x: torch.Tensor, pool: str):
+    d.zero_grad(set_to_none=True)
+    out = d(x, pool=pool)
+    (out * torch.linspace(-1.0, 2.0, out.numel()).view_as(out)).sum().backward()
+    return out.detach(), [p.grad.clone() for p in d.parameters()]
+
+
+@needs_fused
+def test_fused_pool_gives_the_modules_outputs_and_gradients():
+    """Widths 1..T (E = 24: the kernel's scalar tails), one width whose every window is
+    negative (ReLU: no gradient), eval mode (no dropout): the same logits bit for bit and the
+    same gradients for every parameter to float rounding."""
+    torch.manual_seed(1)
+    d = Discriminator(300, 20, emb_dim=24, filter_sizes=(1, 2, 5, 20),
+                      num_filters=(8, 16, 12, 10)).eval()
+    with torch.no_grad():
+        d.convs[2].bias.fill_(-100.0)  # width 5: max <= 0 in every row
+    x = torch.randint(0, 300, (37, 20), generator=torch.Generator().manual_seed(2))
+    out_m, grads_m = _pool_grads(d, x, "module")
+    out_f, grads_f = _pool_grads(d, x, "fused")
+    assert torch.equal(out_m, out_f)
+    names = [n for n, _ in d.named_parameters()]
+    for name, a, b in zip(names, grads_m, grads_f, strict=True):
+        scale = max(a.abs().max().item(), 1.0)
+        assert (a - b).abs().max().item() <= 1e-5 * scale, name
+    assert grads_f[names.index("convs.2.weight")].abs().max() == 0  # the dead width
+    assert grads_f[names.index("convs.3.weight")].abs().max() > 0
+
+
+@needs_fused
+def test_fused_pool_backward_is_the_same_bits_at_every_thread_count_on_each_isa_path():
+    """The kernel alone on fixed inputs (the module's upstream gradient comes from MKL GEMMs,
+    whose bits depend on the thread count): per ISA path 1, 2 and 3 threads give the same
+    bits; the paths agree to rounding (FMA on avx2/avx512, two roundings on the baseline)."""
+    gen = torch.Generator().manual_seed(5)
+    B, T, E = 64, 12, 40  # E = 40: vector tails on every path
+    weights = [torch.randn(f, E, k, generator=gen) for k, f in ((1, 20), (3, 40), (12, 9))]
+    F = sum(w.shape[0] for w in weights)
+    e = torch.randn(B, T, E, generator=gen)
+    g = torch.randn(B, F, generator=gen) * (torch.rand(B, F, generator=gen) > 0.3)
+    idx = torch.cat([torch.randint(0, T - w.shape[2] + 1, (B, w.shape[0]), generator=gen)
+                     for w in weights], dim=1)
+    op = torch.ops.seqgan_fast.conv_pool_backward
+    first = None
+    old = torch.get_num_threads()
+    try:
+        for isa in ops.cpu_isa_paths():
+            per_path = None
+            for threads in (1, 2, 3):
+                torch.set_num_threads(threads)
+                with ops.force_cpu_isa(isa):
+                    out = op(e, g, idx, weights)
+                per_path = per_path or out
+                first = first or out
+                for a, b, c in zip(per_path, out, first, strict=True):
+                    assert torch.equal(a, b), (isa, threads)
+                    assert (b - c).abs().max().item() <= 1e-5 * c.abs().max().item()
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_pool_modes_are_validated():
+    d = _small_d()
+    with pytest.raises(ValueError, match="pool must be one of"):
+        resolve_pool("sparse", "cpu")
+    with pytest.raises(ValueError, match="pool must be"):
+        d(torch.zeros(2, d.seq_len, dtype=torch.long), pool="sparse")
+    with pytest.raises(ValueError, match="pool must be one of"):
+        DiscriminatorStep(d, fast_adam(d.parameters(), 1e-3), 8, pool="sparse")
+    with pytest.raises(ValueError, match="pool='fused' needs the compiled extension"):
+        resolve_pool("fused", "meta")
+    assert resolve_pool("auto", "meta") == "module"
+
+
+@needs_fused
+def test_conv_pool_backward_op_rejects_bad_input():
+    op = torch.ops.seqgan_fast.conv_pool_backward
+    w = [torch.randn(3, 4, 2)]
+    e, g, idx = torch.randn(2, 5, 4), torch.randn(2, 3), torch.zeros(2, 3, dtype=torch.long)
+    assert op(e, g, idx, w)[0].shape == (2, 5, 4)
+    with pytest.raises(RuntimeError, match="emb must be Float"):
+        op(e.double(), g, idx, w)
+    with pytest.raises(RuntimeError, match="grad must have shape"):
+        op(e, torch.randn(2, 4), idx, w)
+    with pytest.raises(RuntimeError, match="is not a window start of width 2"):
+        op(e, g, torch.full((2, 3), 4, dtype=torch.long), w)
+    with pytest.raises(RuntimeError, match="input channels"):
+        op(e, g, idx, [torch.randn(3, 5, 2)])
+    with pytest.raises(RuntimeError, match="filter width 6"):
+        op(e, g, idx, [torch.randn(3, 4, 6)])
+
+
+def test_trainer_step_uses_the_fused_pool_only_off_the_reference_backend(tmp_path):
+    from helpers import TINY_TRAIN
+
+    from seqgan_fast.trainer import SeqGANTrainer
+
+    def trainer(backend: str, run: str) -> SeqGANTrainer:
+        cfg = TrainConfig.preset("quick").with_overrides([*TINY_TRAIN, f"backend={backend}"])
+        return SeqGANTrainer(cfg, tmp_path / run, progress=False)
+
+    assert trainer("reference", "r").d_step.pool == "module"
+    if fused_available("cpu"):
+        assert trainer("cpp", "c").d_step.pool == "fused"

@@ -158,3 +158,21 @@ def test_mrr_coverage_popularity_by_hand():
     assert head > tail
     with pytest.raises(ValueError, match="num_items"):
         coverage(top, 0)
+
+
+def test_per_user_gains_average_to_the_metrics_and_the_paired_z_by_hand():
+    from seqgan_fast.metrics import paired_gain_z, per_user_gain
+
+    ranks = np.array([0, 3, 9, 10, 2, 50])
+    for name, fn in (("hr", hit_rate), ("ndcg", ndcg), ("mrr", mrr)):
+        assert per_user_gain(name, ranks, 10).mean() == pytest.approx(fn(ranks, 10))
+    assert per_user_gain("ndcg", ranks, 10)[1] == pytest.approx(1 / math.log2(5))
+    with pytest.raises(ValueError, match="unknown rank metric 'auc'"):
+        per_user_gain("auc", ranks, 10)
+    # differences 1, 0, 1, 0: mean 0.5, sample sd sqrt(1/3), se sqrt(1/3)/2 -> z = sqrt(3)
+    gain, z = paired_gain_z(np.array([1.0, 0.0, 1.0, 0.5]), np.array([0.0, 0.0, 0.0, 0.5]))
+    assert gain == pytest.approx(0.5) and z == pytest.approx(math.sqrt(3))
+    assert paired_gain_z(np.ones(3), np.ones(3)) == (0.0, 0.0)
+    assert paired_gain_z(np.ones(3), np.zeros(3)) == (1.0, float("inf"))
+    with pytest.raises(ValueError, match="same users"):
+        paired_gain_z(np.ones(3), np.ones(4))

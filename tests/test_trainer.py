@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,6 +110,54 @@ def test_best_generator_selected_by_validation_and_resumed(tmp_path):
                                  groups=("generator",))[0]["generator"]
     for k in g_best:
         assert torch.equal(g_best[k], g_cut[k])
+
+
+def test_select_min_z_keeps_the_selected_unless_the_paired_gain_is_significant(
+        tmp_path, monkeypatch):
+    """select_min_z: a better-valued candidate replaces the selected one only when its
+    paired per-user gain exceeds select_min_z standard errors; the passed-over ones are
+    reported; after a resume the selected generator's per-user values are recomputed."""
+    t = SeqGANTrainer(tiny(select_metric="val_q", select_min_z=2.0, adv_batches=0),
+                      tmp_path, progress=False)
+    users = np.arange(100)
+
+    def _key(g) -> float:
+        return round(sum(float(p.detach().sum()) for p in g.parameters()), 3)
+
+    per_user = {}  # generator parameters' sum -> per-user values of "val_q"
+    monkeypatch.setattr(t.task, "per_user_values", lambda g, name: per_user[
+        _key(g)])
+
+    def evaluate(phase, epoch, values):
+        with torch.no_grad():
+            next(t.generator.parameters()).add_(1.0)  # a new generator for each evaluation
+        per_user[_key(t.generator)] = values
+        t._consider_best({"phase": phase, "epoch": epoch, "val_q": float(values.mean())},
+                         candidate=True)
+
+    base = (users % 10 == 0).astype(float)  # 0.10
+    evaluate("mle", 3, base)
+    assert t.state["best"]["phase"] == "mle"
+    noisy = base.copy()
+    noisy[[1, 2]] = 1.0  # +0.02: 2 users of 100, z = 1.42
+    evaluate("adv", 1, noisy)
+    assert (t.state["best"]["phase"], t.state["best"]["epoch"]) == ("mle", 3)
+    passed = t.state["not_selected"]
+    assert passed[0]["epoch"] == 1 and passed[0]["z"] == pytest.approx(1.4213, abs=1e-3)
+    strong = base.copy()
+    strong[np.flatnonzero(users % 10 != 0)[:12]] = 1.0  # +0.12: z = 3.6
+    evaluate("adv", 2, strong)
+    assert (t.state["best"]["phase"], t.state["best"]["epoch"]) == ("adv", 2)
+    assert t.state["best"]["gain_z"] > 2.0
+    # a resumed run has no per-user values in memory: they are recomputed from best/'s weights
+    t._best_per_user = None
+    worse = strong.copy()
+    worse[0] = 0.0
+    evaluate("adv", 3, worse)  # a lower value: not even tested
+    assert t.state["best"]["epoch"] == 2 and len(t.state["not_selected"]) == 1
+    evaluate("adv", 4, np.maximum(strong, (users == 77).astype(float)))  # +0.01, z = 1
+    assert t.state["best"]["epoch"] == 2 and t.state["not_selected"][-1]["z"] == \
+        pytest.approx(1.0)
 
 
 def test_select_metric_errors_and_off(tmp_path):

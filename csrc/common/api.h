@@ -40,6 +40,22 @@ struct ConvTableView {
   int64_t groups, V, Kp, fp_total;
 };
 
+// The convolution + ReLU + max-pool backward (csrc/common/dpool.h): for group g, weight[g]
+// (filters[g], E, width[g]) and grad_weight[g] of that shape (Conv1d layout); emb (B, T, E)
+// the embedded rows, grad and argmax (B, F) with F = sum(filters) (grad already masked by
+// max > 0), grad_emb (B, T, E).
+struct ConvPoolGradView {
+  const float* const* weight;
+  const int64_t* width;
+  const int64_t* filters;
+  int64_t groups, B, T, E;
+  const float* emb;
+  const float* grad;
+  const int64_t* argmax;
+  float* grad_emb;
+  float* const* grad_weight;
+};
+
 // Entry points of one compiled copy of csrc/common/generate.h (argument meaning there).
 // h0, c0 (B, H): per-row initial states; nullptr = zeros (c0 is unused by a GRU).
 struct CoreKernels {
@@ -59,6 +75,7 @@ struct CoreKernels {
   void (*score_pool)(const ConvTableView& d, const int64_t* tokens, int64_t row0, int64_t M,
                      int64_t T, const int64_t* prefix_x, int64_t N, int64_t B, float* pooled,
                      int num_threads);
+  void (*conv_pool_backward)(const ConvPoolGradView& v, int num_threads);
 };
 
 // The copies linked into this binary (csrc/cpu/kernels_*.cpp); on other CPUs than x86-64

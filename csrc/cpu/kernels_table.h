@@ -2,6 +2,7 @@
 // table of its entry points. Expects SEQGAN_ISA and SEQGAN_ISA_LEVEL defined (and the
 // target pragma in force) by the includer.
 #include "common/generate.h"
+#include "common/dpool.h"
 #include "common/score.h"
 
 namespace seqgan {
@@ -10,7 +11,8 @@ namespace SEQGAN_ISA {
 #define SEQGAN_STR2(x) #x
 #define SEQGAN_STR(x) SEQGAN_STR2(x)
 static const CoreKernels kKernels = {SEQGAN_STR(SEQGAN_ISA), &decode_core, &sample_core,
-                                     &rollout_core, &score_pool_core};
+                                     &rollout_core, &score_pool_core,
+                                   &conv_pool_backward_core};
 #undef SEQGAN_STR
 #undef SEQGAN_STR2
 extern const CoreKernels* const kTable;

@@ -1,6 +1,6 @@
 // CUDA kernel of seqgan_fast::rollout: checks, then kernels/rollout.cu's launch_rollout on the
-// current stream: the prefix-state pass and one persistent launch for all (T-1)*N*B
-// completions. Memory: the output, transposed weights and the prefix states 2*T*B*H fp32.
+// current stream: the prefix-state pass and one persistent launch for the (T-min_prefix)*N*B
+// completions of the prefixes t >= min_prefix. Memory: the output, transposed weights and the prefix states 2*T*B*H fp32.
 #include "cuda/checks.cuh"
 
 namespace {
@@ -33,19 +33,20 @@ at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Ten
   const float* c0p = check_state(c0, "c0", B, w.H, emb.device());
   TORCH_CHECK(!(c0p && w.cell == kCellGRU), "c0: a GRU has no cell state");
   check_token_range(x, "x", w.V);
-  // The CUDA kernel computes every prefix; the short ones are cut off below (not skipped yet).
+  // Only the prefixes t >= min_prefix are computed (logical rows (min_prefix-1)*N*B on).
   const int64_t kept = std::max<int64_t>(T - min_prefix, 0);
-  at::Tensor out = at::empty({completions, N, B, T}, x.options());
-  if (out.numel() == 0) return out.narrow(0, 0, kept);
+  at::Tensor out = at::empty({kept, N, B, T}, x.options());
+  if (out.numel() == 0) return out;
   at::Tensor ws = workspace(rollout_workspace_floats(w.V, w.E, w.H, static_cast<int>(B),
                                                      static_cast<int>(T)),
                             emb);
   check_cuda(launch_rollout(w, x.data_ptr<int64_t>(), static_cast<int>(B), static_cast<int>(T),
                             static_cast<int>(N), static_cast<uint64_t>(seed), temp,
                             out.data_ptr<int64_t>(), ws.data_ptr<float>(),
-                            c10::cuda::getCurrentCUDAStream(), h0p, c0p),
+                            c10::cuda::getCurrentCUDAStream(), h0p, c0p,
+                            static_cast<int>(min_prefix)),
              "rollout");
-  return min_prefix == 1 ? out : out.narrow(0, min_prefix - 1, kept).contiguous();
+  return out;
 }
 
 }  // namespace

@@ -77,7 +77,7 @@ def _rollout_ref(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min
 
 def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix,
                     batch_rows):
-    # cpp skips the prefixes below min_prefix; the CUDA op still computes and cuts them
+    # cpp and cuda skip the prefixes below min_prefix (their rows are not computed)
     lo, total = batch_rows if batch_rows is not None else (0, 0)
     return torch.ops.seqgan_fast.rollout(x.contiguous(), num_rollouts, *w.tensors(),
                                          w.start_token, _ext.signed_seed(seed), temperature,
@@ -88,7 +88,7 @@ def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, 
                     batch_rows):
     from .triton_rollout import rollout_triton
 
-    return rollout_triton(w, x, num_rollouts, seed, temperature, h0, c0)[min_prefix - 1:]
+    return rollout_triton(w, x, num_rollouts, seed, temperature, h0, c0, min_prefix=min_prefix)
 
 
 # backends whose rollout draws a share of a batch's rows (batch_rows); the others take it whole

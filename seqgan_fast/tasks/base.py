@@ -33,6 +33,12 @@ class Task:
         """
         raise NotImplementedError
 
+    def per_user_values(self, generator, metric: str):
+        """Each evaluated user's term of validation ``metric`` for ``generator`` (a float64
+        (U,) array whose mean is the metric), or None where the metric is not a per-user mean
+        (the selection test of ``select_min_z`` then does not apply)."""
+        return None
+
     def summary_extras(self) -> dict[str, Any]:
         """Extra top-level entries for summary.json (recsys: {"baselines": {...}})."""
         return {}

@@ -43,7 +43,15 @@ from ..data.interactions import (
     training_windows,
 )
 from ..data.text import resolve_data_path
-from ..metrics import coverage, hit_rate, mrr, ndcg, popularity_percentile
+from ..metrics import (
+    RANK_METRICS,
+    coverage,
+    hit_rate,
+    mrr,
+    ndcg,
+    per_user_gain,
+    popularity_percentile,
+)
 from .base import Task
 from .text import task_seed
 
@@ -215,6 +223,20 @@ class RecsysTask(Task):
             self.baselines["mle"] = dict(metrics)
             self._write_baselines()
         return metrics
+
+    def per_user_values(self, generator, metric: str):
+        """val_{hr,ndcg,mrr}@K per validation user (see Task.per_user_values)."""
+        name, _, k = metric.removeprefix("val_").partition("@")
+        if not metric.startswith("val_") or name not in RANK_METRICS or not k.isdigit():
+            return None
+        was_training = generator.training
+        generator.eval()
+        try:
+            ranks = self.ranks(lambda ph, rows: self.generator_scores(generator, ph, rows),
+                               "valid")
+        finally:
+            generator.train(was_training)
+        return per_user_gain(name, ranks, int(k))
 
     def summary_extras(self) -> dict[str, Any]:
         if self.stats is None:

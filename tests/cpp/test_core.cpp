@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/dpool.h"
 #include "common/generate.h"
 #include "common/philox.h"
 #include "common/sampler.h"
@@ -414,6 +415,76 @@ static void test_fixture(const char* path, bool threads_only) {
   }
 }
 
+// ---- conv + ReLU + max-pool backward against the dense backward in double precision -----
+// E = 20 (not a multiple of 16: the scalar tails), widths 1, 3 and T, zeros in the gradient
+// (rows whose maximum was <= 0), 1 and 3 threads (the same bits).
+static void test_dpool() {
+  const int64_t B = 5, T = 9, E = 20, G = 3;
+  const int64_t width[G] = {1, 3, 9}, filters[G] = {4, 7, 3};
+  CellInputs in(3);
+  std::vector<std::vector<float>> w(G);
+  std::vector<const float*> wp(G);
+  int64_t F = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    w[g] = in.fill(filters[g] * E * width[g]);
+    wp[g] = w[g].data();
+    F += filters[g];
+  }
+  const std::vector<float> emb = in.fill(B * T * E);
+  std::vector<float> grad = in.fill(B * F);
+  std::vector<int64_t> argmax(B * F);
+  std::mt19937 rng(4);
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t j = 0;
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t f = 0; f < filters[g]; ++f, ++j) {
+        argmax[b * F + j] = static_cast<int64_t>(rng() % (T - width[g] + 1));
+        if ((b + j) % 4 == 0) grad[b * F + j] = 0.0f;
+      }
+  }
+  std::vector<std::vector<float>> gw1, gw3;
+  std::vector<float> ge1, ge3;
+  for (int threads : {1, 3}) {
+    std::vector<std::vector<float>> gw(G);
+    std::vector<float*> gwp(G);
+    for (int64_t g = 0; g < G; ++g) {
+      gw[g].assign(filters[g] * E * width[g], -1.0f);
+      gwp[g] = gw[g].data();
+    }
+    std::vector<float> ge(B * T * E, -1.0f);
+    const ConvPoolGradView v{wp.data(), width, filters, G, B, T, E, emb.data(), grad.data(),
+                             argmax.data(), ge.data(), gwp.data()};
+    conv_pool_backward_core(v, threads);
+    (threads == 1 ? gw1 : gw3) = gw;
+    (threads == 1 ? ge1 : ge3) = ge;
+  }
+  double worst = 0;
+  std::vector<double> want_e(B * T * E, 0.0);
+  int64_t j0 = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t k = width[g];
+    for (int64_t f = 0; f < filters[g]; ++f) {
+      const int64_t j = j0 + f;
+      for (int64_t e = 0; e < E; ++e)
+        for (int64_t o = 0; o < k; ++o) {
+          double dw = 0;
+          for (int64_t b = 0; b < B; ++b) {
+            const int64_t p = argmax[b * F + j];
+            dw += double(grad[b * F + j]) * emb[(b * T + p + o) * E + e];
+            want_e[(b * T + p + o) * E + e] += double(grad[b * F + j]) * w[g][(f * E + e) * k + o];
+          }
+          worst = std::max(worst, std::fabs(dw - gw1[g][(f * E + e) * k + o]));
+        }
+    }
+    j0 += filters[g];
+    EXPECT(gw1[g] == gw3[g], "dpool: group %" PRId64 " weight gradient differs at 3 threads", g);
+  }
+  for (int64_t i = 0; i < B * T * E; ++i) worst = std::max(worst, std::fabs(want_e[i] - ge1[i]));
+  EXPECT(ge1 == ge3, "dpool: input gradient differs at 3 threads");
+  std::printf("dpool: max |error| %.3g\n", worst);
+  EXPECT(worst < 1e-5, "dpool error %.3g", worst);
+}
+
 // This binary's ISA path must be runnable here; ctest counts exit 77 as skipped.
 static bool cpu_runs_this_path() {
 #if defined(__x86_64__) && SEQGAN_ISA_LEVEL == SEQGAN_ISA_AVX512
@@ -431,7 +502,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|fixture|threads [fixture]\n",
+    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|fixture|threads [fixture]\n",
                  argv[0]);
     return 2;
   }
@@ -443,6 +514,7 @@ int main(int argc, char** argv) {
   else if (which == "sampler") test_sampler();
   else if (which == "lstm") test_lstm();
   else if (which == "gru") test_gru();
+  else if (which == "dpool") test_dpool();
   else if (which == "fixture") test_fixture(fixture, false);
   else if (which == "threads") test_fixture(fixture, true);
   else {

@@ -1,0 +1,76 @@
+// CPU kernel of seqgan_fast::conv_pool_backward: the discriminator's convolution + ReLU +
+// max-pool backward in its sparse form (csrc/common/dpool.h), through the run-time chosen
+// ISA path. The forward and the bias gradients are torch ops (seqgan_fast/ops/dpool.py).
+#include <vector>
+
+#include "cpu/checks.h"
+
+namespace {
+
+std::vector<at::Tensor> conv_pool_backward_cpu(const at::Tensor& emb, const at::Tensor& grad,
+                                               const at::Tensor& argmax,
+                                               at::TensorList weights) {
+  seqgan::check_cpu_tensor(emb, "emb", at::kFloat, 3);
+  seqgan::check_cpu_tensor(grad, "grad", at::kFloat, 2);
+  seqgan::check_cpu_tensor(argmax, "argmax", at::kLong, 2);
+  TORCH_CHECK(!weights.empty(), "weights must be a non-empty list");
+  const int64_t B = emb.size(0), T = emb.size(1), E = emb.size(2);
+  const int64_t G = static_cast<int64_t>(weights.size());
+  std::vector<int64_t> width(G), filters(G);
+  std::vector<const float*> w(G);
+  std::vector<at::Tensor> out;
+  std::vector<float*> gw(G);
+  int64_t F = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    seqgan::check_cpu_tensor(weights[g], "weights[i]", at::kFloat, 3);
+    TORCH_CHECK(weights[g].size(1) == E, "weights[", g, "] must have E=", E,
+                " input channels, got shape ", weights[g].sizes());
+    filters[g] = weights[g].size(0), width[g] = weights[g].size(2);
+    TORCH_CHECK(width[g] >= 1 && width[g] <= T, "weights[", g, "]: filter width ", width[g],
+                " must be in [1, T=", T, "]");
+    w[g] = weights[g].data_ptr<float>();
+    F += filters[g];
+  }
+  TORCH_CHECK(grad.size(0) == B && grad.size(1) == F, "grad must have shape (", B, ", ", F,
+              "), got ", grad.sizes());
+  TORCH_CHECK(argmax.size(0) == B && argmax.size(1) == F, "argmax must have shape (", B, ", ",
+              F, "), got ", argmax.sizes());
+  {  // every window must lie inside its row
+    const int64_t* a = argmax.data_ptr<int64_t>();
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t j = 0;
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t f = 0; f < filters[g]; ++f, ++j) {
+          const int64_t p = a[b * F + j];
+          TORCH_CHECK(p >= 0 && p + width[g] <= T, "argmax[", b, ", ", j, "] = ", p,
+                      " is not a window start of width ", width[g], " in T=", T);
+        }
+    }
+  }
+  at::Tensor grad_emb = at::empty({B, T, E}, emb.options());
+  out.push_back(grad_emb);
+  for (int64_t g = 0; g < G; ++g) {
+    out.push_back(at::empty_like(weights[g]));
+    gw[g] = out.back().data_ptr<float>();
+  }
+  const seqgan::ConvPoolGradView v{w.data(),
+                                   width.data(),
+                                   filters.data(),
+                                   G,
+                                   B,
+                                   T,
+                                   E,
+                                   emb.data_ptr<float>(),
+                                   grad.data_ptr<float>(),
+                                   argmax.data_ptr<int64_t>(),
+                                   grad_emb.data_ptr<float>(),
+                                   gw.data()};
+  seqgan::cpu_kernels().conv_pool_backward(v, seqgan::torch_threads());
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(seqgan_fast, CPU, m) {
+  m.impl("conv_pool_backward", &conv_pool_backward_cpu);
+}
