@@ -2,8 +2,9 @@
 length T in minibatches of ``d_batch`` (64): Adam (lr 1e-4), dropout, the paper's L2 term.
 
 Contenders: ``reference`` (today's module with torch's default for-loop Adam) and ``fast``
-(the trainer's step, seqgan_fast/dstep.py: the same module with fused Adam, losses summed on
-the device; on CUDA captured in a CUDA graph), and on CUDA ``fast_tf32`` (the same with TF32
+(the trainer's step, seqgan_fast/dstep.py: fused Adam, losses summed on the device; on CPU
+the sparse max-pool backward of seqgan_fast/ops/dpool.py, on CUDA the module captured in a
+CUDA graph), and on CUDA ``fast_tf32`` (the same with TF32
 matmuls and convolutions, config key ``tf32``). The epoch does not
 depend on the sampling backend that produced the negatives (that is the ``sample`` op).
 Positives and negatives are fixed random token sequences: the cost does not depend on their
@@ -34,6 +35,16 @@ def forward_flops(d, seq_len: int) -> float:
                for c in d.convs)
     F = d.highway.hidden.in_features
     return 2.0 * (conv + 2 * F * F + 2 * F)
+
+
+def fused_step_flops(d, seq_len: int) -> float:
+    """FLOPs of one sequence's step on the fused path: the forward, the highway and output
+    backward (2 x their forward) and the sparse convolution backward (one k*E window per
+    row and filter for the weights and one for the input: seqgan_fast/ops/dpool.py)."""
+    E = d.embedding.embedding_dim
+    F = d.highway.hidden.in_features
+    windows = sum(c.kernel_size[0] * c.out_channels for c in d.convs)
+    return forward_flops(d, seq_len) + 2 * 2.0 * (2 * F * F + 2 * F) + 2 * 2.0 * E * windows
 
 
 def d_epoch_fn(cfg: BenchConfig, device: str, backend: str = "reference"):
@@ -112,4 +123,6 @@ def build_case(op: str, cfg: BenchConfig, device: str, backends: list[str] | Non
     floor, desc = _sgemm_floor(flops, device)
     return Case(op, cfg, device, cfg.d_sequences * cfg.seq_len, contenders, floor, desc,
                 notes=f"{cfg.d_sequences} sequences of T={cfg.seq_len}, minibatch "
-                      f"{cfg.d_batch}; {flops / 1e12:.2f} TFLOP (3 x forward)")
+                      f"{cfg.d_batch}; {flops / 1e12:.2f} TFLOP (3 x forward; the floor); "
+                      f"the fused path (sparse pooling backward) does "
+                      f"{fused_step_flops(d, cfg.seq_len) * cfg.d_sequences / 1e12:.2f}")

@@ -6,8 +6,9 @@
 #        in the same run (cpp = the best this CPU supports, cpp@avx2, cpp@baseline)
 # avx2   an AVX2 instance emulated on this one: our core on its avx2 path and torch (ATen,
 #        MKL, oneDNN) capped at AVX2 too, so the baselines and the GEMM floor match
-# train  discriminator epoch (default vs fused Adam, against its sgemm FLOP floor) and the
-#        schedule's phase costs with the projected paper-preset wall time
+# train  discriminator epoch (the module with default Adam vs the trainer's step: fused Adam and
+#        the sparse pooling backward, against the sgemm FLOP floor; also AVX2-emulated) and
+#        the schedule's phase costs with the projected paper-preset wall time
 # large  rollout / sample / decode at the large size on every ISA path (score: the folded
 #        table would exceed its 512 MiB budget at V = 20000, so cpp scores as reference)
 # cells  the g_cell axis: LSTM and GRU rows (<config>-gru, /LSTM column) for rollout, sample
@@ -29,6 +30,9 @@ if [[ $what == avx2 || $what == all ]]; then
 fi
 if [[ $what == train || $what == all ]]; then
   bench --op d_epoch,schedule --config paper --repeats 1 --json docs/bench_paper_cpu_train.json
+  SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+  ONEDNN_MAX_CPU_ISA=AVX2 bench --op d_epoch --config paper --repeats 1 \
+    --json docs/bench_paper_cpu_train_avx2emu.json
 fi
 if [[ $what == large || $what == all ]]; then
   bench --op rollout --config large --backends $paths --repeats 2 --warmup 0 \

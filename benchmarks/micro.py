@@ -2,9 +2,10 @@
 
   python benchmarks/micro.py score    # fused score: pool us/row (V=5000 and V=50), head, reference
   python benchmarks/micro.py d_step   # discriminator step: forward, backward, Adam: the module
-                                      # with default / fused Adam, and the forward as one GEMM
+                                      # with default / fused Adam, the forward as one GEMM
                                       # per filter width over unfolded windows (dstep.py: why
-                                      # the trainer does not use it)
+                                      # the trainer does not use it), and the fused sparse
+                                      # pooling backward (ops/dpool.py: the trainer's step)
   python benchmarks/micro.py cells    # paper-size rollout, LSTM vs GRU: cpp per ISA path,
                                       # reference, reference_loop (a sanity ratio, not a bench)
 """
@@ -103,7 +104,9 @@ def d_step() -> None:
     for name, fwd, opt in (
             ("module + default Adam", module, torch.optim.Adam(d.parameters(), lr=1e-4)),
             ("module + fast_adam", module, fast_adam(d.parameters(), lr=1e-4)),
-            ("unfold + fast_adam", unfold, fast_adam(d.parameters(), lr=1e-4))):
+            ("unfold + fast_adam", unfold, fast_adam(d.parameters(), lr=1e-4)),
+            ("fused pool + fast_adam (the trainer's cpp step)",
+             lambda t: d(t, pool="fused"), fast_adam(d.parameters(), lr=1e-4))):
         tf = tb = to = 0.0
         n = 20
         for i in range(n + 3):

@@ -170,6 +170,11 @@ def test_separate_encoder_sample_and_rollout(cell, backend):
     assert not torch.equal(comps[0, :, :, L:], comps[L - 1, :, :, L:])
     if backend == "cpp":
         assert_tokens_agree(comps, ops.rollout(g, x, N, seed=4, backend="reference"))
+    # min_prefix: only the prefixes t >= m are computed, each the full call's completion
+    # (history rollout, t = L, continuation rollout)
+    for m in (2, L, L + 1, 6):
+        part = ops.rollout(g, x, N, seed=4, backend=backend, min_prefix=m)
+        assert part.shape == (7 - m, N, B, 7) and torch.equal(part, comps[m - 1:]), m
     # the model's likelihood follows the same factorisation
     logits = g(x)
     torch.testing.assert_close(logits[:, L:], g(x[:, L:], state=g.encode(x[:, :L])))

@@ -67,17 +67,43 @@ def sample_encoded(g, num_samples: int, seed: int, temperature: float, backend: 
 
 
 def rollout_encoded(g, x: torch.Tensor, num_rollouts: int, seed: int, temperature: float,
-                    backend: str) -> torch.Tensor:
-    """(T-1, N, B, T) completions of every proper prefix of x (module docstring)."""
+                    backend: str, min_prefix: int = 1) -> torch.Tensor:
+    """(T-min_prefix, N, B, T) completions of the prefixes t >= min_prefix of x (module
+    docstring); the shorter prefixes are not computed, and every completion is the full
+    call's (the same seeds and Philox rows)."""
     from .rollout import rollout
     from .sample import sample
 
-    w, L = g.kernel_weights(), g.history_len
+    w, L, m = g.kernel_weights(), g.history_len, min_prefix
     B, T = x.shape
     N = num_rollouts
-    out = x.expand(max(T - 1, 0), N, B, T).clone()
-    if T < 2 or B == 0 or T <= L:
+    out = x.expand(max(T - m, 0), N, B, T).clone()  # out[t - m] completes prefix t
+    if T - m < 1 or B == 0 or T <= L:
         return out
+    h0, c0 = _encode(g, x[:, :L])
+    kw = dict(temperature=temperature, backend=backend)
+    if max(m, L + 1) <= T - 1:  # t > L: the continuation's own rollout
+        m2 = max(m - L, 1)  # its prefix t - L
+        out[L + m2 - m:, :, :, L:] = rollout(w, x[:, L:].contiguous(), N,
+                                             seed=derive_seed(seed, 1), h0=h0, c0=c0,
+                                             min_prefix=m2, **kw)
+    if m > L:
+        return out
+
+    def rep(t):
+        return None if t is None else t.repeat(N, 1)  # row n*B + b starts from state b
+
+    cont = sample(w, N * B, seed=derive_seed(seed, 2), seq_len=T - L, h0=rep(h0), c0=rep(c0),
+                  **kw)  # t = L
+    out[L - m, :, :, L:] = cont.view(N, B, T - L)
+    if m < L:  # m <= t < L: complete the history, encode it, continue
+        hist = rollout(w, x[:, :L].contiguous(), N, seed=seed, min_prefix=m, **kw)
+        out[: L - m, :, :, :L] = hist  # (L-m, N, B, L)
+        hh, cc = _encode(g, hist.reshape(-1, L))
+        cont = sample(w, hh.shape[0], seed=derive_seed(seed, 3), seq_len=T - L, h0=hh, c0=cc,
+                      row_offset=(m - 1) * N * B, **kw)
+        out[: L - m, :, :, L:] = cont.view(L - m, N, B, T - L)
+    return out
     h0, c0 = _encode(g, x[:, :L])
     kw = dict(temperature=temperature, backend=backend)
     if T - L >= 2:  # t > L: the continuation's own rollout from the encoder's state

@@ -151,7 +151,7 @@ def rollout(
                              "and (T-1)*num_rollouts*total fit in 32 bits")
     if h0 is None and c0 is None and has_separate_encoder(policy):
         return rollout_encoded(policy, x.contiguous(), num_rollouts, seed, temperature,
-                               backend)[min_prefix - 1:]
+                               backend, min_prefix=min_prefix)
     h0, c0 = check_state(w, B, h0, c0)
     return _IMPLS[be](w, x.contiguous(), num_rollouts, seed, temperature, h0, c0, min_prefix,
                       batch_rows)
