@@ -6,6 +6,8 @@
                                       # per filter width over unfolded windows (dstep.py: why
                                       # the trainer does not use it), and the fused sparse
                                       # pooling backward (ops/dpool.py: the trainer's step)
+  python benchmarks/micro.py d_profile  # the trainer's D step at 2 threads: profiler self time
+                                      # per step of its largest ops (README: what is left)
   python benchmarks/micro.py cells    # paper-size rollout, LSTM vs GRU: cpp per ISA path,
                                       # reference, reference_loop (a sanity ratio, not a bench)
 """
@@ -124,7 +126,34 @@ def d_step() -> None:
               f"optimizer {to / n * 1e3:.1f} ms")
 
 
+def d_profile(threads: int = 2) -> None:
+    """The trainer's CPU D step (fused pool, fused Adam) at the paper size, at ``threads``:
+    torch.profiler's self time per step of its largest ops."""
+    from torch.profiler import profile
+
+    from seqgan_fast.dstep import DiscriminatorStep
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    d = Discriminator(5000, 20)
+    step = DiscriminatorStep(d, fast_adam(d.parameters(), lr=1e-4), 64, pool="fused")
+    x, y = torch.randint(0, 5000, (64, 20)), torch.randint(0, 2, (64,))
+    steps = 10
+    for _ in range(5):
+        step(x, y)
+    t0 = time.perf_counter()
+    with profile() as prof:
+        for _ in range(steps):
+            step(x, y)
+    wall = (time.perf_counter() - t0) / steps
+    print(f"D step at {threads} threads: {wall * 1e3:.1f} ms (profiled)")
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:8]
+    for e in events:
+        print(f"  {e.key:40s} {e.self_cpu_time_total / steps / 1e3:6.2f} ms/step, "
+              f"{e.count // steps} calls")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    ops_ = {"score": score, "d_step": d_step, "cells": cells}
+    ops_ = {"score": score, "d_step": d_step, "cells": cells, "d_profile": d_profile}
     ops_[sys.argv[1] if len(sys.argv) > 1 else "score"]()

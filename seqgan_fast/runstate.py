@@ -138,7 +138,7 @@ class RunState:
                  "phase": record["phase"], "epoch": record["epoch"],
                  "metrics": {k: v for k, v in record.items() if k != "time_s"}}
         z_min = float(self.cfg.select_min_z)
-        mine = self.task.per_user_values(self.generator, name) if z_min > 0 else None
+        mine = self.task.per_user_values(name) if z_min > 0 else None  # of this record
         if best is not None and mine is not None:
             theirs = self._selected_per_user(name)
             gain, z = paired_gain_z(theirs, mine) if minimise else paired_gain_z(mine, theirs)
@@ -164,7 +164,7 @@ class RunState:
         if self._best_per_user is None:
             g = copy.deepcopy(self.generator)
             g.load_state_dict(self._best_generator)
-            self._best_per_user = self.task.per_user_values(g, name)
+            self._best_per_user = self.task.per_user_values(name, g)
         return self._best_per_user
 
     def _state_json(self) -> dict[str, Any]:

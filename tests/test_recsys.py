@@ -193,6 +193,24 @@ def test_recsys_mask_history_excludes_known_items(tmp_path):
     assert ranks[0] >= 1
 
 
+def test_recsys_per_user_values_average_to_the_validation_metrics(tmp_path):
+    """select_min_z's per-user terms: their mean is the recorded val_ metric, for the last
+    evaluation (no second pass) and for a generator passed explicitly (after a resume)."""
+    task = RecsysTask(_task_cfg(tmp_path, mask_history=False))
+    g1 = small_generator(vocab=task.vocab_size, seq_len=4, seed=1, scale=3.0)
+    g2 = small_generator(vocab=task.vocab_size, seq_len=4, seed=2, scale=3.0)
+    for g in (g1, g2):
+        g.start_token = task.start_token
+    m1 = task.evaluate(g1, phase="adv", epoch=0)
+    last = {k: task.per_user_values(f"val_{k}@3") for k in ("hr", "ndcg", "mrr")}
+    m2 = task.evaluate(g2, phase="adv", epoch=1)
+    for k, v in last.items():
+        assert v.shape == (5,) and v.mean() == pytest.approx(m1[f"val_{k}@3"])
+        assert task.per_user_values(f"val_{k}@3", g1) == pytest.approx(v)
+        assert task.per_user_values(f"val_{k}@3").mean() == pytest.approx(m2[f"val_{k}@3"])
+    assert task.per_user_values("hr@3") is None and task.per_user_values("val_auc@3") is None
+
+
 def test_recsys_generator_scores_and_mle_baseline(tmp_path):
     cfg = _task_cfg(tmp_path, mask_history=False)
     task = RecsysTask(cfg)

@@ -125,8 +125,9 @@ def test_select_min_z_keeps_the_selected_unless_the_paired_gain_is_significant(
         return round(sum(float(p.detach().sum()) for p in g.parameters()), 3)
 
     per_user = {}  # generator parameters' sum -> per-user values of "val_q"
-    monkeypatch.setattr(t.task, "per_user_values", lambda g, name: per_user[
-        _key(g)])
+    # None: the generator just evaluated (t.generator here); a resume passes best/'s copy
+    monkeypatch.setattr(t.task, "per_user_values", lambda name, g=None: per_user[
+        _key(t.generator if g is None else g)])
 
     def evaluate(phase, epoch, values):
         with torch.no_grad():

@@ -103,7 +103,7 @@ inline void conv_pool_backward_core(const ConvPoolGradView& v, int num_threads) 
     }
     // 2. weight gradients: one filter per iteration, its rows' windows in row order
     std::vector<float> acc(static_cast<size_t>(kmax * E)), coef(static_cast<size_t>(B));
-    std::vector<const float*> src(static_cast<size_t>(std::max(B, F)));
+    std::vector<const float*> src(static_cast<size_t>(B));
 #pragma omp for schedule(dynamic, 8)
     for (int64_t j = 0; j < F; ++j) {
       const int64_t g = jgroup[j], k = v.width[g], f = j - foff[g];

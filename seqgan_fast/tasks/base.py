@@ -33,10 +33,11 @@ class Task:
         """
         raise NotImplementedError
 
-    def per_user_values(self, generator, metric: str):
-        """Each evaluated user's term of validation ``metric`` for ``generator`` (a float64
-        (U,) array whose mean is the metric), or None where the metric is not a per-user mean
-        (the selection test of ``select_min_z`` then does not apply)."""
+    def per_user_values(self, metric: str, generator=None):
+        """Each evaluated user's term of validation ``metric`` (a float64 (U,) array whose
+        mean is the metric) for ``generator``, or with None for the generator of the last
+        ``evaluate`` call (no second pass); None where the metric is not a per-user mean (the
+        selection test of ``select_min_z`` then does not apply)."""
         return None
 
     def summary_extras(self) -> dict[str, Any]:

@@ -73,6 +73,7 @@ class RecsysTask(Task):
             raise ConfigError("task recsys needs --data PATH (an .inter or .csv file)")
         if cfg.max_len < 2:
             raise ConfigError(f"bad value {cfg.max_len} for max_len: recsys needs >= 2")
+        self._last_val_ranks: torch.Tensor | None = None
         if not cfg.topk or min(cfg.topk) < 1:
             raise ConfigError(f"bad value {cfg.topk!r} for topk: expected positive ints")
         self.cfg = cfg
@@ -165,6 +166,8 @@ class RecsysTask(Task):
         items = self.vocab_size - n_sp
         for phase, prefix in (("test", ""), ("valid", "val_")):
             ranks, top = self.ranks(score_fn, phase, top_k=kmax)
+            if phase == "valid":
+                self._last_val_ranks = ranks  # per_user_values of the last evaluation
             for k in self.cfg.topk:
                 out[f"{prefix}hr@{k}"] = hit_rate(ranks, k)
                 out[f"{prefix}ndcg@{k}"] = ndcg(ranks, k)
@@ -224,18 +227,23 @@ class RecsysTask(Task):
             self._write_baselines()
         return metrics
 
-    def per_user_values(self, generator, metric: str):
+    def per_user_values(self, metric: str, generator=None):
         """val_{hr,ndcg,mrr}@K per validation user (see Task.per_user_values)."""
         name, _, k = metric.removeprefix("val_").partition("@")
         if not metric.startswith("val_") or name not in RANK_METRICS or not k.isdigit():
             return None
-        was_training = generator.training
-        generator.eval()
-        try:
-            ranks = self.ranks(lambda ph, rows: self.generator_scores(generator, ph, rows),
-                               "valid")
-        finally:
-            generator.train(was_training)
+        if generator is None:
+            if self._last_val_ranks is None:
+                raise RuntimeError("per_user_values(metric) needs an evaluation first")
+            ranks = self._last_val_ranks
+        else:
+            was_training = generator.training
+            generator.eval()
+            try:
+                ranks = self.ranks(lambda ph, rows: self.generator_scores(generator, ph, rows),
+                                   "valid")
+            finally:
+                generator.train(was_training)
         return per_user_gain(name, ranks, int(k))
 
     def summary_extras(self) -> dict[str, Any]:
