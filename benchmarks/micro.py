@@ -147,7 +147,7 @@ def d_profile(threads: int = 2) -> None:
             step(x, y)
     wall = (time.perf_counter() - t0) / steps
     print(f"D step at {threads} threads: {wall * 1e3:.1f} ms (profiled)")
-    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:8]
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:int(sys.argv[2]) if len(sys.argv) > 2 else 8]
     for e in events:
         print(f"  {e.key:40s} {e.self_cpu_time_total / steps / 1e3:6.2f} ms/step, "
               f"{e.count // steps} calls")

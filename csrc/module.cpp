@@ -61,6 +61,14 @@ TORCH_LIBRARY(seqgan_fast, m) {
   // [grad_emb, grad_weight per width].
   m.def("conv_pool_backward(Tensor emb, Tensor grad, Tensor argmax, Tensor[] weights) "
         "-> Tensor[]");
+  // Its forward (csrc/common/dconv.h): emb (B, T, E), weights (F_g, E, k_g) and biases (F_g)
+  // per width -> [relu(max over windows) (B, sum F_g), argmax (B, sum F_g) int64, the first
+  // maximum's window start].
+  m.def("conv_pool_forward(Tensor emb, Tensor[] weights, Tensor[] biases) -> Tensor[]");
+  // The highway layer's unpacked GEMM (csrc/common/gemm_nn.h): a (R, K) . b (K, N) + row_bias
+  // (R,) per row; gemm_nn_acc_ adds a . b into c (R, N) in place.
+  m.def("gemm_nn(Tensor a, Tensor b, Tensor? row_bias=None) -> Tensor");
+  m.def("gemm_nn_acc_(Tensor(a!) c, Tensor a, Tensor b) -> Tensor(a!)");
   // The CPU core's ISA path: in use, best this CPU supports, and a forced choice (returns
   // the previous path's name; "auto" = the best supported).
   m.def("cpu_isa() -> str", &cpu_isa);

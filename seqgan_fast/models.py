@@ -459,9 +459,9 @@ class Discriminator(nn.Module):
                 pool: str = "module") -> torch.Tensor:
         """x (B, seq_len) int64 -> class logits (B, 2); class 1 = real.
 
-        ``pool="fused"``: the convolution + ReLU + max-pool as seqgan_fast/ops/dpool.py (the
-        same values; a sparse backward on CPU, the trainer's step); ``"module"``: plain
-        torch ops.
+        ``pool="fused"``: the trainer's CPU step, the same values: the convolution + ReLU +
+        max-pool as seqgan_fast/ops/dpool.py (a sparse backward) and the highway layer on
+        the unpacked GEMM of seqgan_fast/ops/highway.py; ``"module"``: plain torch ops.
 
         ``batch_rows=(lo, total)``: x is rows lo..lo+B-1 of a batch of ``total`` rows split
         across processes; in training the dropout mask is drawn for all ``total`` rows (the
@@ -471,18 +471,19 @@ class Discriminator(nn.Module):
         if pool == "fused":
             from .ops.dpool import conv_pool
 
-            return self.head(conv_pool(self.embedding(x), self.convs), batch_rows)
+            return self.head(conv_pool(self.embedding(x), self.convs), batch_rows, fused=True)
         if pool != "module":
             raise ValueError(f"pool must be 'module' or 'fused', got {pool!r}")
         e = self.embedding(x).transpose(1, 2)  # (B, E, T)
         pooled = torch.cat([F.relu(conv(e)).amax(dim=2) for conv in self.convs], dim=1)
         return self.head(pooled, batch_rows)
 
-    def head(self, pooled: torch.Tensor, batch_rows: tuple[int, int] | None = None
-             ) -> torch.Tensor:
+    def head(self, pooled: torch.Tensor, batch_rows: tuple[int, int] | None = None,
+             fused: bool = False) -> torch.Tensor:
         """Max-pooled features (B, F) -> logits (B, 2): highway, dropout, output layer
-        (``batch_rows``: as ``forward``)."""
-        h = self.highway(pooled)
+        (``batch_rows``: as ``forward``; ``fused``: the highway on the unpacked GEMM where it
+        runs, seqgan_fast/ops/highway.py)."""
+        h = self._highway(pooled, fused)
         if batch_rows is None or not self.training or self.dropout.p == 0:
             return self.output(self.dropout(h))
         lo, total = batch_rows
@@ -490,6 +491,14 @@ class Discriminator(nn.Module):
         noise = torch.empty((total, h.shape[1]), dtype=h.dtype, device=h.device)
         noise.bernoulli_(keep).div_(keep)  # as F.dropout: empty_like(h).bernoulli_(keep) / keep
         return self.output(h * noise[lo : lo + h.shape[0]])
+
+    def _highway(self, pooled: torch.Tensor, fused: bool) -> torch.Tensor:
+        if fused and pooled.dtype == torch.float32:
+            from .ops import highway as fused_highway
+
+            if fused_highway.fused_available(pooled.device):
+                return fused_highway.highway(pooled, self.highway)
+        return self.highway(pooled)
 
     def l2_loss(self) -> torch.Tensor:
         return self.l2_reg * 0.5 * (self.output.weight.square().sum()

@@ -217,17 +217,24 @@ def _pool_grads(d: Discriminator, x: torch.Tensor, pool: str):
 @needs_fused
 def test_fused_pool_gives_the_modules_outputs_and_gradients():
     """Widths 1..T (E = 24: the kernel's scalar tails), one width whose every window is
-    negative (ReLU: no gradient), eval mode (no dropout): the same logits bit for bit and the
-    same gradients for every parameter to float rounding."""
+    negative (ReLU: no gradient), eval mode (no dropout): the same pooled features, logits
+    and gradients for every parameter to float rounding (the fused forward convolves in
+    channels-last layout and its highway GEMM sums in another order than MKL's)."""
     torch.manual_seed(1)
     d = Discriminator(300, 20, emb_dim=24, filter_sizes=(1, 2, 5, 20),
                       num_filters=(8, 16, 12, 10)).eval()
     with torch.no_grad():
         d.convs[2].bias.fill_(-100.0)  # width 5: max <= 0 in every row
     x = torch.randint(0, 300, (37, 20), generator=torch.Generator().manual_seed(2))
+    from seqgan_fast.ops.dpool import conv_pool
+
+    with torch.no_grad():
+        e = d.embedding(x)
+        want = torch.cat([torch.relu(c(e.transpose(1, 2))).amax(2) for c in d.convs], dim=1)
+        assert (conv_pool(e, d.convs) - want).abs().max().item() <= 1e-5
     out_m, grads_m = _pool_grads(d, x, "module")
     out_f, grads_f = _pool_grads(d, x, "fused")
-    assert torch.equal(out_m, out_f)
+    assert (out_m - out_f).abs().max().item() <= 1e-5
     names = [n for n, _ in d.named_parameters()]
     for name, a, b in zip(names, grads_m, grads_f, strict=True):
         scale = max(a.abs().max().item(), 1.0)
@@ -279,6 +286,79 @@ def test_pool_modes_are_validated():
     with pytest.raises(ValueError, match="pool='fused' needs the compiled extension"):
         resolve_pool("fused", "meta")
     assert resolve_pool("auto", "meta") == "module"
+
+
+def _conv_inputs(B: int, T: int, E: int, groups, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(f, E, k, generator=gen) * 0.3 for k, f in groups]
+    biases = [torch.randn(f, generator=gen) for _, f in groups]
+    return torch.randn(B, T, E, generator=gen), weights, biases
+
+
+@needs_fused
+def test_conv_pool_forward_is_relu_max_with_the_first_argmax():
+    """Against torch's conv1d + max per width: values to float rounding, the argmax wherever
+    the two best windows are apart by more than rounding, the first window on exact ties (a
+    row of one repeated token: every window the same sum in the same order), NaN propagated."""
+    B, T, E, groups = 13, 11, 20, ((1, 5), (3, 70), (11, 9))  # 70: a partial panel everywhere
+    e, weights, biases = _conv_inputs(B, T, E, groups, seed=8)
+    e[3] = e[3, 0]  # row 3: the same embedding at every position
+    v, i = torch.ops.seqgan_fast.conv_pool_forward(e, weights, biases)
+    off = 0
+    for w, b in zip(weights, biases, strict=True):
+        y = torch.nn.functional.conv1d(e.transpose(1, 2), w, b)  # (B, F, L)
+        vv, ii = v[:, off : off + w.shape[0]], i[:, off : off + w.shape[0]]
+        m = y.amax(2)
+        assert (vv - m.clamp_min(0)).abs().max().item() <= 1e-5 * max(m.abs().max().item(), 1)
+        top2 = y.topk(2, dim=2).values if y.shape[2] > 1 else None
+        clear = (top2[..., 0] - top2[..., 1] > 1e-4) if top2 is not None else \
+            torch.ones_like(m, dtype=torch.bool)
+        assert torch.equal(ii[clear], y.argmax(2)[clear])
+        assert (ii[3] == 0).all()  # exact ties: the first window
+        off += w.shape[0]
+    e[5, 4, 7] = float("nan")
+    v, _ = torch.ops.seqgan_fast.conv_pool_forward(e, weights, biases)
+    assert torch.isnan(v[5]).all()  # every width's windows cover position 4 in some window
+    assert torch.isfinite(v[torch.arange(B) != 5]).all()
+
+
+@needs_fused
+def test_conv_pool_forward_bits_are_the_same_at_every_thread_count_and_on_the_fma_paths():
+    e, weights, biases = _conv_inputs(64, 20, 40, ((1, 20), (4, 100), (20, 9)), seed=9)
+    op = torch.ops.seqgan_fast.conv_pool_forward
+    old = torch.get_num_threads()
+    per_isa = {}
+    try:
+        for isa in ops.cpu_isa_paths():
+            outs = []
+            for threads in (1, 2, 3):
+                torch.set_num_threads(threads)
+                with ops.force_cpu_isa(isa):
+                    outs.append(op(e, weights, biases))
+            for v, i in outs[1:]:
+                assert torch.equal(v, outs[0][0]) and torch.equal(i, outs[0][1]), isa
+            per_isa[isa] = outs[0]
+    finally:
+        torch.set_num_threads(old)
+    if "avx2" in per_isa and "avx512" in per_isa:
+        assert torch.equal(per_isa["avx2"][0], per_isa["avx512"][0])
+
+
+@needs_fused
+def test_conv_pool_forward_op_rejects_bad_input():
+    op = torch.ops.seqgan_fast.conv_pool_forward
+    e, w, b = torch.randn(2, 5, 4), [torch.randn(3, 4, 2)], [torch.randn(3)]
+    assert op(e, w, b)[0].shape == (2, 3)
+    with pytest.raises(RuntimeError, match="emb must be Float"):
+        op(e.double(), w, b)
+    with pytest.raises(RuntimeError, match="one tensor per weight"):
+        op(e, w, [])
+    with pytest.raises(RuntimeError, match=r"biases\[0\] must have 3 entries"):
+        op(e, w, [torch.randn(4)])
+    with pytest.raises(RuntimeError, match="input channels"):
+        op(e, [torch.randn(3, 5, 2)], b)
+    with pytest.raises(RuntimeError, match="filter width 6"):
+        op(e, [torch.randn(3, 4, 6)], b)
 
 
 @needs_fused

@@ -56,6 +56,35 @@ struct ConvPoolGradView {
   float* const* grad_weight;
 };
 
+// The discriminator's convolution + ReLU + max-pool forward for training (op
+// `conv_pool_forward`, csrc/common/dconv.h): embedded rows emb (B, T, E), weight[g] (F_g, E,
+// k_g) in Conv1d layout and bias[g] (F_g) per width -> values (B, F) = relu(max over
+// windows) and argmax (B, F), the first maximum's window start.
+struct ConvPoolFwdView {
+  const float* const* weight;
+  const float* const* bias;
+  const int64_t* width;
+  const int64_t* filters;
+  int64_t groups, B, T, E;
+  const float* emb;
+  float* values;
+  int64_t* argmax;
+};
+
+// C (R x N) = init + A (R x K) . B (K x N), row-major with row strides (op `gemm_nn`,
+// csrc/common/gemm_nn.h); init = C when `accumulate`, else row_bias[r] (nullptr: 0).
+struct GemmNNView {
+  const float* A;
+  int64_t lda;
+  const float* B;
+  int64_t ldb;
+  float* C;
+  int64_t ldc;
+  int64_t R, K, N;
+  const float* row_bias;
+  bool accumulate;
+};
+
 // Entry points of one compiled copy of csrc/common/generate.h (argument meaning there).
 // h0, c0 (B, H): per-row initial states; nullptr = zeros (c0 is unused by a GRU).
 struct CoreKernels {
@@ -76,6 +105,8 @@ struct CoreKernels {
                      int64_t T, const int64_t* prefix_x, int64_t N, int64_t B, float* pooled,
                      int num_threads);
   void (*conv_pool_backward)(const ConvPoolGradView& v, int num_threads);
+  void (*gemm_nn)(const GemmNNView& g, int num_threads);
+  void (*conv_pool_forward)(const ConvPoolFwdView& v, int num_threads);
 };
 
 // The copies linked into this binary (csrc/cpu/kernels_*.cpp); on other CPUs than x86-64

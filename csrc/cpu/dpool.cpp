@@ -1,6 +1,7 @@
-// CPU kernel of seqgan_fast::conv_pool_backward: the discriminator's convolution + ReLU +
-// max-pool backward in its sparse form (csrc/common/dpool.h), through the run-time chosen
-// ISA path. The forward and the bias gradients are torch ops (seqgan_fast/ops/dpool.py).
+// CPU kernels of seqgan_fast::conv_pool_forward and conv_pool_backward: the discriminator's
+// convolution + ReLU + max-pool over time for training (csrc/common/dconv.h) and its
+// backward in the sparse form (csrc/common/dpool.h), through the run-time chosen ISA path.
+// The bias gradients are torch ops (seqgan_fast/ops/dpool.py).
 #include <vector>
 
 #include "cpu/checks.h"
@@ -69,8 +70,43 @@ std::vector<at::Tensor> conv_pool_backward_cpu(const at::Tensor& emb, const at::
   return out;
 }
 
+std::vector<at::Tensor> conv_pool_forward_cpu(const at::Tensor& emb, at::TensorList weights,
+                                              at::TensorList biases) {
+  seqgan::check_cpu_tensor(emb, "emb", at::kFloat, 3);
+  TORCH_CHECK(!weights.empty(), "weights must be a non-empty list");
+  TORCH_CHECK(biases.size() == weights.size(), "biases must have one tensor per weight, got ",
+              biases.size(), " for ", weights.size());
+  const int64_t B = emb.size(0), T = emb.size(1), E = emb.size(2);
+  const int64_t G = static_cast<int64_t>(weights.size());
+  std::vector<int64_t> width(G), filters(G);
+  std::vector<const float*> w(G), b(G);
+  int64_t F = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    seqgan::check_cpu_tensor(weights[g], "weights[i]", at::kFloat, 3);
+    seqgan::check_cpu_tensor(biases[g], "biases[i]", at::kFloat, 1);
+    TORCH_CHECK(weights[g].size(1) == E, "weights[", g, "] must have E=", E,
+                " input channels, got shape ", weights[g].sizes());
+    filters[g] = weights[g].size(0), width[g] = weights[g].size(2);
+    TORCH_CHECK(width[g] >= 1 && width[g] <= T, "weights[", g, "]: filter width ", width[g],
+                " must be in [1, T=", T, "]");
+    TORCH_CHECK(biases[g].size(0) == filters[g], "biases[", g, "] must have ", filters[g],
+                " entries, got ", biases[g].sizes());
+    w[g] = weights[g].data_ptr<float>(), b[g] = biases[g].data_ptr<float>();
+    F += filters[g];
+  }
+  at::Tensor values = at::empty({B, F}, emb.options());
+  at::Tensor argmax = at::empty({B, F}, emb.options().dtype(at::kLong));
+  const seqgan::ConvPoolFwdView v{w.data(),         b.data(), width.data(), filters.data(),
+                                  G,                B,        T,            E,
+                                  emb.data_ptr<float>(), values.data_ptr<float>(),
+                                  argmax.data_ptr<int64_t>()};
+  if (B > 0) seqgan::cpu_kernels().conv_pool_forward(v, seqgan::torch_threads());
+  return {values, argmax};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(seqgan_fast, CPU, m) {
   m.impl("conv_pool_backward", &conv_pool_backward_cpu);
+  m.impl("conv_pool_forward", &conv_pool_forward_cpu);
 }

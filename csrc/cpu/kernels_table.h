@@ -2,7 +2,9 @@
 // table of its entry points. Expects SEQGAN_ISA and SEQGAN_ISA_LEVEL defined (and the
 // target pragma in force) by the includer.
 #include "common/generate.h"
+#include "common/dconv.h"
 #include "common/dpool.h"
+#include "common/gemm_nn.h"
 #include "common/score.h"
 
 namespace seqgan {
@@ -12,7 +14,8 @@ namespace SEQGAN_ISA {
 #define SEQGAN_STR(x) SEQGAN_STR2(x)
 static const CoreKernels kKernels = {SEQGAN_STR(SEQGAN_ISA), &decode_core, &sample_core,
                                      &rollout_core, &score_pool_core,
-                                   &conv_pool_backward_core};
+                                     &conv_pool_backward_core, &gemm_nn_core,
+                                     &conv_pool_forward_core};
 #undef SEQGAN_STR
 #undef SEQGAN_STR2
 extern const CoreKernels* const kTable;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/dpool.h"
+#include "common/gemm_nn.h"
 #include "common/generate.h"
 #include "common/philox.h"
 #include "common/sampler.h"
@@ -485,6 +486,43 @@ static void test_dpool() {
   EXPECT(worst < 1e-5, "dpool error %.3g", worst);
 }
 
+// ---- unpacked GEMM against double precision --------------------------------------------
+// Shapes with every tail: R not a multiple of the microkernel's rows, K over two k blocks
+// and not a multiple of one, N not a multiple of the panel width, row strides wider than the
+// rows; the row bias, the accumulating form, and 1 and 3 threads (the same bits).
+static void test_gemm_nn() {
+  const int64_t R = 23, K = 300, N = 77, lda = K + 3, ldb = N + 5, ldc = N + 2;
+  CellInputs in(5);
+  const std::vector<float> A = in.fill(R * lda), B = in.fill(K * ldb), bias = in.fill(R);
+  const std::vector<float> C0 = in.fill(R * ldc);
+  double worst = 0;
+  for (bool accumulate : {false, true}) {
+    std::vector<float> c1, c3;
+    for (int threads : {1, 3}) {
+      std::vector<float> C = C0;
+      const GemmNNView g{A.data(), lda, B.data(), ldb, C.data(), ldc, R, K, N,
+                         accumulate ? nullptr : bias.data(), accumulate};
+      gemm_nn_core(g, threads);
+      (threads == 1 ? c1 : c3) = C;
+    }
+    EXPECT(c1 == c3, "gemm_nn (accumulate=%d): 3 threads give other bits", int(accumulate));
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t c = 0; c < ldc; ++c) {
+        if (c >= N) {  // the padding columns of C are never written
+          EXPECT(c1[r * ldc + c] == C0[r * ldc + c], "gemm_nn wrote C[%" PRId64 ", %" PRId64
+                 "] beyond N", r, c);
+          continue;
+        }
+        double want = accumulate ? C0[r * ldc + c] : bias[r];
+        for (int64_t k = 0; k < K; ++k) want += double(A[r * lda + k]) * B[k * ldb + c];
+        worst = std::max(worst, std::fabs(want - c1[r * ldc + c]));
+      }
+    }
+  }
+  std::printf("gemm_nn: max |error| %.3g\n", worst);
+  EXPECT(worst < 1e-4, "gemm_nn error %.3g", worst);
+}
+
 // This binary's ISA path must be runnable here; ctest counts exit 77 as skipped.
 static bool cpu_runs_this_path() {
 #if defined(__x86_64__) && SEQGAN_ISA_LEVEL == SEQGAN_ISA_AVX512
@@ -502,7 +540,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|fixture|threads [fixture]\n",
+    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|gemm_nn|fixture|threads [fixture]\n",
                  argv[0]);
     return 2;
   }
@@ -515,6 +553,7 @@ int main(int argc, char** argv) {
   else if (which == "lstm") test_lstm();
   else if (which == "gru") test_gru();
   else if (which == "dpool") test_dpool();
+  else if (which == "gemm_nn") test_gemm_nn();
   else if (which == "fixture") test_fixture(fixture, false);
   else if (which == "threads") test_fixture(fixture, true);
   else {

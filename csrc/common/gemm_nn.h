@@ -1,0 +1,164 @@
+// Unpacked GEMM for the discriminator step's small-batch products (op `gemm_nn`; torch-free):
+//   C (R x N) = init + A (R x K) . B (K x N),  init = C (accumulate), row_bias[r], or 0,
+// all row-major with row strides. The highway layer's six products per training step have
+// one side of 64 rows (the minibatch) and a 1,720 x 1,720 weight on the other, where a BLAS
+// spends a fixed ~0.8 ms per weight packing it into its panel layout (measured: MKL at 64
+// rows runs at 105 GFLOP/s on an idle 2-core AVX-512 instance, 178 at 1024 x 1024). Here no
+// operand is packed. Each microkernel keeps MR rows x kMicroCols columns of C in registers
+// across a block of kc steps of k: per step it broadcasts MR scalars of A (rows read
+// sequentially) and loads kMicroCols contiguous floats of B's row k (a strided panel that
+// stays in L1/L2 while every row block of the tile uses it). A is read once per column
+// panel, so the side that is a weight goes as A when its product has only 64 columns
+// (forward: Z^T = W . X^T) and as B when the panel is the weight (input gradient G . W,
+// weight gradient G^T . X): seqgan_fast/ops/highway.py picks the layouts.
+//
+// Every output is init + sum_k a_k b_k in k order, one FMA per term (two roundings on the
+// baseline): blocking and threading change which register holds a sum, never its rounding,
+// so the result is the same bits at every thread count and on the AVX-512 and AVX2 paths.
+#pragma once
+
+#include "isa.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+#include "api.h"
+#include "gemm.h"
+#include "vec.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace seqgan {
+namespace SEQGAN_ISA {
+
+// Rows of this kernel's microkernel: AVX-512 6 x (4 x 16) = 24 of 32 zmm accumulators; the
+// narrower paths keep gemm.h's kMR x kNV (16 registers).
+#if SEQGAN_ISA_LEVEL == SEQGAN_ISA_AVX512
+constexpr int kNNMR = 6;
+#else
+constexpr int kNNMR = kMR;
+#endif
+constexpr int64_t kNNKc = 256;  // steps of k per block: a B block of kc x kMicroCols floats
+
+// C[r, :kMicroCols] (r < MR) = init + A[r, :K] . B[:K, :kMicroCols]; init = C (load), the
+// column bias cbias[:kMicroCols], the row bias rbias[r], or 0.
+template <int MR>
+inline void nn_micro(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t K,
+                     float* C, int64_t ldc, bool load, const float* rbias,
+                     const float* cbias = nullptr) {
+  vn acc[MR][kNV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    const vn init = nset1(rbias != nullptr ? rbias[r] : 0.0f);
+#pragma GCC unroll 4
+    for (int q = 0; q < kNV; ++q)
+      acc[r][q] = load ? nload(C + r * ldc + kNativeLanes * q)
+                       : cbias != nullptr ? nload(cbias + kNativeLanes * q) : init;
+  }
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < K; ++k) {
+    const float* bk = B + k * ldb;
+    vn b[kNV];
+#pragma GCC unroll 4
+    for (int q = 0; q < kNV; ++q) b[q] = nload(bk + kNativeLanes * q);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const vn a = nset1(A[r * lda + k]);
+#pragma GCC unroll 4
+      for (int q = 0; q < kNV; ++q) acc[r][q] = nfma(a, b[q], acc[r][q]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+    for (int q = 0; q < kNV; ++q) nstore(C + r * ldc + kNativeLanes * q, acc[r][q]);
+  }
+}
+
+// The last m < MR rows of a row range.
+template <int M>
+inline void nn_micro_rows(int64_t m, const float* A, int64_t lda, const float* B, int64_t ldb,
+                          int64_t K, float* C, int64_t ldc, bool load, const float* rbias,
+                          const float* cbias = nullptr) {
+  if constexpr (M > 0) {
+    if (m == M) return nn_micro<M>(A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
+    nn_micro_rows<M - 1>(m, A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
+  }
+}
+
+// One tile: rows [r0, r1) x columns [c0, c0 + kMicroCols) of C, all k. A partial panel (the
+// last, narrower than kMicroCols) goes through zero-padded copies of its B block and C rows.
+inline void nn_tile(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c0, float* bpad) {
+  const int64_t w = std::min<int64_t>(kMicroCols, g.N - c0);
+  float cpad[kNNMR * kMicroCols];
+  for (int64_t k0 = 0; k0 < g.K; k0 += kNNKc) {
+    const int64_t kc = std::min(kNNKc, g.K - k0);
+    const bool load = g.accumulate || k0 > 0;
+    const float* B = g.B + k0 * g.ldb + c0;
+    int64_t ldb = g.ldb;
+    if (w < kMicroCols) {
+      for (int64_t k = 0; k < kc; ++k) {
+        std::memcpy(bpad + k * kMicroCols, B + k * g.ldb, sizeof(float) * w);
+        std::memset(bpad + k * kMicroCols + w, 0, sizeof(float) * (kMicroCols - w));
+      }
+      B = bpad, ldb = kMicroCols;
+    }
+    for (int64_t r = r0; r < r1; r += kNNMR) {
+      const int64_t m = std::min<int64_t>(kNNMR, r1 - r);
+      const float* A = g.A + r * g.lda + k0;
+      const float* rb = g.row_bias != nullptr && !load ? g.row_bias + r : nullptr;
+      float* C = g.C + r * g.ldc + c0;
+      if (w == kMicroCols) {
+        if (m == kNNMR)
+          nn_micro<kNNMR>(A, g.lda, B, ldb, kc, C, g.ldc, load, rb);
+        else
+          nn_micro_rows<kNNMR - 1>(m, A, g.lda, B, ldb, kc, C, g.ldc, load, rb);
+        continue;
+      }
+      for (int64_t i = 0; i < m; ++i) {  // the partial panel: through cpad
+        float* ci = cpad + i * kMicroCols;
+        const float init = rb != nullptr ? rb[i] : 0.0f;
+        for (int64_t c = 0; c < kMicroCols; ++c)
+          ci[c] = c < w && load ? C[i * g.ldc + c] : init;
+      }
+      nn_micro_rows<kNNMR>(m, A, g.lda, B, ldb, kc, cpad, kMicroCols, true, nullptr);
+      for (int64_t i = 0; i < m; ++i)
+        std::memcpy(C + i * g.ldc, cpad + i * kMicroCols, sizeof(float) * w);
+    }
+  }
+}
+
+inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
+  if (g.R <= 0 || g.N <= 0) return;
+  const int64_t panels = (g.N + kMicroCols - 1) / kMicroCols;
+  // Row chunks (whole microkernels) so that there are >= 4 tiles per thread where the rows
+  // allow: the forward's 1,720 weight rows x 1 panel splits by rows, the gradients' 27
+  // panels by columns.
+  const int64_t want = 4 * std::max(num_threads, 1);
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(
+      (want + panels - 1) / panels, (g.R + kNNMR - 1) / kNNMR));
+  const int64_t rows = ((g.R + chunks - 1) / chunks + kNNMR - 1) / kNNMR * kNNMR;
+  const int64_t nchunks = (g.R + rows - 1) / rows;
+  const int64_t tiles = panels * nchunks;
+#pragma omp parallel num_threads(num_threads)
+  {
+    float* bpad = nullptr;
+    std::unique_ptr<float[]> pad;
+    if (g.N % kMicroCols != 0) {
+      pad.reset(new float[kNNKc * kMicroCols]);
+      bpad = pad.get();
+    }
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t p = t / nchunks, c = t % nchunks;
+      nn_tile(g, c * rows, std::min(g.R, (c + 1) * rows), p * kMicroCols, bpad);
+    }
+  }
+}
+
+}  // namespace SEQGAN_ISA
+}  // namespace seqgan

@@ -1,0 +1,114 @@
+"""The highway layer on the unpacked GEMM (seqgan_fast/ops/highway.py, csrc/common/gemm_nn.h)
+against torch: the op's products, its bits across thread counts and ISA paths, the layer's
+outputs and gradients against the module's, and the op's argument checks."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqgan_fast import ops
+from seqgan_fast.models import Highway
+from seqgan_fast.ops.highway import fused_available, highway
+
+pytestmark = pytest.mark.skipif(not fused_available("cpu"),
+                                reason="needs the compiled extension (seqgan_fast._C)")
+
+# (R, K, N): rows not a multiple of any path's microkernel, K over two k blocks of 256 and
+# not a multiple of one, N with a partial panel on every path (and one narrower than a panel)
+SHAPES = [(23, 300, 77), (64, 1720 // 4, 130), (7, 5, 3), (130, 64, 200)]
+
+
+def _operands(R: int, K: int, N: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(R, K, generator=g), torch.randn(K, N, generator=g), \
+        torch.randn(R, generator=g), torch.randn(R, N, generator=g)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gemm_nn_is_the_product_on_every_isa_path(shape):
+    a, b, bias, c0 = _operands(*shape, seed=sum(shape))
+    want = a.double() @ b.double()
+    tol = 1e-5 * (shape[1] ** 0.5) * want.abs().max().item()
+    for isa in ops.cpu_isa_paths():
+        with ops.force_cpu_isa(isa):
+            plain = torch.ops.seqgan_fast.gemm_nn(a, b)
+            biased = torch.ops.seqgan_fast.gemm_nn(a, b, bias)
+            c = c0.clone()
+            out = torch.ops.seqgan_fast.gemm_nn_acc_(c, a, b)
+        assert out.data_ptr() == c.data_ptr()  # in place
+        assert (plain.double() - want).abs().max().item() <= tol, isa
+        assert (biased.double() - want - bias.double()[:, None]).abs().max().item() <= tol
+        assert (c.double() - want - c0.double()).abs().max().item() <= tol
+
+
+def test_gemm_nn_bits_are_the_same_at_every_thread_count_and_on_the_fma_paths():
+    """Every output sums over k in order with one FMA per term: 1, 2 and 3 threads give the
+    same bits on each path, and avx2 and avx512 (both FMA) give the same bits."""
+    a, b, bias, _ = _operands(130, 600, 200, seed=3)
+    old = torch.get_num_threads()
+    per_isa = {}
+    try:
+        for isa in ops.cpu_isa_paths():
+            outs = []
+            for threads in (1, 2, 3):
+                torch.set_num_threads(threads)
+                with ops.force_cpu_isa(isa):
+                    outs.append(torch.ops.seqgan_fast.gemm_nn(a, b, bias))
+            assert all(torch.equal(outs[0], o) for o in outs[1:]), isa
+            per_isa[isa] = outs[0]
+    finally:
+        torch.set_num_threads(old)
+    if "avx2" in per_isa and "avx512" in per_isa:
+        assert torch.equal(per_isa["avx2"], per_isa["avx512"])
+
+
+@pytest.mark.parametrize("B,F", [(64, 200), (37, 77), (1, 16)])
+def test_fused_highway_gives_the_modules_outputs_and_gradients(B, F):
+    torch.manual_seed(B + F)
+    layer = Highway(F)
+    x = torch.randn(B, F, requires_grad=True)
+    gy = torch.randn(B, F)
+
+    def run(fn):
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        y = fn()
+        y.backward(gy)
+        return [y.detach(), x.grad, *(p.grad for p in layer.parameters())]
+
+    want, got = run(lambda: layer(x)), run(lambda: highway(x, layer))
+    assert got[0].is_contiguous()
+    for name, a, b in zip(["y", "x", "hidden.w", "hidden.b", "gate.w", "gate.b"], want, got,
+                          strict=True):
+        assert (a - b).abs().max().item() <= 1e-5 * max(a.abs().max().item(), 1.0), name
+
+
+def test_discriminator_head_uses_the_fused_highway_only_when_asked(monkeypatch):
+    from seqgan_fast import Discriminator
+    from seqgan_fast.ops import highway as hw
+
+    calls = []
+    monkeypatch.setattr(hw, "highway", lambda x, layer: calls.append(1) or layer(x))
+    d = Discriminator(50, 8, emb_dim=8, filter_sizes=(2, 3), num_filters=(4, 5)).eval()
+    x = torch.randint(0, 50, (3, 8))
+    d(x)
+    assert not calls
+    d(x, pool="fused")
+    assert calls
+
+
+def test_gemm_nn_rejects_bad_input():
+    mm, acc = torch.ops.seqgan_fast.gemm_nn, torch.ops.seqgan_fast.gemm_nn_acc_
+    a, b = torch.randn(3, 4), torch.randn(4, 5)
+    with pytest.raises(RuntimeError, match="a must be Float"):
+        mm(a.double(), b)
+    with pytest.raises(RuntimeError, match="must agree on K"):
+        mm(a, torch.randn(3, 5))
+    with pytest.raises(RuntimeError, match="b must have 2 dimensions"):
+        mm(a, torch.randn(4))
+    with pytest.raises(RuntimeError, match="b must be contiguous"):
+        mm(a, torch.randn(5, 4).t())
+    with pytest.raises(RuntimeError, match="row_bias must have a's R=3"):
+        mm(a, b, torch.randn(5))
+    with pytest.raises(RuntimeError, match=r"c must have shape \(3, 5\)"):
+        acc(torch.zeros(3, 4), a, b)
