@@ -4,8 +4,8 @@
 // For width k the window at p of row b is the k*E floats e[b, p:p+k, :], contiguous in the
 // embedded rows (B, T, E), and the windows at one p of all rows are a matrix with row stride
 // T*E. So the convolution at p is one unpacked GEMM (gemm_nn.h) against the weight transposed
-// to (k*E) x F ([o][e] rows, filters padded with zeros to whole microkernel panels, built
-// here once per call): 64 rows of windows x 64 filters per tile, the tile's weight panel
+// to (k*E) x F ([o][e] rows, filters padded with zeros to whole native vectors, built here
+// once per call; a group's last panel runs a microkernel only as wide as it): 64 rows of windows x 64 filters per tile, the tile's weight panel
 // staying in L2 while the tile walks p = 0 .. T-k. Each p's results are folded into the
 // tile's running maximum and argmax as they leave the microkernel, so no (rows x filters x
 // windows) tensor is ever written; the outputs are relu(max) and the first maximum's window
@@ -39,41 +39,57 @@ namespace SEQGAN_ISA {
 
 // Folds window p's values c (m rows x kMicroCols, row stride kMicroCols) into the running
 // maximum mx and its window am (same layout): greater, or NaN, and never after a NaN.
-inline void fold_window(const float* c, int64_t m, int32_t p, float* mx, int32_t* am) {
-  for (int64_t i = 0; i < m * kMicroCols; ++i) {
-    const bool take = !(c[i] <= mx[i]) && mx[i] == mx[i];
-    mx[i] = take ? c[i] : mx[i];
-    am[i] = take ? p : am[i];
-  }
+inline void fold_window(const float* c, int64_t m, int64_t cols, int32_t p, float* mx,
+                        int32_t* am) {
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t i = r * kMicroCols; i < r * kMicroCols + cols; ++i) {
+      const bool take = !(c[i] <= mx[i]) && mx[i] == mx[i];
+      mx[i] = take ? c[i] : mx[i];
+      am[i] = take ? p : am[i];
+    }
 }
+
+constexpr int64_t kTransposeRows = 16;  // filters per block of the weight transposition
 
 inline void conv_pool_forward_core(const ConvPoolFwdView& v, int num_threads) {
   const int64_t G = v.groups, B = v.B, T = v.T, E = v.E;
-  std::vector<int64_t> fpad(G), foff(G + 1, 0), woff(G + 1, 0), boff(G + 1, 0), tiles(G + 1, 0);
+  std::vector<int64_t> fpad(G), foff(G + 1, 0), woff(G + 1, 0), boff(G + 1, 0), tiles(G + 1, 0),
+      xblocks(G + 1, 0);
   const int64_t rblocks = (B + kNNMR - 1) / kNNMR;
   for (int64_t g = 0; g < G; ++g) {
-    fpad[g] = (v.filters[g] + kMicroCols - 1) / kMicroCols * kMicroCols;
+    fpad[g] = (v.filters[g] + kNativeLanes - 1) / kNativeLanes * kNativeLanes;
     foff[g + 1] = foff[g] + v.filters[g];
     woff[g + 1] = woff[g] + v.width[g] * E * fpad[g];
     boff[g + 1] = boff[g] + fpad[g];
-    tiles[g + 1] = tiles[g] + fpad[g] / kMicroCols * rblocks;
+    tiles[g + 1] = tiles[g] + (fpad[g] + kMicroCols - 1) / kMicroCols * rblocks;
+    xblocks[g + 1] = xblocks[g] + (v.filters[g] + kTransposeRows - 1) / kTransposeRows;
   }
   const int64_t F = foff[G];
   std::unique_ptr<float[]> wt(new float[woff[G]]), bias(new float[boff[G]]);
 #pragma omp parallel num_threads(num_threads)
   {
-    // 1. transposed, padded weights: wt_g[(o*E + e) * fpad + f] = W_g[f][e][o]
-#pragma omp for schedule(static)
-    for (int64_t g = 0; g < G; ++g) {
+    // 1. transposed, padded weights: wt_g[(o*E + e) * fpad + f] = W_g[f][e][o], in blocks of
+    // kTransposeRows filters (their rows of W_g, k*E floats each, stay in L1): the block's
+    // columns of wt_g are written row after row, one cache line each
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < xblocks[G]; ++t) {
+      const int64_t g = std::upper_bound(xblocks.begin(), xblocks.end(), t) - xblocks.begin() - 1;
       const int64_t k = v.width[g], Fg = v.filters[g], Fp = fpad[g];
+      const int64_t f0 = (t - xblocks[g]) * kTransposeRows;
+      const int64_t f1 = std::min(Fg, f0 + kTransposeRows);
       float* w = wt.get() + woff[g];
-      std::memset(w, 0, sizeof(float) * k * E * Fp);
-      for (int64_t f = 0; f < Fg; ++f)
-        for (int64_t e = 0; e < E; ++e)
-          for (int64_t o = 0; o < k; ++o) w[(o * E + e) * Fp + f] = v.weight[g][(f * E + e) * k + o];
-      float* bg = bias.get() + boff[g];
-      std::memcpy(bg, v.bias[g], sizeof(float) * Fg);
-      std::fill(bg + Fg, bg + Fp, 0.0f);
+      const float* src = v.weight[g];
+      for (int64_t o = 0; o < k; ++o)
+        for (int64_t e = 0; e < E; ++e) {
+          float* d = w + (o * E + e) * Fp;
+          for (int64_t f = f0; f < f1; ++f) d[f] = src[(f * E + e) * k + o];
+        }
+      if (f1 == Fg) {  // the group's last block: its padding columns and bias
+        for (int64_t row = 0; row < k * E; ++row) std::fill(w + row * Fp + Fg, w + row * Fp + Fp, 0.0f);
+        float* bg = bias.get() + boff[g];
+        std::memcpy(bg, v.bias[g], sizeof(float) * Fg);
+        std::fill(bg + Fg, bg + Fp, 0.0f);
+      }
     }
     // 2. tiles of (width, filter panel, block of rows), each over all its windows
     float c[kNNMR * kMicroCols], mx[kNNMR * kMicroCols];
@@ -86,14 +102,16 @@ inline void conv_pool_forward_core(const ConvPoolFwdView& v, int num_threads) {
       const int64_t r0 = rb * kNNMR, m = std::min<int64_t>(kNNMR, B - r0);
       const float* w = wt.get() + woff[g] + c0;
       const float* bg = bias.get() + boff[g] + c0;
+      const int64_t cols = std::min<int64_t>(kMicroCols, Fp - c0);  // the last panel: narrower
+      const int nv = static_cast<int>(cols / kNativeLanes);
       for (int64_t p = 0; p + k <= T; ++p) {
         const float* A = v.emb + (r0 * T + p) * E;
         float* out = p == 0 ? mx : c;
-        nn_micro_rows<kNNMR>(m, A, T * E, w, Fp, k * E, out, kMicroCols, false, nullptr, bg);
+        nn_micro_cols(nv, m, A, T * E, w, Fp, k * E, out, kMicroCols, bg);
         if (p == 0)
           std::fill(am, am + m * kMicroCols, 0);
         else
-          fold_window(c, m, static_cast<int32_t>(p), mx, am);
+          fold_window(c, m, cols, static_cast<int32_t>(p), mx, am);
       }
       const int64_t n = std::min<int64_t>(kMicroCols, v.filters[g] - c0);
       for (int64_t i = 0; i < m; ++i) {

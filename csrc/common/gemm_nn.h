@@ -46,10 +46,12 @@ constexpr int64_t kNNKc = 256;  // steps of k per block: a B block of kc x kMicr
 
 // C[r, :kMicroCols] (r < MR) = init + A[r, :K] . B[:K, :kMicroCols]; init = C (load), the
 // column bias cbias[:kMicroCols], the row bias rbias[r], or 0.
-template <int MR>
+// NV < kNV: a narrower microkernel (NV native vectors of columns) for a panel's tail.
+template <int MR, int NV = kNV>
 inline void nn_micro(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t K,
                      float* C, int64_t ldc, bool load, const float* rbias,
                      const float* cbias = nullptr) {
+  constexpr int kNV = NV;  // shadows the path's width in this body
   vn acc[MR][kNV];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
@@ -80,13 +82,24 @@ inline void nn_micro(const float* A, int64_t lda, const float* B, int64_t ldb, i
 }
 
 // The last m < MR rows of a row range.
-template <int M>
+template <int M, int NV = kNV>
 inline void nn_micro_rows(int64_t m, const float* A, int64_t lda, const float* B, int64_t ldb,
                           int64_t K, float* C, int64_t ldc, bool load, const float* rbias,
                           const float* cbias = nullptr) {
   if constexpr (M > 0) {
-    if (m == M) return nn_micro<M>(A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
-    nn_micro_rows<M - 1>(m, A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
+    if (m == M) return nn_micro<M, NV>(A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
+    nn_micro_rows<M - 1, NV>(m, A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
+  }
+}
+
+// nn_micro_rows with nv native vectors of columns (1 <= nv <= kNV) chosen at run time.
+template <int NV = kNV>
+inline void nn_micro_cols(int nv, int64_t m, const float* A, int64_t lda, const float* B,
+                          int64_t ldb, int64_t K, float* C, int64_t ldc, const float* cbias) {
+  if constexpr (NV > 0) {
+    if (nv == NV)
+      return nn_micro_rows<kNNMR, NV>(m, A, lda, B, ldb, K, C, ldc, false, nullptr, cbias);
+    nn_micro_cols<NV - 1>(nv, m, A, lda, B, ldb, K, C, ldc, cbias);
   }
 }
 
@@ -132,18 +145,17 @@ inline void nn_tile(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c0, flo
   }
 }
 
+constexpr int64_t kNNRowChunk = 8 * kNNMR;  // rows per tile when tiles run over all panels
+
 inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
   if (g.R <= 0 || g.N <= 0) return;
   const int64_t panels = (g.N + kMicroCols - 1) / kMicroCols;
-  // Row chunks (whole microkernels) so that there are >= 4 tiles per thread where the rows
-  // allow: the forward's 1,720 weight rows x 1 panel splits by rows, the gradients' 27
-  // panels by columns.
-  const int64_t want = 4 * std::max(num_threads, 1);
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(
-      (want + panels - 1) / panels, (g.R + kNNMR - 1) / kNNMR));
-  const int64_t rows = ((g.R + chunks - 1) / chunks + kNNMR - 1) / kNNMR * kNNMR;
-  const int64_t nchunks = (g.R + rows - 1) / rows;
-  const int64_t tiles = panels * nchunks;
+  // Many rows (the forward's 1,720 weight rows, the weight gradient's 1,720 output rows):
+  // tiles of kNNRowChunk rows over every panel, so C is written row after row (a tile per
+  // panel would sweep all of C's pages once per panel: measured 2x slower on the weight
+  // gradient inside a training step). Few rows (the input gradient's 64): a tile per panel.
+  const bool by_rows = g.R >= 2 * kNNRowChunk * std::max(num_threads, 1);
+  const int64_t tiles = by_rows ? (g.R + kNNRowChunk - 1) / kNNRowChunk : panels;
 #pragma omp parallel num_threads(num_threads)
   {
     float* bpad = nullptr;
@@ -154,8 +166,12 @@ inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
     }
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t p = t / nchunks, c = t % nchunks;
-      nn_tile(g, c * rows, std::min(g.R, (c + 1) * rows), p * kMicroCols, bpad);
+      if (by_rows) {
+        const int64_t r0 = t * kNNRowChunk, r1 = std::min(g.R, r0 + kNNRowChunk);
+        for (int64_t p = 0; p < panels; ++p) nn_tile(g, r0, r1, p * kMicroCols, bpad);
+      } else {
+        nn_tile(g, 0, g.R, t * kMicroCols, bpad);
+      }
     }
   }
 }
