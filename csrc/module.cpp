@@ -58,7 +58,7 @@ TORCH_LIBRARY(seqgan_fast, m) {
       "Tensor bias, int[] width, int[] filters) -> Tensor");
   // The backward of the discriminator's conv + ReLU + max-pool (csrc/common/dpool.h): emb
   // (B, T, E), grad and argmax (B, sum(filters)), weights (F_g, E, k_g) per width ->
-  // [grad_emb, grad_weight per width].
+  // [grad_emb, grad_weight per width..., grad_bias per width...].
   m.def("conv_pool_backward(Tensor emb, Tensor grad, Tensor argmax, Tensor[] weights) "
         "-> Tensor[]");
   // Its forward (csrc/common/dconv.h): emb (B, T, E), weights (F_g, E, k_g) and biases (F_g)

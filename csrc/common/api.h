@@ -54,6 +54,7 @@ struct ConvPoolGradView {
   const int64_t* argmax;
   float* grad_emb;
   float* const* grad_weight;
+  float* const* grad_bias;  // per group (F_g): sum over rows of grad, rows in order
 };
 
 // The discriminator's convolution + ReLU + max-pool forward for training (op

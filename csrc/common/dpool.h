@@ -108,13 +108,16 @@ inline void conv_pool_backward_core(const ConvPoolGradView& v, int num_threads) 
     for (int64_t j = 0; j < F; ++j) {
       const int64_t g = jgroup[j], k = v.width[g], f = j - foff[g];
       int64_t cnt = 0;
+      float bias_sum = 0.0f;
       for (int64_t b = 0; b < B; ++b) {
         const float gv = v.grad[b * F + j];
+        bias_sum += gv;
         if (gv == 0.0f) continue;
         coef[cnt] = gv;
         src[cnt++] = v.emb + (b * T + v.argmax[b * F + j]) * E;
       }
       std::fill(acc.begin(), acc.begin() + k * E, 0.0f);
+      v.grad_bias[g][f] = bias_sum;
       add_weighted_sum(coef.data(), src.data(), cnt, acc.data(), k * E);
       float* dw = v.grad_weight[g] + f * E * k;
       for (int64_t e = 0; e < E; ++e)

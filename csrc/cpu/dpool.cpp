@@ -20,7 +20,7 @@ std::vector<at::Tensor> conv_pool_backward_cpu(const at::Tensor& emb, const at::
   std::vector<int64_t> width(G), filters(G);
   std::vector<const float*> w(G);
   std::vector<at::Tensor> out;
-  std::vector<float*> gw(G);
+  std::vector<float*> gw(G), gb(G);
   int64_t F = 0;
   for (int64_t g = 0; g < G; ++g) {
     seqgan::check_cpu_tensor(weights[g], "weights[i]", at::kFloat, 3);
@@ -54,6 +54,10 @@ std::vector<at::Tensor> conv_pool_backward_cpu(const at::Tensor& emb, const at::
     out.push_back(at::empty_like(weights[g]));
     gw[g] = out.back().data_ptr<float>();
   }
+  for (int64_t g = 0; g < G; ++g) {
+    out.push_back(at::empty({filters[g]}, emb.options()));
+    gb[g] = out.back().data_ptr<float>();
+  }
   const seqgan::ConvPoolGradView v{w.data(),
                                    width.data(),
                                    filters.data(),
@@ -65,7 +69,8 @@ std::vector<at::Tensor> conv_pool_backward_cpu(const at::Tensor& emb, const at::
                                    grad.data_ptr<float>(),
                                    argmax.data_ptr<int64_t>(),
                                    grad_emb.data_ptr<float>(),
-                                   gw.data()};
+                                   gw.data(),
+                                   gb.data()};
   seqgan::cpu_kernels().conv_pool_backward(v, seqgan::torch_threads());
   return out;
 }

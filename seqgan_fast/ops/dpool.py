@@ -59,7 +59,6 @@ class _ConvPool(torch.autograd.Function):
         v, i = torch.ops.seqgan_fast.conv_pool_forward(
             e, [w.contiguous() for w in weights], [b.contiguous() for b in biases])
         ctx.save_for_backward(e, i, v > 0, *weights)
-        ctx.filters = [w.shape[0] for w in weights]
         return v
 
     @staticmethod
@@ -68,9 +67,10 @@ class _ConvPool(torch.autograd.Function):
         g = (grad * positive).contiguous()
         grads = torch.ops.seqgan_fast.conv_pool_backward(
             e.contiguous(), g, idx, [w.contiguous() for w in weights])
+        G = len(weights)
         out = [grads[0]]
-        for gw, gb in zip(grads[1:], g.split(ctx.filters, dim=1), strict=True):
-            out += [gw, gb.sum(0)]
+        for gw, gb in zip(grads[1 : 1 + G], grads[1 + G :], strict=True):
+            out += [gw, gb]
         return tuple(out)
 
 

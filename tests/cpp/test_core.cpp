@@ -453,9 +453,21 @@ static void test_dpool() {
       gwp[g] = gw[g].data();
     }
     std::vector<float> ge(B * T * E, -1.0f);
+    std::vector<std::vector<float>> gb(G);
+    std::vector<float*> gbp(G);
+    for (int64_t g = 0; g < G; ++g) {
+      gb[g].assign(filters[g], -1.0f);
+      gbp[g] = gb[g].data();
+    }
     const ConvPoolGradView v{wp.data(), width, filters, G, B, T, E, emb.data(), grad.data(),
-                             argmax.data(), ge.data(), gwp.data()};
+                             argmax.data(), ge.data(), gwp.data(), gbp.data()};
     conv_pool_backward_core(v, threads);
+    for (int64_t g = 0, j = 0; g < G; ++g)
+      for (int64_t f = 0; f < filters[g]; ++f, ++j) {
+        double want = 0;
+        for (int64_t b = 0; b < B; ++b) want += grad[b * F + j];
+        EXPECT(std::fabs(want - gb[g][f]) < 1e-5, "dpool: bias gradient %" PRId64 " off", j);
+      }
     (threads == 1 ? gw1 : gw3) = gw;
     (threads == 1 ? ge1 : ge3) = ge;
   }
