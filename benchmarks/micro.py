@@ -8,6 +8,9 @@
                                       # pooling backward (ops/dpool.py: the trainer's step)
   python benchmarks/micro.py d_profile  # the trainer's D step at 2 threads: profiler self time
                                       # per step of its largest ops (README: what is left)
+  python benchmarks/micro.py highway  # the paper's highway layer at batch 64, 2 threads: each
+                                      # product of a step, MKL against the unpacked gemm_nn,
+                                      # and the layer forward + backward, module against fused
   python benchmarks/micro.py cells    # paper-size rollout, LSTM vs GRU: cpp per ISA path,
                                       # reference, reference_loop (a sanity ratio, not a bench)
 """
@@ -107,7 +110,7 @@ def d_step() -> None:
             ("module + default Adam", module, torch.optim.Adam(d.parameters(), lr=1e-4)),
             ("module + fast_adam", module, fast_adam(d.parameters(), lr=1e-4)),
             ("unfold + fast_adam", unfold, fast_adam(d.parameters(), lr=1e-4)),
-            ("fused pool + fast_adam (the trainer's cpp step)",
+            ("fused + fast_adam (the trainer's cpp step)",
              lambda t: d(t, pool="fused"), fast_adam(d.parameters(), lr=1e-4))):
         tf = tb = to = 0.0
         n = 20
@@ -147,13 +150,59 @@ def d_profile(threads: int = 2) -> None:
             step(x, y)
     wall = (time.perf_counter() - t0) / steps
     print(f"D step at {threads} threads: {wall * 1e3:.1f} ms (profiled)")
-    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:int(sys.argv[2]) if len(sys.argv) > 2 else 8]
+    top = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:top]
     for e in events:
         print(f"  {e.key:40s} {e.self_cpu_time_total / steps / 1e3:6.2f} ms/step, "
               f"{e.count // steps} calls")
 
 
+def highway(threads: int = 2) -> None:
+    """The highway layer of a paper-size D step (batch 64, 1,720 features): per product, MKL
+    (torch.mm) against seqgan_fast::gemm_nn on the layouts ops/highway.py uses, then the
+    layer's forward + backward, module against fused; best of 7 interleaved rounds."""
+    from seqgan_fast.models import Highway
+    from seqgan_fast.ops.highway import highway as fused
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    B, n = 64, 1720
+    w, x, g = torch.randn(n, n), torch.randn(B, n), torch.randn(B, n)
+    xt, gt = x.t().contiguous(), g.t().contiguous()
+    mm = torch.ops.seqgan_fast.gemm_nn
+    layer = Highway(n)
+    xg = x.clone().requires_grad_()
+
+    def step(fn) -> None:
+        layer.zero_grad(set_to_none=True)
+        xg.grad = None
+        fn().backward(g)
+
+    cases = {  # name: (MKL, gemm_nn)
+        "forward  X W^T (64 x 1720 x 1720)": (lambda: torch.mm(x, w.t()), lambda: mm(w, xt)),
+        "input grad  G W": (lambda: torch.mm(g, w), lambda: mm(g, w)),
+        "weight grad  G^T X": (lambda: torch.mm(g.t(), x), lambda: mm(gt, x)),
+        "layer forward + backward": (lambda: step(lambda: layer(xg)),
+                                     lambda: step(lambda: fused(xg, layer))),
+    }
+    best = {k: [float("inf"), float("inf")] for k in cases}
+    for _ in range(7):
+        for name, fns in cases.items():
+            for i, fn in enumerate(fns):
+                fn()
+                t0 = time.perf_counter()
+                for _ in range(10):
+                    fn()
+                best[name][i] = min(best[name][i], (time.perf_counter() - t0) / 10)
+    flop = 2.0 * B * n * n
+    for name, (a, b) in best.items():
+        rate = "" if name.startswith("layer") else \
+            f"  ({flop / a / 1e9:.0f} / {flop / b / 1e9:.0f} GFLOP/s)"
+        print(f"{name:36s} MKL/module {a * 1e3:6.2f} ms  fused {b * 1e3:6.2f} ms{rate}")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    ops_ = {"score": score, "d_step": d_step, "cells": cells, "d_profile": d_profile}
+    ops_ = {"score": score, "d_step": d_step, "cells": cells, "d_profile": d_profile,
+            "highway": highway}
     ops_[sys.argv[1] if len(sys.argv) > 1 else "score"]()
