@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/dconv.h"
 #include "common/dpool.h"
 #include "common/gemm_nn.h"
 #include "common/generate.h"
@@ -498,6 +499,67 @@ static void test_dpool() {
   EXPECT(worst < 1e-5, "dpool error %.3g", worst);
 }
 
+// ---- conv + ReLU + max-pool forward against double precision ----------------------------
+// B = 7 (a partial row block on every path), widths 1, 3 and T, filter counts that leave a
+// partial panel (5, 19, 33), one group whose windows are all negative (value 0); 1 and 3
+// threads (the same bits). The argmax is checked where the best two windows are apart.
+static void test_dconv() {
+  const int64_t B = 7, T = 9, E = 20, G = 3;
+  const int64_t width[G] = {1, 3, 9}, filters[G] = {5, 19, 33};
+  CellInputs in(6);
+  std::vector<std::vector<float>> w(G), bias(G);
+  std::vector<const float*> wp(G), bp(G);
+  int64_t F = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    w[g] = in.fill(filters[g] * E * width[g]);
+    bias[g] = in.fill(filters[g]);
+    if (g == 1) bias[g].assign(filters[g], -1000.0f);  // every window negative
+    wp[g] = w[g].data(), bp[g] = bias[g].data();
+    F += filters[g];
+  }
+  const std::vector<float> emb = in.fill(B * T * E);
+  std::vector<float> v1, v3;
+  std::vector<int64_t> a1, a3;
+  for (int threads : {1, 3}) {
+    std::vector<float> val(B * F, -1.0f);
+    std::vector<int64_t> arg(B * F, -1);
+    const ConvPoolFwdView v{wp.data(), bp.data(), width, filters, G,         B,
+                            T,         E,         emb.data(), val.data(), arg.data()};
+    conv_pool_forward_core(v, threads);
+    (threads == 1 ? v1 : v3) = val;
+    (threads == 1 ? a1 : a3) = arg;
+  }
+  EXPECT(v1 == v3 && a1 == a3, "dconv: 3 threads give other bits");
+  double worst = 0;
+  int64_t checked = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t j = 0;
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t k = width[g];
+      for (int64_t f = 0; f < filters[g]; ++f, ++j) {
+        double best = -1e300, second = -1e300;
+        int64_t at = -1;
+        for (int64_t p = 0; p + k <= T; ++p) {
+          double y = bias[g][f];
+          for (int64_t e = 0; e < E; ++e)
+            for (int64_t o = 0; o < k; ++o)
+              y += double(w[g][(f * E + e) * k + o]) * emb[(b * T + p + o) * E + e];
+          if (y > best) second = best, best = y, at = p;
+          else if (y > second) second = y;
+        }
+        worst = std::max(worst, std::fabs(std::max(best, 0.0) - v1[b * F + j]));
+        if (best - second > 1e-3) {
+          EXPECT(a1[b * F + j] == at, "dconv: argmax of row %" PRId64 " filter %" PRId64, b, j);
+          ++checked;
+        }
+      }
+    }
+  }
+  std::printf("dconv: max |error| %.3g, %" PRId64 " argmaxes checked\n", worst, checked);
+  EXPECT(worst < 1e-4, "dconv error %.3g", worst);
+  EXPECT(checked > B * F / 2, "dconv: too few clear argmaxes (%" PRId64 ")", checked);
+}
+
 // ---- unpacked GEMM against double precision --------------------------------------------
 // Shapes with every tail: R not a multiple of the microkernel's rows, K over two k blocks
 // and not a multiple of one, N not a multiple of the panel width, row strides wider than the
@@ -552,7 +614,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|gemm_nn|fixture|threads [fixture]\n",
+    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|dconv|gemm_nn|fixture|threads [fixture]\n",
                  argv[0]);
     return 2;
   }
@@ -566,6 +628,7 @@ int main(int argc, char** argv) {
   else if (which == "gru") test_gru();
   else if (which == "dpool") test_dpool();
   else if (which == "gemm_nn") test_gemm_nn();
+  else if (which == "dconv") test_dconv();
   else if (which == "fixture") test_fixture(fixture, false);
   else if (which == "threads") test_fixture(fixture, true);
   else {
