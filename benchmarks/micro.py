@@ -11,6 +11,9 @@
   python benchmarks/micro.py highway  # the paper's highway layer at batch 64, 2 threads: each
                                       # product of a step, MKL against the unpacked gemm_nn,
                                       # and the layer forward + backward, module against fused
+  python benchmarks/micro.py d_conv   # the paper's conv + ReLU + max-pool forward at batch 64
+                                      # and 1 (1: mostly the weight transposition), 2 threads:
+                                      # the fused conv_pool_forward against oneDNN + torch max
   python benchmarks/micro.py cells    # paper-size rollout, LSTM vs GRU: cpp per ISA path,
                                       # reference, reference_loop (a sanity ratio, not a bench)
 """
@@ -201,8 +204,43 @@ def highway(threads: int = 2) -> None:
         print(f"{name:36s} MKL/module {a * 1e3:6.2f} ms  fused {b * 1e3:6.2f} ms{rate}")
 
 
+@torch.no_grad()
+def d_conv(threads: int = 2) -> None:
+    """The paper discriminator's conv + ReLU + max-pool forward: the fused op (values and
+    argmax) against oneDNN's convolutions + torch's max with argmax + the cats; best of 7
+    interleaved rounds."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    d = Discriminator(5000, 20)
+    w = [c.weight.contiguous() for c in d.convs]
+    b = [c.bias.contiguous() for c in d.convs]
+    fused = torch.ops.seqgan_fast.conv_pool_forward
+
+    def module(e: torch.Tensor):
+        et = e.transpose(1, 2)
+        vals, idx = zip(*(F.conv1d(et, c.weight, c.bias).max(dim=2) for c in d.convs),
+                        strict=True)
+        return torch.cat(vals, 1).clamp_min(0), torch.cat(idx, 1)
+
+    cases = {}
+    for B in (64, 1):
+        e = torch.randn(B, 20, 64)
+        cases[f"B={B} fused"] = lambda e=e: fused(e, w, b)
+        cases[f"B={B} oneDNN + max"] = lambda e=e: module(e)
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(7):
+        for name, fn in cases.items():
+            fn()
+            t0 = time.perf_counter()
+            for _ in range(10):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / 10)
+    for name, t in best.items():
+        print(f"conv + ReLU + max-pool {name:18s} {t * 1e3:6.2f} ms")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     ops_ = {"score": score, "d_step": d_step, "cells": cells, "d_profile": d_profile,
-            "highway": highway}
+            "highway": highway, "d_conv": d_conv}
     ops_[sys.argv[1] if len(sys.argv) > 1 else "score"]()

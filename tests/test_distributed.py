@@ -3,8 +3,7 @@
 Ranks are started with ``torch.multiprocessing`` (spawn) or, for the launch itself, ``torchrun``
 (``python -m torch.distributed.run``). Each test compares a 2-process run with a 1-process run of
 the same seed: sampled tokens bit for bit (Philox rows are logical), rewards and weights to the
-float tolerance of a different reduction order (``WEIGHT_TOL``; measured: max |dweight| about
-5e-7 after the schedule below).
+float tolerance of a different reduction order (``WEIGHT_TOL``, measured below).
 """
 from __future__ import annotations
 
@@ -38,7 +37,11 @@ TRAIN = ["vocab_size=61", "seq_len=7", "g_emb_dim=8", "g_hidden_dim=16", "num_tr
          "d_num_negatives=65", "d_epochs=2", "d_emb_dim=8", "d_filter_sizes=2,3",
          "d_num_filters=8,8", "adv_batches=2", "num_rollouts=2", "batch_size=31",
          "adv_d_rounds=1"]
-WEIGHT_TOL = 1e-5   # max |dweight|, 2 ranks vs 1 process (measured ~5e-7)
+# max |dweight|, 2 ranks vs 1 process. The discriminators agree to ~1e-7 (measured 6e-8);
+# the generator's embedding rows of rare tokens get near-zero gradients, whose rounding Adam
+# turns into steps of up to lr (measured 1.35e-5 in the history-conditioned test once the CPU
+# discriminator step moved to the unpacked GEMM, 7e-7 elsewhere).
+WEIGHT_TOL = 5e-5
 METRIC_RTOL = 1e-5  # relative, metrics.jsonl values (measured ~2e-9)
 JOIN_S = 90         # a rank that is not done by then is a hang: the test fails
 # gloo picks its interface from the host name, which a CI container may not resolve
