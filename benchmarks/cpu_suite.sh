@@ -29,9 +29,9 @@ if [[ $what == avx2 || $what == all ]]; then
     --backends reference_loop,reference,cpp --budget 20 --json docs/bench_paper_cpu_avx2emu.json
 fi
 if [[ $what == train || $what == all ]]; then
-  bench --op d_epoch,schedule --config paper --repeats 1 --json docs/bench_paper_cpu_train.json
+  bench --op d_epoch,schedule --config paper --repeats 3 --json docs/bench_paper_cpu_train.json
   SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
-  ONEDNN_MAX_CPU_ISA=AVX2 bench --op d_epoch --config paper --repeats 1 \
+  ONEDNN_MAX_CPU_ISA=AVX2 bench --op d_epoch --config paper --repeats 3 \
     --json docs/bench_paper_cpu_train_avx2emu.json
 fi
 if [[ $what == large || $what == all ]]; then
