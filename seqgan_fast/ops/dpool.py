@@ -5,16 +5,20 @@ Max-pooling over time passes each (row, filter)'s gradient to one window, its ar
 convolution backward needs one k*E axpy per (row, filter) for the weights and one for the
 embedded input, not the dense backward's (T - k + 1) windows per row: at the paper's 1,720
 filters and T = 20, 0.20 GFLOP per minibatch of 64 instead of 1.94 (the dense input and
-weight gradients). The forward is the module's convolutions (one oneDNN convolution per width), then
-``seqgan_fast::conv_pool_max`` (ReLU + max over time with the first argmax, all widths in one
-pass into the concatenated features; 5x less time than torch's max per width, two cats and a
-clamp at the paper size, ``python benchmarks/micro.py d_profile``), the backward the fused CPU kernel ``seqgan_fast::conv_pool_backward``
-(csrc/common/dpool.h, per ISA path; the same bits at every thread count).
+weight gradients). That backward is the fused CPU kernel ``seqgan_fast::conv_pool_backward``
+(csrc/common/dpool.h, per ISA path, the bias gradients with it). The forward is
+``seqgan_fast::conv_pool_forward`` (csrc/common/dconv.h): every width's convolution as
+unpacked GEMMs over the window positions, ReLU and max-pool with the first argmax folded in
+as the windows leave the microkernel, no conv output tensor (5.89 ms against 11.01 for
+oneDNN's convolutions + torch's max and cats at the paper size, 2 threads,
+``python benchmarks/micro.py d_conv``). Both give the same bits at every thread count.
 
-Same function as ``relu(conv(e)).amax(2)``: relu(max_p y) = max_p relu(y). The gradients agree
-with autograd's to float rounding, except on exact ties between two windows' maxima, where
-autograd's amax splits the gradient between them and this passes it to the first (measure
-zero for float data; a row whose maximum is <= 0 gets no gradient either way).
+Same function as ``relu(conv(e)).amax(2)`` (relu(max_p y) = max_p relu(y)) to float rounding:
+the window sums run in (offset, channel) order with one FMA per term, oneDNN's in its own.
+The gradients agree with autograd's to float rounding, except on exact ties between two
+windows' maxima, where autograd's amax splits the gradient between them and this passes it to
+the first (measure zero for float data; a row whose maximum is <= 0 gets no gradient either
+way).
 
 CPU only: on CUDA the module's cuDNN convolutions stay (no measurement of a sparse GPU form
 has been made).
@@ -22,7 +26,6 @@ has been made).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .._ext import has_kernel
 
@@ -53,8 +56,6 @@ class _ConvPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, e: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
         weights, biases = params[0::2], params[1::2]
-        # (B, E, 1, T), channels-last as e (B, T, E) lies: oneDNN convolves it in place and
-        # writes channels-last outputs (B, F, 1, L), the layout conv_pool_max reads
         e = e.contiguous()
         v, i = torch.ops.seqgan_fast.conv_pool_forward(
             e, [w.contiguous() for w in weights], [b.contiguous() for b in biases])
