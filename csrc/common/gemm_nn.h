@@ -2,9 +2,10 @@
 //   C (R x N) = init + A (R x K) . B (K x N),  init = C (accumulate), row_bias[r], or 0,
 // all row-major with row strides. The highway layer's six products per training step have
 // one side of 64 rows (the minibatch) and a 1,720 x 1,720 weight on the other, where a BLAS
-// spends a fixed ~0.8 ms per weight packing it into its panel layout (measured: MKL at 64
-// rows runs at 105 GFLOP/s on an idle 2-core AVX-512 instance, 178 at 1024 x 1024). Here no
-// operand is packed. Each microkernel keeps MR rows x kMicroCols columns of C in registers
+// spends a fixed share of each call packing the weight into its panel layout: MKL's forward
+// product runs at 139 GFLOP/s against 198 here (`python benchmarks/micro.py highway`, idle
+// 2-core AVX-512 instance; MKL reaches ~180 on square 1024 products). Here no operand is
+// packed. Each microkernel keeps MR rows x kMicroCols columns of C in registers
 // across a block of kc steps of k: per step it broadcasts MR scalars of A (rows read
 // sequentially) and loads kMicroCols contiguous floats of B's row k (a strided panel that
 // stays in L1/L2 while every row block of the tile uses it). A is read once per column
@@ -37,8 +38,9 @@ namespace SEQGAN_ISA {
 
 // Rows of this kernel's microkernel, 6 x gemm.h's kNV native vectors on every path: AVX-512
 // 24 of 32 zmm accumulators, AVX2 and the baseline 12 of 16 (+ kNV for B's row and one
-// broadcast). On the AVX2 path 6 rows measured faster than gemm.h's 4 (the paper-size conv
-// forward 5.6 against 6.2-7.2 ms, the input gradient 155-164 against 123-138 GFLOP/s).
+// broadcast). On the AVX2 path 6 rows measured faster than gemm.h's 4 (a standalone C++
+// harness over this header, 2 threads: the paper-size conv forward 5.6 against 6.2-7.2 ms,
+// the input gradient 155-164 against 123-138 GFLOP/s).
 constexpr int kNNMR = 6;
 constexpr int64_t kNNKc = 256;  // steps of k per block: a B block of kc x kMicroCols floats
 
@@ -160,7 +162,8 @@ inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
   // (the input gradient's 64, B the 1,720 x 1,720 weight): each thread a contiguous range
   // of panels with the k blocks outer, so a block of B's rows serves all the thread's panels
   // while its pages are fresh; a tile per panel walks every row of B once per panel (measured
-  // on the AVX2 path, 16-column panels: 96 against 134-141 GFLOP/s; the same on AVX-512).
+  // with a standalone harness on the AVX2 path, 16-column panels: 96 against 134-141
+  // GFLOP/s; no difference on AVX-512).
   const bool by_rows = g.R >= 2 * kNNRowChunk * std::max(num_threads, 1);
 #pragma omp parallel num_threads(num_threads)
   {
