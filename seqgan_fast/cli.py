@@ -236,6 +236,12 @@ def _infer_task(data: str, preset_task: str) -> str:
 
 def _train(args: argparse.Namespace) -> int:
     from .distributed import DistributedError, env_world_size
+    from .malloc import keep_freed_memory
+
+    try:  # before the first large tensor (seqgan_fast/malloc.py: why)
+        keep_freed_memory()
+    except ValueError as exc:
+        raise _BadInput(str(exc)) from None
 
     try:
         world_size = env_world_size()
