@@ -14,6 +14,9 @@
   python benchmarks/micro.py d_conv   # the paper's conv + ReLU + max-pool forward at batch 64
                                       # and 1 (1: mostly the weight transposition), 2 threads:
                                       # the fused conv_pool_forward against oneDNN + torch max
+  python benchmarks/micro.py g_profile  # the generator's MLE step at the paper size, 2 threads,
+                                      # with `train`'s malloc settings (SEQGAN_FAST_MALLOC=system:
+                                      # glibc's defaults): step time and its largest ops
   python benchmarks/micro.py cells    # paper-size rollout, LSTM vs GRU: cpp per ISA path,
                                       # reference, reference_loop (a sanity ratio, not a bench)
 """
@@ -239,8 +242,44 @@ def d_conv(threads: int = 2) -> None:
         print(f"conv + ReLU + max-pool {name:18s} {t * 1e3:6.2f} ms")
 
 
+def g_profile(threads: int = 2) -> None:
+    """The trainer's generator MLE step (batch 64, T = 20, V = 5000, clip 5, Adam) with
+    seqgan_fast/malloc.py applied as ``seqgan-fast train`` does: wall time, then
+    torch.profiler's self time per step of its largest ops."""
+    from torch.profiler import profile
+
+    from seqgan_fast.malloc import keep_freed_memory
+
+    kept = keep_freed_memory()
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    g = Generator(5000, 32, 32, 20)
+    opt = torch.optim.Adam(g.parameters(), lr=1e-2)
+    x = torch.randint(0, 5000, (64, 20))
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        g.mle_loss(x).backward()
+        torch.nn.utils.clip_grad_norm_(g.parameters(), 5.0)
+        opt.step()
+
+    for _ in range(5):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(30):
+        step()
+    wall = (time.perf_counter() - t0) / 30
+    print(f"G MLE step at {threads} threads, malloc {'kept' if kept else 'system'}: "
+          f"{wall * 1e3:.1f} ms")
+    with profile() as prof:
+        for _ in range(10):
+            step()
+    for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:6]:
+        print(f"  {e.key:40s} {e.self_cpu_time_total / 10 / 1e3:6.2f} ms/step")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     ops_ = {"score": score, "d_step": d_step, "cells": cells, "d_profile": d_profile,
-            "highway": highway, "d_conv": d_conv}
+            "highway": highway, "d_conv": d_conv, "g_profile": g_profile}
     ops_[sys.argv[1] if len(sys.argv) > 1 else "score"]()

@@ -6,6 +6,8 @@ rollout}`` with one kernel per device type (CPU in csrc/cpu, CUDA in csrc/cuda).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 REBUILD_HINT = "pip install --no-build-isolation -e .  (from the repository root)"
@@ -19,8 +21,10 @@ except ImportError as exc:  # not built, or built against another torch
     IMPORT_ERROR = exc
 
 
+@functools.cache
 def has_kernel(op: str, dispatch_key: str) -> bool:
-    """Whether the extension registered ``seqgan_fast::op`` for a dispatch key (CPU/CUDA)."""
+    """Whether the extension registered ``seqgan_fast::op`` for a dispatch key (CPU/CUDA);
+    cached: registrations happen once, at import (the D step asks on every call)."""
     if _C is None:
         return False
     try:

@@ -4,13 +4,14 @@ Why: a training step allocates the same large tensors every time (the generator'
 their gradient, 1,280 x 5,000 floats = 25.6 MB at the paper size; the discriminator's highway
 weight gradients, 11.8 MB each), frees them, and allocates them again. glibc's malloc serves
 such sizes with fresh ``mmap`` regions or trims them off the heap when freed, so every step
-pays the kernel's page faults and zero-fill again: in a generator MLE step at the paper size
-``_log_softmax_backward_data`` took 8.2 ms and ``fill_`` 4.4 ms of a 29-41 ms step, against
-2.7 and 0.9 ms of a 23-25 ms step with the settings below (torch.profiler, 2 threads, idle
-AVX-512 instance). ``mallopt`` serves requests up to 32 MiB (glibc's largest allowed
-threshold) from the heap and never trims it below 1 GiB of free space, as running under
-jemalloc or tcmalloc would. Numerics are untouched: the preset ``quick`` gives the same
-metrics bit for bit, in 71.3 s instead of 85.3 s (README, Performance).
+pays the kernel's page faults and zero-fill again. ``python benchmarks/micro.py g_profile``
+(the generator's MLE step at the paper size, 2 threads, idle AVX-512 instance, two runs each):
+39.1-47.6 ms a step with glibc's defaults (``_log_softmax_backward_data`` 7.6-8.1 ms,
+``fill_`` 4.3-4.9) against 26.8-29.5 ms with the settings below (3.0-3.6 and 0.9).
+``mallopt`` serves requests up to 32 MiB (glibc's largest allowed threshold) from the heap
+and never trims it below 1 GiB of free space, as running under jemalloc or tcmalloc would.
+Numerics are untouched: the preset ``quick`` gives the same metrics bit for bit, in 70.4 s
+instead of 85.3 s (README, Performance).
 
 The cost: memory a run freed stays mapped to it (its RSS does not shrink after a peak).
 ``SEQGAN_FAST_MALLOC=system`` keeps glibc's defaults. Elsewhere (no glibc) this does nothing.

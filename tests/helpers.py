@@ -56,3 +56,21 @@ def chi_square_pvalue(tokens: torch.Tensor, probs: torch.Tensor, min_expected=5.
         obs, exp = obs[:-1], exp[:-1]
     exp *= obs.sum() / exp.sum()
     return float(chisquare(obs, exp).pvalue)
+
+
+def outputs_per_isa_and_threads(fn, threads=(1, 2, 3)) -> dict:
+    """fn() on every CPU ISA path this machine runs, at each torch thread count:
+    {isa: [output at threads[0], ...]} (the thread count is restored afterwards)."""
+    from seqgan_fast import ops
+
+    old = torch.get_num_threads()
+    out: dict = {}
+    try:
+        for isa in ops.cpu_isa_paths():
+            for n in threads:
+                torch.set_num_threads(n)
+                with ops.force_cpu_isa(isa):
+                    out.setdefault(isa, []).append(fn())
+    finally:
+        torch.set_num_threads(old)
+    return out

@@ -6,8 +6,9 @@ import copy
 
 import pytest
 import torch
+from helpers import outputs_per_isa_and_threads
 
-from seqgan_fast import Discriminator, ops
+from seqgan_fast import Discriminator
 from seqgan_fast.config import ConfigError, TrainConfig
 from seqgan_fast.dstep import DiscriminatorStep, configure_tf32
 from seqgan_fast.ops.dpool import fused_available, resolve_pool
@@ -256,23 +257,14 @@ def test_fused_pool_backward_is_the_same_bits_at_every_thread_count_on_each_isa_
     g = torch.randn(B, F, generator=gen) * (torch.rand(B, F, generator=gen) > 0.3)
     idx = torch.cat([torch.randint(0, T - w.shape[2] + 1, (B, w.shape[0]), generator=gen)
                      for w in weights], dim=1)
-    op = torch.ops.seqgan_fast.conv_pool_backward
-    first = None
-    old = torch.get_num_threads()
-    try:
-        for isa in ops.cpu_isa_paths():
-            per_path = None
-            for threads in (1, 2, 3):
-                torch.set_num_threads(threads)
-                with ops.force_cpu_isa(isa):
-                    out = op(e, g, idx, weights)
-                per_path = per_path or out
-                first = first or out
-                for a, b, c in zip(per_path, out, first, strict=True):
-                    assert torch.equal(a, b), (isa, threads)
-                    assert (b - c).abs().max().item() <= 1e-5 * c.abs().max().item()
-    finally:
-        torch.set_num_threads(old)
+    runs = outputs_per_isa_and_threads(
+        lambda: torch.ops.seqgan_fast.conv_pool_backward(e, g, idx, weights))
+    first = next(iter(runs.values()))[0]
+    for isa, outs in runs.items():
+        for threads, out in zip((1, 2, 3), outs, strict=True):
+            for a, b, c in zip(outs[0], out, first, strict=True):
+                assert torch.equal(a, b), (isa, threads)
+                assert (b - c).abs().max().item() <= 1e-5 * c.abs().max().item()
 
 
 def test_pool_modes_are_validated():
@@ -325,23 +317,13 @@ def test_conv_pool_forward_is_relu_max_with_the_first_argmax():
 @needs_fused
 def test_conv_pool_forward_bits_are_the_same_at_every_thread_count_and_on_the_fma_paths():
     e, weights, biases = _conv_inputs(64, 20, 40, ((1, 20), (4, 100), (20, 9)), seed=9)
-    op = torch.ops.seqgan_fast.conv_pool_forward
-    old = torch.get_num_threads()
-    per_isa = {}
-    try:
-        for isa in ops.cpu_isa_paths():
-            outs = []
-            for threads in (1, 2, 3):
-                torch.set_num_threads(threads)
-                with ops.force_cpu_isa(isa):
-                    outs.append(op(e, weights, biases))
-            for v, i in outs[1:]:
-                assert torch.equal(v, outs[0][0]) and torch.equal(i, outs[0][1]), isa
-            per_isa[isa] = outs[0]
-    finally:
-        torch.set_num_threads(old)
-    if "avx2" in per_isa and "avx512" in per_isa:
-        assert torch.equal(per_isa["avx2"][0], per_isa["avx512"][0])
+    runs = outputs_per_isa_and_threads(
+        lambda: torch.ops.seqgan_fast.conv_pool_forward(e, weights, biases))
+    for isa, outs in runs.items():
+        for v, i in outs[1:]:
+            assert torch.equal(v, outs[0][0]) and torch.equal(i, outs[0][1]), isa
+    if "avx2" in runs and "avx512" in runs:
+        assert torch.equal(runs["avx2"][0][0], runs["avx512"][0][0])
 
 
 @needs_fused

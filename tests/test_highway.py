@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import outputs_per_isa_and_threads
 
 from seqgan_fast import ops
 from seqgan_fast.models import Highway
@@ -45,21 +46,11 @@ def test_gemm_nn_bits_are_the_same_at_every_thread_count_and_on_the_fma_paths():
     """Every output sums over k in order with one FMA per term: 1, 2 and 3 threads give the
     same bits on each path, and avx2 and avx512 (both FMA) give the same bits."""
     a, b, bias, _ = _operands(130, 600, 200, seed=3)
-    old = torch.get_num_threads()
-    per_isa = {}
-    try:
-        for isa in ops.cpu_isa_paths():
-            outs = []
-            for threads in (1, 2, 3):
-                torch.set_num_threads(threads)
-                with ops.force_cpu_isa(isa):
-                    outs.append(torch.ops.seqgan_fast.gemm_nn(a, b, bias))
-            assert all(torch.equal(outs[0], o) for o in outs[1:]), isa
-            per_isa[isa] = outs[0]
-    finally:
-        torch.set_num_threads(old)
-    if "avx2" in per_isa and "avx512" in per_isa:
-        assert torch.equal(per_isa["avx2"], per_isa["avx512"])
+    runs = outputs_per_isa_and_threads(lambda: torch.ops.seqgan_fast.gemm_nn(a, b, bias))
+    for isa, outs in runs.items():
+        assert all(torch.equal(outs[0], o) for o in outs[1:]), isa
+    if "avx2" in runs and "avx512" in runs:
+        assert torch.equal(runs["avx2"][0], runs["avx512"][0])
 
 
 @pytest.mark.parametrize("B,F", [(64, 200), (37, 77), (1, 16)])

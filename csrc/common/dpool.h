@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "api.h"
+#include "parallel.h"
 #include "vec.h"
 
 #ifdef _OPENMP
@@ -125,12 +126,8 @@ inline void conv_pool_backward_core(const ConvPoolGradView& v, int num_threads) 
     }
     // 3. input gradients: each thread owns a range of rows and walks the filters in blocks
     // whose transposed weights stay in the core's L2; per row, filters in order
-    int nt = 1, id = 0;
-#ifdef _OPENMP
-    nt = omp_get_num_threads();
-    id = omp_get_thread_num();
-#endif
-    const int64_t b0 = B * id / nt, b1 = B * (id + 1) / nt;
+    int64_t b0, b1;
+    this_thread_share(B, &b0, &b1);
     if (b1 > b0) std::memset(v.grad_emb + b0 * T * E, 0, sizeof(float) * (b1 - b0) * T * E);
     for (int64_t j0 = 0; j0 < F;) {
       int64_t j1 = j0, bytes = 0;

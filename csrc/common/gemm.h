@@ -51,46 +51,52 @@ constexpr int kMR = 4, kNV = 2;
 constexpr int kMicroCols = kNV * kNativeLanes;  // columns of one microkernel call
 static_assert(kPanel % kMicroCols == 0, "a panel must split into whole microkernel columns");
 
-// C[r, :kMicroCols] = bias + A[r, :K] . panel[:, :kMicroCols] for r < MR; the panel's rows
-// are kPanel floats apart. Every output is bias + sum_k a_k w_k in k order, one FMA per term,
-// on every path: the blocking changes which register holds a sum, never its rounding.
-template <int MR>
-inline void gemm_micro(const float* A, int64_t lda, const float* panel, const float* bias,
-                       int64_t K, float* C, int64_t ldc) {
-  vn acc[MR][kNV];
-#pragma GCC unroll 4
-  for (int q = 0; q < kNV; ++q) {
-    const vn b = nload(bias + kNativeLanes * q);
+// C[r, :NV native vectors] (r < MR) = init + A[r, :K] . B[:K, :NV vectors], B's rows ldb
+// floats apart (kPanel in a packed panel; a matrix row stride in gemm_nn.h); init = C (load),
+// the column bias cbias[:], the row bias rbias[r], or 0. Every output is init + sum_k a_k w_k
+// in k order, one FMA per term, on every path: the blocking changes which register holds a
+// sum, never its rounding. NV < kNV: a narrower microkernel for a panel's tail.
+template <int MR, int NV = kNV>
+inline void gemm_micro(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t K,
+                       float* C, int64_t ldc, bool load, const float* rbias,
+                       const float* cbias) {
+  vn acc[MR][NV];
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) acc[r][q] = b;
+  for (int r = 0; r < MR; ++r) {
+    const vn init = nset1(rbias != nullptr ? rbias[r] : 0.0f);
+#pragma GCC unroll 4
+    for (int q = 0; q < NV; ++q)
+      acc[r][q] = load ? nload(C + r * ldc + kNativeLanes * q)
+                       : cbias != nullptr ? nload(cbias + kNativeLanes * q) : init;
   }
 #pragma GCC unroll 4
   for (int64_t k = 0; k < K; ++k) {
-    const float* wk = panel + k * kPanel;
-    vn w[kNV];
+    const float* bk = B + k * ldb;
+    vn w[NV];
 #pragma GCC unroll 4
-    for (int q = 0; q < kNV; ++q) w[q] = nload(wk + kNativeLanes * q);
+    for (int q = 0; q < NV; ++q) w[q] = nload(bk + kNativeLanes * q);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const vn a = nset1(A[r * lda + k]);
 #pragma GCC unroll 4
-      for (int q = 0; q < kNV; ++q) acc[r][q] = nfma(a, w[q], acc[r][q]);
+      for (int q = 0; q < NV; ++q) acc[r][q] = nfma(a, w[q], acc[r][q]);
     }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 4
-    for (int q = 0; q < kNV; ++q) nstore(C + r * ldc + kNativeLanes * q, acc[r][q]);
+    for (int q = 0; q < NV; ++q) nstore(C + r * ldc + kNativeLanes * q, acc[r][q]);
   }
 }
 
-// The last rows % kMR rows of a row range.
-template <int M>
-inline void gemm_tail(int64_t m, const float* A, int64_t lda, const float* panel,
-                      const float* bias, int64_t K, float* C, int64_t ldc) {
+// gemm_micro for the last m <= M rows of a row range (m chosen at run time).
+template <int M, int NV = kNV>
+inline void gemm_micro_rows(int64_t m, const float* A, int64_t lda, const float* B,
+                            int64_t ldb, int64_t K, float* C, int64_t ldc, bool load,
+                            const float* rbias, const float* cbias) {
   if constexpr (M > 0) {
-    if (m == M) return gemm_micro<M>(A, lda, panel, bias, K, C, ldc);
-    gemm_tail<M - 1>(m, A, lda, panel, bias, K, C, ldc);
+    if (m == M) return gemm_micro<M, NV>(A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
+    gemm_micro_rows<M - 1, NV>(m, A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
   }
 }
 
@@ -106,8 +112,9 @@ inline void gemm_panels(const float* A, int64_t lda, int64_t rows, const float* 
       float* cq = C + q * kPanel + c0;
       int64_t r = 0;
       for (; r + kMR <= rows; r += kMR)
-        gemm_micro<kMR>(A + r * lda, lda, p, bq, K, cq + r * ldc, ldc);
-      gemm_tail<kMR - 1>(rows - r, A + r * lda, lda, p, bq, K, cq + r * ldc, ldc);
+        gemm_micro<kMR>(A + r * lda, lda, p, kPanel, K, cq + r * ldc, ldc, false, nullptr, bq);
+      gemm_micro_rows<kMR - 1>(rows - r, A + r * lda, lda, p, kPanel, K, cq + r * ldc, ldc,
+                               false, nullptr, bq);
     }
   }
 }

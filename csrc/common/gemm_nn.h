@@ -27,6 +27,7 @@
 
 #include "api.h"
 #include "gemm.h"
+#include "parallel.h"
 #include "vec.h"
 
 #ifdef _OPENMP
@@ -38,67 +39,19 @@ namespace SEQGAN_ISA {
 
 // Rows of this kernel's microkernel, 6 x gemm.h's kNV native vectors on every path: AVX-512
 // 24 of 32 zmm accumulators, AVX2 and the baseline 12 of 16 (+ kNV for B's row and one
-// broadcast). On the AVX2 path 6 rows measured faster than gemm.h's 4 (a standalone C++
-// harness over this header, 2 threads: the paper-size conv forward 5.6 against 6.2-7.2 ms,
-// the input gradient 155-164 against 123-138 GFLOP/s).
+// broadcast). On the AVX2 path 6 rows ran faster than gemm.h's 4 for both the conv forward
+// and the input gradient (a throwaway harness during development; not kept).
 constexpr int kNNMR = 6;
 constexpr int64_t kNNKc = 256;  // steps of k per block: a B block of kc x kMicroCols floats
 
-// C[r, :kMicroCols] (r < MR) = init + A[r, :K] . B[:K, :kMicroCols]; init = C (load), the
-// column bias cbias[:kMicroCols], the row bias rbias[r], or 0.
-// NV < kNV: a narrower microkernel (NV native vectors of columns) for a panel's tail.
-template <int MR, int NV = kNV>
-inline void nn_micro(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t K,
-                     float* C, int64_t ldc, bool load, const float* rbias,
-                     const float* cbias = nullptr) {
-  constexpr int kNV = NV;  // shadows the path's width in this body
-  vn acc[MR][kNV];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) {
-    const vn init = nset1(rbias != nullptr ? rbias[r] : 0.0f);
-#pragma GCC unroll 4
-    for (int q = 0; q < kNV; ++q)
-      acc[r][q] = load ? nload(C + r * ldc + kNativeLanes * q)
-                       : cbias != nullptr ? nload(cbias + kNativeLanes * q) : init;
-  }
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < K; ++k) {
-    const float* bk = B + k * ldb;
-    vn b[kNV];
-#pragma GCC unroll 4
-    for (int q = 0; q < kNV; ++q) b[q] = nload(bk + kNativeLanes * q);
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      const vn a = nset1(A[r * lda + k]);
-#pragma GCC unroll 4
-      for (int q = 0; q < kNV; ++q) acc[r][q] = nfma(a, b[q], acc[r][q]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) {
-#pragma GCC unroll 4
-    for (int q = 0; q < kNV; ++q) nstore(C + r * ldc + kNativeLanes * q, acc[r][q]);
-  }
-}
-
-// The last m < MR rows of a row range.
-template <int M, int NV = kNV>
-inline void nn_micro_rows(int64_t m, const float* A, int64_t lda, const float* B, int64_t ldb,
-                          int64_t K, float* C, int64_t ldc, bool load, const float* rbias,
-                          const float* cbias = nullptr) {
-  if constexpr (M > 0) {
-    if (m == M) return nn_micro<M, NV>(A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
-    nn_micro_rows<M - 1, NV>(m, A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
-  }
-}
-
-// nn_micro_rows with nv native vectors of columns (1 <= nv <= kNV) chosen at run time.
+// nn_micro_cols: gemm.h's microkernel on m <= kNNMR rows with nv native vectors of columns
+// (1 <= nv <= kNV), both chosen at run time.
 template <int NV = kNV>
 inline void nn_micro_cols(int nv, int64_t m, const float* A, int64_t lda, const float* B,
                           int64_t ldb, int64_t K, float* C, int64_t ldc, const float* cbias) {
   if constexpr (NV > 0) {
     if (nv == NV)
-      return nn_micro_rows<kNNMR, NV>(m, A, lda, B, ldb, K, C, ldc, false, nullptr, cbias);
+      return gemm_micro_rows<kNNMR, NV>(m, A, lda, B, ldb, K, C, ldc, false, nullptr, cbias);
     nn_micro_cols<NV - 1>(nv, m, A, lda, B, ldb, K, C, ldc, cbias);
   }
 }
@@ -128,10 +81,7 @@ inline void nn_tile_block(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c
       const float* rb = g.row_bias != nullptr && !load ? g.row_bias + r : nullptr;
       float* C = g.C + r * g.ldc + c0;
       if (w == kMicroCols) {
-        if (m == kNNMR)
-          nn_micro<kNNMR>(A, g.lda, B, ldb, kc, C, g.ldc, load, rb);
-        else
-          nn_micro_rows<kNNMR - 1>(m, A, g.lda, B, ldb, kc, C, g.ldc, load, rb);
+        gemm_micro_rows<kNNMR>(m, A, g.lda, B, ldb, kc, C, g.ldc, load, rb, nullptr);
         continue;
       }
       for (int64_t i = 0; i < m; ++i) {  // the partial panel: through cpad
@@ -140,7 +90,7 @@ inline void nn_tile_block(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c
         for (int64_t c = 0; c < kMicroCols; ++c)
           ci[c] = c < w && load ? C[i * g.ldc + c] : init;
       }
-      nn_micro_rows<kNNMR>(m, A, g.lda, B, ldb, kc, cpad, kMicroCols, true, nullptr);
+      gemm_micro_rows<kNNMR>(m, A, g.lda, B, ldb, kc, cpad, kMicroCols, true, nullptr, nullptr);
       for (int64_t i = 0; i < m; ++i)
         std::memcpy(C + i * g.ldc, cpad + i * kMicroCols, sizeof(float) * w);
     }
@@ -161,9 +111,8 @@ inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
   // tiles of kNNRowChunk rows over every panel, so C is written row after row. Few rows
   // (the input gradient's 64, B the 1,720 x 1,720 weight): each thread a contiguous range
   // of panels with the k blocks outer, so a block of B's rows serves all the thread's panels
-  // while its pages are fresh; a tile per panel walks every row of B once per panel (measured
-  // with a standalone harness on the AVX2 path, 16-column panels: 96 against 134-141
-  // GFLOP/s; no difference on AVX-512).
+  // while its pages are fresh; a tile per panel walks every row of B once per panel (faster
+  // on the AVX2 path's 16-column panels, the same on AVX-512, in a throwaway harness).
   const bool by_rows = g.R >= 2 * kNNRowChunk * std::max(num_threads, 1);
 #pragma omp parallel num_threads(num_threads)
   {
@@ -180,12 +129,8 @@ inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
         for (int64_t p = 0; p < panels; ++p) nn_tile(g, r0, r1, p * kMicroCols, bpad);
       }
     } else {
-      int nt = 1, id = 0;
-#ifdef _OPENMP
-      nt = omp_get_num_threads();
-      id = omp_get_thread_num();
-#endif
-      const int64_t p0 = panels * id / nt, p1 = panels * (id + 1) / nt;
+      int64_t p0, p1;
+      this_thread_share(panels, &p0, &p1);
       for (int64_t k0 = 0; k0 < g.K; k0 += kNNKc)
         for (int64_t p = p0; p < p1; ++p) nn_tile_block(g, 0, g.R, p * kMicroCols, k0, bpad);
     }

@@ -19,3 +19,4 @@
 #endif
 
 #include "common/api.h"
+#include "common/parallel.h"  // namespace seqgan, not a path's: compiled for the baseline
