@@ -66,8 +66,8 @@ TORCH_LIBRARY(seqgan_fast, m) {
   // maximum's window start].
   m.def("conv_pool_forward(Tensor emb, Tensor[] weights, Tensor[] biases) -> Tensor[]");
   // The highway layer's unpacked GEMM (csrc/common/gemm_nn.h): a (R, K) . b (K, N) + row_bias
-  // (R,) per row; gemm_nn_acc_ adds a . b into c (R, N) in place.
-  m.def("gemm_nn(Tensor a, Tensor b, Tensor? row_bias=None) -> Tensor");
+  // (R,) per row or col_bias (N,) per column; gemm_nn_acc_ adds a . b into c (R, N) in place.
+  m.def("gemm_nn(Tensor a, Tensor b, Tensor? row_bias=None, Tensor? col_bias=None) -> Tensor");
   m.def("gemm_nn_acc_(Tensor(a!) c, Tensor a, Tensor b) -> Tensor(a!)");
   // The CPU core's ISA path: in use, best this CPU supports, and a forced choice (returns
   // the previous path's name; "auto" = the best supported).

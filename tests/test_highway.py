@@ -34,11 +34,13 @@ def test_gemm_nn_is_the_product_on_every_isa_path(shape):
         with ops.force_cpu_isa(isa):
             plain = torch.ops.seqgan_fast.gemm_nn(a, b)
             biased = torch.ops.seqgan_fast.gemm_nn(a, b, bias)
+            col_biased = torch.ops.seqgan_fast.gemm_nn(a, b, None, c0[0])
             c = c0.clone()
             out = torch.ops.seqgan_fast.gemm_nn_acc_(c, a, b)
         assert out.data_ptr() == c.data_ptr()  # in place
         assert (plain.double() - want).abs().max().item() <= tol, isa
         assert (biased.double() - want - bias.double()[:, None]).abs().max().item() <= tol
+        assert (col_biased.double() - want - c0.double()[0]).abs().max().item() <= tol
         assert (c.double() - want - c0.double()).abs().max().item() <= tol
 
 
@@ -101,5 +103,9 @@ def test_gemm_nn_rejects_bad_input():
         mm(a, torch.randn(5, 4).t())
     with pytest.raises(RuntimeError, match="row_bias must have a's R=3"):
         mm(a, b, torch.randn(5))
+    with pytest.raises(RuntimeError, match="col_bias must have b's N=5"):
+        mm(a, b, None, torch.randn(3))
+    with pytest.raises(RuntimeError, match="row_bias or col_bias, not both"):
+        mm(a, b, torch.randn(3), torch.randn(5))
     with pytest.raises(RuntimeError, match=r"c must have shape \(3, 5\)"):
         acc(torch.zeros(3, 4), a, b)

@@ -73,7 +73,8 @@ struct ConvPoolFwdView {
 };
 
 // C (R x N) = init + A (R x K) . B (K x N), row-major with row strides (op `gemm_nn`,
-// csrc/common/gemm_nn.h); init = C when `accumulate`, else row_bias[r] (nullptr: 0).
+// csrc/common/gemm_nn.h); init = C when `accumulate`, else row_bias[r] or col_bias[c] (at most
+// one of them; nullptr: 0).
 struct GemmNNView {
   const float* A;
   int64_t lda;
@@ -84,6 +85,7 @@ struct GemmNNView {
   int64_t R, K, N;
   const float* row_bias;
   bool accumulate;
+  const float* col_bias = nullptr;
 };
 
 // Entry points of one compiled copy of csrc/common/generate.h (argument meaning there).

@@ -1,5 +1,6 @@
 // Unpacked GEMM for the discriminator step's small-batch products (op `gemm_nn`; torch-free):
-//   C (R x N) = init + A (R x K) . B (K x N),  init = C (accumulate), row_bias[r], or 0,
+//   C (R x N) = init + A (R x K) . B (K x N),  init = C (accumulate), row_bias[r],
+//   col_bias[c], or 0,
 // all row-major with row strides. The highway layer's six products per training step have
 // one side of 64 rows (the minibatch) and a 1,720 x 1,720 weight on the other, where a BLAS
 // spends a fixed share of each call packing the weight into its panel layout: MKL's forward
@@ -79,16 +80,19 @@ inline void nn_tile_block(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c
       const int64_t m = std::min<int64_t>(kNNMR, r1 - r);
       const float* A = g.A + r * g.lda + k0;
       const float* rb = g.row_bias != nullptr && !load ? g.row_bias + r : nullptr;
+      const float* cb = g.col_bias != nullptr && !load ? g.col_bias + c0 : nullptr;
       float* C = g.C + r * g.ldc + c0;
       if (w == kMicroCols) {
-        gemm_micro_rows<kNNMR>(m, A, g.lda, B, ldb, kc, C, g.ldc, load, rb, nullptr);
+        gemm_micro_rows<kNNMR>(m, A, g.lda, B, ldb, kc, C, g.ldc, load, rb, cb);
         continue;
       }
       for (int64_t i = 0; i < m; ++i) {  // the partial panel: through cpad
         float* ci = cpad + i * kMicroCols;
-        const float init = rb != nullptr ? rb[i] : 0.0f;
         for (int64_t c = 0; c < kMicroCols; ++c)
-          ci[c] = c < w && load ? C[i * g.ldc + c] : init;
+          ci[c] = c >= w ? 0.0f
+                  : load ? C[i * g.ldc + c]
+                  : rb != nullptr ? rb[i]
+                  : cb != nullptr ? cb[c] : 0.0f;
       }
       gemm_micro_rows<kNNMR>(m, A, g.lda, B, ldb, kc, cpad, kMicroCols, true, nullptr, nullptr);
       for (int64_t i = 0; i < m; ++i)

@@ -13,25 +13,32 @@ void check_operands(const at::Tensor& a, const at::Tensor& b) {
 }
 
 void run(const at::Tensor& a, const at::Tensor& b, const float* row_bias, at::Tensor& c,
-         bool accumulate) {
+         bool accumulate, const float* col_bias = nullptr) {
   const seqgan::GemmNNView g{a.data_ptr<float>(), a.size(1), b.data_ptr<float>(), b.size(1),
                              c.data_ptr<float>(), c.size(1), a.size(0), a.size(1), b.size(1),
-                             row_bias, accumulate};
+                             row_bias, accumulate, col_bias};
   seqgan::cpu_kernels().gemm_nn(g, seqgan::torch_threads());
 }
 
+// The bias named `name` (R or N entries, `n`) as a pointer; nullptr when absent.
+const float* bias_ptr(const c10::optional<at::Tensor>& bias, const char* name, int64_t n,
+                      const char* what) {
+  if (!bias.has_value() || !bias->defined()) return nullptr;
+  seqgan::check_cpu_tensor(*bias, name, at::kFloat, 1);
+  TORCH_CHECK(bias->size(0) == n, name, " must have ", what, "=", n, " entries, got ",
+              bias->sizes());
+  return bias->data_ptr<float>();
+}
+
 at::Tensor gemm_nn_cpu(const at::Tensor& a, const at::Tensor& b,
-                       const c10::optional<at::Tensor>& row_bias) {
+                       const c10::optional<at::Tensor>& row_bias,
+                       const c10::optional<at::Tensor>& col_bias) {
   check_operands(a, b);
-  const float* bias = nullptr;
-  if (row_bias.has_value() && row_bias->defined()) {
-    seqgan::check_cpu_tensor(*row_bias, "row_bias", at::kFloat, 1);
-    TORCH_CHECK(row_bias->size(0) == a.size(0), "row_bias must have a's R=", a.size(0),
-                " entries, got ", row_bias->sizes());
-    bias = row_bias->data_ptr<float>();
-  }
+  const float* rb = bias_ptr(row_bias, "row_bias", a.size(0), "a's R");
+  const float* cb = bias_ptr(col_bias, "col_bias", b.size(1), "b's N");
+  TORCH_CHECK(rb == nullptr || cb == nullptr, "gemm_nn takes row_bias or col_bias, not both");
   at::Tensor c = at::empty({a.size(0), b.size(1)}, a.options());
-  run(a, b, bias, c, false);
+  run(a, b, rb, c, false, cb);
   return c;
 }
 

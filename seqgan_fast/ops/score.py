@@ -7,7 +7,8 @@ convolution window becomes k row loads and adds (csrc/common/score.h) instead of
 multiply-adds; ReLU and max-pool over time are fused behind it. For rollout completions the
 windows that lie inside the shared prefix are computed once per (sequence, prefix length).
 The highway and output layers then run as GEMMs on the pooled features, ``batch_size`` rows
-at a time, so no (rows x filters x T) tensor is ever materialised.
+at a time (on CPU the highway on the unpacked GEMM of ops/highway.py), so no
+(rows x filters x T) tensor is ever materialised.
 
 Memory: the table is V x sum_g(k_g * round_up(F_g, 16)) floats (262 MB at the paper's
 V = 5000 and 1,720 filters). Where it would exceed ``table_bytes`` (default
@@ -27,6 +28,7 @@ from typing import NamedTuple
 import torch
 
 from .backends import is_available, resolve
+from .highway import fused_available, highway_rows, inference_weights
 
 log = logging.getLogger("seqgan_fast")
 
@@ -86,10 +88,11 @@ def _pool(rows: torch.Tensor, row0: int, prefix_x: torch.Tensor | None, num_roll
 
 
 @torch.no_grad()
-def _head(d, pooled: torch.Tensor) -> torch.Tensor:
-    """P(real) from pooled features (M, F): highway, output layer, softmax (eval: no dropout)."""
-    logits = d.output(d.highway(pooled))
-    return torch.softmax(logits, dim=1)[:, 1]
+def _head(d, pooled: torch.Tensor, hw=None) -> torch.Tensor:
+    """P(real) from pooled features (M, F): highway (``hw``: its weights for
+    ops/highway.py's unpacked GEMM), output layer, softmax (eval: no dropout)."""
+    h = d.highway(pooled) if hw is None else highway_rows(pooled, hw)
+    return torch.softmax(d.output(h), dim=1)[:, 1]
 
 
 def _check(d, x: torch.Tensor, name: str) -> None:
@@ -198,6 +201,7 @@ def _score_all(d, jobs, backend: str, batch_size: int, table_bytes_limit: int | 
     d.eval()
     try:
         folded = fold(d)
+        hw = inference_weights(d.highway) if fused_available(device) else None
         results = []
         for x, prefix_x, num_rollouts, min_prefix in jobs:
             px = None if prefix_x is None else prefix_x.contiguous()
@@ -205,7 +209,7 @@ def _score_all(d, jobs, backend: str, batch_size: int, table_bytes_limit: int | 
             # logical row of x's first row: completions of shorter prefixes are absent
             base = 0 if px is None else (min_prefix - 1) * n * px.shape[0]
             out = [_head(d, pool(x[r0 : r0 + batch_size].contiguous(), base + r0, px, n,
-                                 folded))
+                                 folded), hw)
                    for r0 in range(0, x.shape[0], batch_size)]
             results.append(torch.cat(out) if out else x.new_zeros(0, dtype=torch.float32))
     finally:

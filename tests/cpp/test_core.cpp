@@ -563,23 +563,26 @@ static void test_dconv() {
 // ---- unpacked GEMM against double precision --------------------------------------------
 // Shapes with every tail: R not a multiple of the microkernel's rows, K over two k blocks
 // and not a multiple of one, N not a multiple of the panel width, row strides wider than the
-// rows; the row bias, the accumulating form, and 1 and 3 threads (the same bits).
+// rows; each init (the row bias, the column bias, C itself), and 1 and 3 threads (the same
+// bits).
 static void test_gemm_nn() {
   const int64_t R = 23, K = 300, N = 77, lda = K + 3, ldb = N + 5, ldc = N + 2;
   CellInputs in(5);
   const std::vector<float> A = in.fill(R * lda), B = in.fill(K * ldb), bias = in.fill(R);
-  const std::vector<float> C0 = in.fill(R * ldc);
+  const std::vector<float> cbias = in.fill(N), C0 = in.fill(R * ldc);
   double worst = 0;
-  for (bool accumulate : {false, true}) {
+  for (int mode : {0, 1, 2}) {  // row bias, column bias, accumulate
+    const bool accumulate = mode == 2;
     std::vector<float> c1, c3;
     for (int threads : {1, 3}) {
       std::vector<float> C = C0;
       const GemmNNView g{A.data(), lda, B.data(), ldb, C.data(), ldc, R, K, N,
-                         accumulate ? nullptr : bias.data(), accumulate};
+                         mode == 0 ? bias.data() : nullptr, accumulate,
+                         mode == 1 ? cbias.data() : nullptr};
       gemm_nn_core(g, threads);
       (threads == 1 ? c1 : c3) = C;
     }
-    EXPECT(c1 == c3, "gemm_nn (accumulate=%d): 3 threads give other bits", int(accumulate));
+    EXPECT(c1 == c3, "gemm_nn (init mode %d): 3 threads give other bits", mode);
     for (int64_t r = 0; r < R; ++r) {
       for (int64_t c = 0; c < ldc; ++c) {
         if (c >= N) {  // the padding columns of C are never written
@@ -587,7 +590,7 @@ static void test_gemm_nn() {
                  "] beyond N", r, c);
           continue;
         }
-        double want = accumulate ? C0[r * ldc + c] : bias[r];
+        double want = mode == 2 ? C0[r * ldc + c] : mode == 1 ? cbias[c] : bias[r];
         for (int64_t k = 0; k < K; ++k) want += double(A[r * lda + k]) * B[k * ldb + c];
         worst = std::max(worst, std::fabs(want - c1[r * ldc + c]));
       }
