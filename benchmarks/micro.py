@@ -244,8 +244,10 @@ def d_conv(threads: int = 2) -> None:
 
 def g_profile(threads: int = 2) -> None:
     """The trainer's generator MLE step (batch 64, T = 20, V = 5000, clip 5, Adam) with
-    seqgan_fast/malloc.py applied as ``seqgan-fast train`` does: wall time, then
-    torch.profiler's self time per step of its largest ops."""
+    seqgan_fast/malloc.py applied as ``seqgan-fast train`` does: wall time with torch's
+    output layer + cross-entropy and with the fused kernel (ops/linear_nll.py), best of 5
+    interleaved rounds; then torch.profiler's self time per step of the fused step's largest
+    ops (argv[2]: how many, default 6)."""
     from torch.profiler import profile
 
     from seqgan_fast.malloc import keep_freed_memory
@@ -257,24 +259,28 @@ def g_profile(threads: int = 2) -> None:
     opt = torch.optim.Adam(g.parameters(), lr=1e-2)
     x = torch.randint(0, 5000, (64, 20))
 
-    def step() -> None:
+    def step(fused: bool) -> None:
         opt.zero_grad(set_to_none=True)
-        g.mle_loss(x).backward()
+        g.mle_loss(x, fused=fused).backward()
         torch.nn.utils.clip_grad_norm_(g.parameters(), 5.0)
         opt.step()
 
+    best = {False: float("inf"), True: float("inf")}
     for _ in range(5):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(30):
-        step()
-    wall = (time.perf_counter() - t0) / 30
+        for fused in best:
+            for _ in range(3):
+                step(fused)
+            t0 = time.perf_counter()
+            for _ in range(10):
+                step(fused)
+            best[fused] = min(best[fused], (time.perf_counter() - t0) / 10)
     print(f"G MLE step at {threads} threads, malloc {'kept' if kept else 'system'}: "
-          f"{wall * 1e3:.1f} ms")
+          f"torch {best[False] * 1e3:.1f} ms, fused {best[True] * 1e3:.1f} ms")
     with profile() as prof:
         for _ in range(10):
-            step()
-    for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:6]:
+            step(True)
+    top = int(sys.argv[2]) if len(sys.argv) > 2 else 6
+    for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:top]:
         print(f"  {e.key:40s} {e.self_cpu_time_total / 10 / 1e3:6.2f} ms/step")
 
 

@@ -69,6 +69,11 @@ TORCH_LIBRARY(seqgan_fast, m) {
   // (R,) per row or col_bias (N,) per column; gemm_nn_acc_ adds a . b into c (R, N) in place.
   m.def("gemm_nn(Tensor a, Tensor b, Tensor? row_bias=None, Tensor? col_bias=None) -> Tensor");
   m.def("gemm_nn_acc_(Tensor(a!) c, Tensor a, Tensor b) -> Tensor(a!)");
+  // The generator's output layer + log-softmax + NLL (csrc/common/lnll.h): [nll (N,)], and
+  // with row_weight (N,) also the gradients of sum_r row_weight[r] * nll[r]:
+  // [nll, grad_h (N, H), grad_weight (V, H), grad_bias (V,)].
+  m.def("linear_nll(Tensor h, Tensor weight, Tensor bias, Tensor target, Tensor? row_weight=None)"
+        " -> Tensor[]");
   // The CPU core's ISA path: in use, best this CPU supports, and a forced choice (returns
   // the previous path's name; "auto" = the best supported).
   m.def("cpu_isa() -> str", &cpu_isa);

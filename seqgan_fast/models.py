@@ -207,10 +207,34 @@ class Generator(nn.Module):
         logp = F.log_softmax(self.forward(x, state), dim=-1)
         return logp.gather(2, x.unsqueeze(2)).squeeze(2)
 
-    def mle_loss(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
-        """Mean per-token negative log-likelihood of x (B, T) (differentiable)."""
-        logits = self.forward(x, state)
-        return F.cross_entropy(logits.reshape(-1, self.vocab_size), x.reshape(-1))
+    def _fused_features(self, x: torch.Tensor, state: State | None):
+        """The features behind the logits when the fused output layer + NLL kernel runs on
+        them (seqgan_fast/ops/linear_nll.py), else None."""
+        from .ops import linear_nll
+
+        if self.output.bias is None or type(self).forward is not Generator.forward:
+            return None
+        h = self.features(x, state)
+        return h.reshape(-1, h.shape[-1]) if linear_nll.fused_available(h) else None
+
+    def mle_loss(self, x: torch.Tensor, state: State | None = None, fused: bool = False,
+                 total_tokens: int | None = None) -> torch.Tensor:
+        """Mean per-token negative log-likelihood of x (B, T) (differentiable).
+
+        ``total_tokens``: the sum divided by this count instead (a rank's share of a batch
+        split across processes). ``fused``: the output layer, log-softmax and NLL as one
+        kernel where it runs (CPU float32 with the extension; seqgan_fast/ops/linear_nll.py),
+        the same loss and gradients to float rounding; elsewhere torch's ops."""
+        h = self._fused_features(x, state) if fused else None
+        if h is not None:
+            from .ops.linear_nll import weighted_nll
+
+            n = x.numel() if total_tokens is None else total_tokens
+            return weighted_nll(h, self.output, x.reshape(-1), h.new_full((x.numel(),), 1 / n))
+        logits = self.forward(x, state).reshape(-1, self.vocab_size)
+        if total_tokens is None:
+            return F.cross_entropy(logits, x.reshape(-1))
+        return F.cross_entropy(logits, x.reshape(-1), reduction="sum") / total_tokens
 
     def pg_loss(self, x: torch.Tensor, rewards: torch.Tensor, norm: str = "sum",
                 state: State | None = None) -> torch.Tensor:
@@ -231,11 +255,12 @@ class Generator(nn.Module):
     def adversarial_loss(self, x: torch.Tensor, rewards: torch.Tensor,
                          real: torch.Tensor | None = None, pg_weight: float = 1.0,
                          mle_weight: float = 0.0, baseline: str = "none",
-                         norm: str = "sum") -> torch.Tensor:
+                         norm: str = "sum", fused: bool = False) -> torch.Tensor:
         """The generator's adversarial objective: ``pg_weight`` x the policy-gradient loss of
         samples x with rewards (``baseline="batch_mean"`` subtracts each position's mean reward
         over the batch first) + ``mle_weight`` x the teacher-forced NLL (``mle_loss``, mean per
-        token) of real sequences ``real``. pg_weight=1, mle_weight=0, no baseline is SeqGAN."""
+        token) of real sequences ``real`` (``fused``: as mle_loss's). pg_weight=1,
+        mle_weight=0, no baseline is SeqGAN."""
         if baseline == "batch_mean":
             rewards = rewards - rewards.mean(dim=0, keepdim=True)
         elif baseline != "none":
@@ -244,18 +269,26 @@ class Generator(nn.Module):
         if mle_weight:
             if real is None:
                 raise ValueError("mle_weight > 0 needs real sequences")
-            loss = loss + mle_weight * self.mle_loss(real)
+            loss = loss + mle_weight * self.mle_loss(real, fused=fused)
         return loss
 
     @torch.no_grad()
     def nll(self, x: torch.Tensor, batch_size: int = 1024) -> float:
-        """Mean per-token NLL (nats) of x (N, T), teacher-forced from the start token."""
+        """Mean per-token NLL (nats) of x (N, T), teacher-forced from the start token; the
+        fused output layer + NLL kernel where it runs (mle_loss's ``fused``: the same value
+        to float rounding, without materialising the logits), torch's ops elsewhere."""
+        from .ops.linear_nll import nll_rows
+
         self.check_tokens(x)
         x = x.to(self.device)
         total = 0.0
         for i in range(0, x.shape[0], batch_size):
             chunk = x[i : i + batch_size]
-            total += float(-self.log_probs(chunk).double().sum())
+            h = self._fused_features(chunk, None)
+            if h is None:
+                total += float(-self.log_probs(chunk).double().sum())
+            else:
+                total += float(nll_rows(h, self.output, chunk.reshape(-1)).double().sum())
         return total / max(x.numel(), 1)
 
     @torch.no_grad()

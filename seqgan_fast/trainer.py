@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import ops
@@ -183,6 +182,9 @@ class SeqGANTrainer(RunState):
                                         world_size=size,
                                         pool="module" if cfg.backend == "reference"
                                         else "auto")  # see dstep.py
+        # The MLE loss's output layer + log-softmax + NLL as one kernel where it runs
+        # (ops/linear_nll.py); backend reference keeps torch's ops, as the D step its module.
+        self.fused_nll = cfg.backend != "reference"
 
         self.state: dict[str, Any] = {
             "phase": "mle", "mle_epoch": 0, "d_round": 0, "adv_batch": 0, "seed_calls": 0,
@@ -295,15 +297,14 @@ class SeqGANTrainer(RunState):
         batches = self._batches(self.train_x.shape[0], self.next_seed(), self.cfg.mle_shuffle)
         for idx in batches:
             if self.world is None:
-                loss = self.generator.mle_loss(self.train_x[idx])
+                loss = self.generator.mle_loss(self.train_x[idx], fused=self.fused_nll)
             else:  # this rank's share of the batch's mean token NLL
                 mine, _ = self._shard(idx)
                 loss = None
                 if mine.numel():
                     x = self.train_x[mine]
-                    logits = self.generator(x).reshape(-1, self.generator.vocab_size)
-                    loss = F.cross_entropy(logits, x.reshape(-1), reduction="sum") \
-                        / (idx.numel() * x.shape[1])
+                    loss = self.generator.mle_loss(x, fused=self.fused_nll,
+                                                   total_tokens=idx.numel() * x.shape[1])
             self._g_step(self.g_mle_opt, loss)
             total, count = total + (float(loss.detach()) if loss is not None else 0.0), count + 1
         if self.world is not None:
@@ -371,7 +372,7 @@ class SeqGANTrainer(RunState):
         self.generator.train()
         loss = self.generator.adversarial_loss(
             x, rewards, real, pg_weight=cfg.adv_pg_weight, mle_weight=cfg.adv_mle_weight,
-            baseline=cfg.reward_baseline, norm=cfg.pg_norm)
+            baseline=cfg.reward_baseline, norm=cfg.pg_norm, fused=self.fused_nll)
         self._g_step(self.g_adv_opt, loss)
         return float(rewards.mean())
 
@@ -401,9 +402,8 @@ class SeqGANTrainer(RunState):
             loss = cfg.adv_pg_weight * loss
             if real is not None:  # this rank's share of the real batch's mean token NLL
                 r = real[lo:hi]
-                logits = self.generator(r).reshape(-1, self.generator.vocab_size)
-                loss = loss + cfg.adv_mle_weight * F.cross_entropy(
-                    logits, r.reshape(-1), reduction="sum") / (B * r.shape[1])
+                loss = loss + cfg.adv_mle_weight * self.generator.mle_loss(
+                    r, fused=self.fused_nll, total_tokens=B * r.shape[1])
         self._g_step(self.g_adv_opt, loss)
         return world.sum([float(rewards.sum())])[0] / (B * x.shape[1])
 

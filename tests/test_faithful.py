@@ -160,7 +160,7 @@ def test_mle_batches_are_in_a_fixed_order_unless_shuffled(tmp_path, monkeypatch)
     batches: list[torch.Tensor] = []
     original = Generator.mle_loss
     monkeypatch.setattr(Generator, "mle_loss",
-                        lambda self, x: batches.append(x.clone()) or original(self, x))
+                        lambda self, x, **kw: batches.append(x.clone()) or original(self, x, **kw))
     tr = SeqGANTrainer(tiny(mle_shuffle=False), tmp_path / "fixed", progress=False)
     tr.mle_epoch()
     tr.mle_epoch()

@@ -88,6 +88,23 @@ struct GemmNNView {
   const float* col_bias = nullptr;
 };
 
+// The output layer + log-softmax + NLL of one target per row (op `linear_nll`,
+// csrc/common/lnll.h): h (N, H), weight (V, H), bias (V), target (N) in [0, V); nll (N) out.
+// row_weight (N) or nullptr (forward only); with it, the gradients of sum_r w_r nll_r:
+// grad_h (N, H), grad_weight (V, H), grad_bias (V).
+struct LinearNLLView {
+  const float* h;
+  const float* weight;
+  const float* bias;
+  const int64_t* target;
+  const float* row_weight;
+  int64_t N, H, V;
+  float* nll;
+  float* grad_h;
+  float* grad_weight;
+  float* grad_bias;
+};
+
 // Entry points of one compiled copy of csrc/common/generate.h (argument meaning there).
 // h0, c0 (B, H): per-row initial states; nullptr = zeros (c0 is unused by a GRU).
 struct CoreKernels {
@@ -110,6 +127,7 @@ struct CoreKernels {
   void (*conv_pool_backward)(const ConvPoolGradView& v, int num_threads);
   void (*gemm_nn)(const GemmNNView& g, int num_threads);
   void (*conv_pool_forward)(const ConvPoolFwdView& v, int num_threads);
+  void (*linear_nll)(const LinearNLLView& v, int num_threads);
 };
 
 // The copies linked into this binary (csrc/cpu/kernels_*.cpp); on other CPUs than x86-64

@@ -107,7 +107,7 @@ inline void conv_pool_forward_core(const ConvPoolFwdView& v, int num_threads) {
       for (int64_t p = 0; p + k <= T; ++p) {
         const float* A = v.emb + (r0 * T + p) * E;
         float* out = p == 0 ? mx : c;
-        nn_micro_cols(nv, m, A, T * E, w, Fp, k * E, out, kMicroCols, bg);
+        nn_micro_cols(nv, m, A, T * E, w, Fp, k * E, out, kMicroCols, false, nullptr, bg);
         if (p == 0)
           std::fill(am, am + m * kMicroCols, 0);
         else

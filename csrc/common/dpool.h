@@ -14,9 +14,10 @@
 // [o][e] (done here, once per call).
 //
 // Every term is added as a * x + y (nfma: one rounding where the path has FMA, two on the
-// baseline) in a fixed order (rows b ascending for dW; filters j ascending for de), so the
-// gradients are the same bits at every thread count; the ISA paths, and the dense backward
-// (another order), agree with them to float rounding.
+// baseline) in a fixed order (rows b ascending for dW; for de width groups, then window
+// starts, then filters, ascending), so the gradients are the same bits at every thread
+// count; the ISA paths, and the dense backward (another order), agree with them to float
+// rounding.
 #pragma once
 
 #include "isa.h"
@@ -59,6 +60,8 @@ inline int64_t weighted_sum_block(const float* coef, const float* const* src, in
 inline void add_weighted_sum(const float* coef, const float* const* src, int64_t cnt, float* dst,
                          int64_t n) {
   int64_t c = weighted_sum_block<8>(coef, src, cnt, dst, 0, n);
+  c = weighted_sum_block<4>(coef, src, cnt, dst, c, n);  // tails: independent chains, not one
+  c = weighted_sum_block<2>(coef, src, cnt, dst, c, n);
   c = weighted_sum_block<1>(coef, src, cnt, dst, c, n);
   for (; c < n; ++c) {
     float acc = dst[c];
@@ -73,17 +76,15 @@ inline void add_weighted_sum(const float* coef, const float* const* src, int64_t
   }
 }
 
-// Filters per block of the input-gradient pass (their transposed weights).
-constexpr int64_t kPoolGradBlockBytes = 256 << 10;
-
 inline void conv_pool_backward_core(const ConvPoolGradView& v, int num_threads) {
   const int64_t G = v.groups, B = v.B, T = v.T, E = v.E;
   std::vector<int64_t> foff(G + 1, 0), woff(G + 1, 0);
-  int64_t kmax = 0;
+  int64_t kmax = 0, fmax = 0;
   for (int64_t g = 0; g < G; ++g) {
     foff[g + 1] = foff[g] + v.filters[g];
     woff[g + 1] = woff[g] + v.filters[g] * v.width[g] * E;
     kmax = std::max(kmax, v.width[g]);
+    fmax = std::max(fmax, v.filters[g]);
   }
   const int64_t F = foff[G];
   std::unique_ptr<float[]> wt(new float[woff[G]]);  // W_j transposed to [o][e]
@@ -124,28 +125,38 @@ inline void conv_pool_backward_core(const ConvPoolGradView& v, int num_threads) 
       for (int64_t e = 0; e < E; ++e)
         for (int64_t o = 0; o < k; ++o) dw[e * k + o] = acc[o * E + e];
     }
-    // 3. input gradients: each thread owns a range of rows and walks the filters in blocks
-    // whose transposed weights stay in the core's L2; per row, filters in order
+    // 3. input gradients: each thread owns a range of rows. Width group outer (its
+    // transposed weights stay in the core's L2 while the thread's rows use them); per row,
+    // the group's filters are bucketed by window start, and each window's rows
+    // de[p : p + k] get the weighted sum of its filters (in order), held in registers.
     int64_t b0, b1;
     this_thread_share(B, &b0, &b1);
     if (b1 > b0) std::memset(v.grad_emb + b0 * T * E, 0, sizeof(float) * (b1 - b0) * T * E);
-    for (int64_t j0 = 0; j0 < F;) {
-      int64_t j1 = j0, bytes = 0;
-      while (j1 < F && (j1 == j0 || bytes < kPoolGradBlockBytes)) {
-        bytes += static_cast<int64_t>(sizeof(float)) * v.width[jgroup[j1]] * E;
-        ++j1;
-      }
+    std::vector<int64_t> start(static_cast<size_t>(T + 1));
+    std::vector<float> bcoef(static_cast<size_t>(fmax));
+    std::vector<const float*> bsrc(static_cast<size_t>(fmax));
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t k = v.width[g], nf = v.filters[g], P = T - k + 1;
       for (int64_t b = b0; b < b1; ++b) {
+        const float* gb = v.grad + b * F + foff[g];
+        const int64_t* pb = v.argmax + b * F + foff[g];
+        std::fill(start.begin(), start.begin() + P + 1, 0);
+        for (int64_t f = 0; f < nf; ++f)
+          if (gb[f] != 0.0f) ++start[pb[f] + 1];
+        for (int64_t p = 0; p < P; ++p) start[p + 1] += start[p];
+        for (int64_t f = 0; f < nf; ++f) {  // counting sort: filters in order per window
+          if (gb[f] == 0.0f) continue;
+          const int64_t i = start[pb[f]]++;
+          bcoef[i] = gb[f];
+          bsrc[i] = wt.get() + woff[g] + f * k * E;
+        }
         float* de = v.grad_emb + b * T * E;
-        for (int64_t j = j0; j < j1; ++j) {
-          const float gv = v.grad[b * F + j];
-          if (gv == 0.0f) continue;
-          const int64_t g = jgroup[j], k = v.width[g];
-          const float* w = wt.get() + woff[g] + (j - foff[g]) * k * E;
-          add_weighted_sum(&gv, &w, 1, de + v.argmax[b * F + j] * E, k * E);
+        for (int64_t p = 0, i0 = 0; p < P; ++p) {  // start[p] is now the end of bucket p
+          if (start[p] > i0) add_weighted_sum(bcoef.data() + i0, bsrc.data() + i0,
+                                              start[p] - i0, de + p * E, k * E);
+          i0 = start[p];
         }
       }
-      j0 = j1;
     }
   }
 }

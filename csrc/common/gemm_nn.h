@@ -46,14 +46,30 @@ constexpr int kNNMR = 6;
 constexpr int64_t kNNKc = 256;  // steps of k per block: a B block of kc x kMicroCols floats
 
 // nn_micro_cols: gemm.h's microkernel on m <= kNNMR rows with nv native vectors of columns
-// (1 <= nv <= kNV), both chosen at run time.
+// (1 <= nv <= kNV), both chosen at run time; init as gemm_micro's.
 template <int NV = kNV>
 inline void nn_micro_cols(int nv, int64_t m, const float* A, int64_t lda, const float* B,
-                          int64_t ldb, int64_t K, float* C, int64_t ldc, const float* cbias) {
+                          int64_t ldb, int64_t K, float* C, int64_t ldc, bool load,
+                          const float* rbias, const float* cbias) {
   if constexpr (NV > 0) {
     if (nv == NV)
-      return gemm_micro_rows<kNNMR, NV>(m, A, lda, B, ldb, K, C, ldc, false, nullptr, cbias);
-    nn_micro_cols<NV - 1>(nv, m, A, lda, B, ldb, K, C, ldc, cbias);
+      return gemm_micro_rows<kNNMR, NV>(m, A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
+    nn_micro_cols<NV - 1>(nv, m, A, lda, B, ldb, K, C, ldc, load, rbias, cbias);
+  }
+}
+
+// C (R x N) = init + A (R x K) . B (K x N) on the calling thread (inside another kernel's
+// parallel region), N a multiple of kNativeLanes: the narrow last panel runs a narrower
+// microkernel instead of going through padded copies. init: C (load), row_bias[r], or 0.
+inline void gemm_nn_lanes(int64_t R, int64_t N, int64_t K, const float* A, int64_t lda,
+                          const float* B, int64_t ldb, float* C, int64_t ldc, bool load,
+                          const float* row_bias) {
+  for (int64_t c0 = 0; c0 < N; c0 += kMicroCols) {
+    const int nv = static_cast<int>(std::min<int64_t>(kNV, (N - c0) / kNativeLanes));
+    for (int64_t r = 0; r < R; r += kNNMR)
+      nn_micro_cols(nv, std::min<int64_t>(kNNMR, R - r), A + r * lda, lda, B + c0, ldb, K,
+                    C + r * ldc + c0, ldc, load, row_bias != nullptr ? row_bias + r : nullptr,
+                    nullptr);
   }
 }
 

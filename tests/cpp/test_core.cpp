@@ -16,6 +16,7 @@
 #include "common/dconv.h"
 #include "common/dpool.h"
 #include "common/gemm_nn.h"
+#include "common/lnll.h"
 #include "common/generate.h"
 #include "common/philox.h"
 #include "common/sampler.h"
@@ -600,6 +601,68 @@ static void test_gemm_nn() {
   EXPECT(worst < 1e-4, "gemm_nn error %.3g", worst);
 }
 
+// ---- fused output layer + log-softmax + NLL against double precision --------------------
+// N over two row chunks and not a multiple of one, V over two vocabulary blocks and not a
+// multiple of one, H not a multiple of any vector width; signed row weights; forward-only
+// and gradient calls agree on the nll; 1 and 3 threads give the same bits.
+static void test_lnll() {
+  const int64_t N = 75, H = 13, V = 600;
+  CellInputs in(7);
+  const std::vector<float> h = in.fill(N * H), W = in.fill(V * H), b = in.fill(V);
+  const std::vector<float> w = in.fill(N);
+  std::vector<int64_t> y(N);
+  for (int64_t r = 0; r < N; ++r) y[r] = (r * 37 + 11) % V;
+  std::vector<float> nll1, nll3, gh1, gh3, gw1, gw3, gb1, gb3, fwd(N);
+  for (int threads : {1, 3}) {
+    std::vector<float> nll(N), gh(N * H), gw(V * H), gb(V);
+    const LinearNLLView v{h.data(), W.data(), b.data(), y.data(), w.data(), N, H, V,
+                          nll.data(), gh.data(), gw.data(), gb.data()};
+    linear_nll_core(v, threads);
+    (threads == 1 ? nll1 : nll3) = nll;
+    (threads == 1 ? gh1 : gh3) = gh;
+    (threads == 1 ? gw1 : gw3) = gw;
+    (threads == 1 ? gb1 : gb3) = gb;
+  }
+  EXPECT(nll1 == nll3 && gh1 == gh3 && gw1 == gw3 && gb1 == gb3,
+         "lnll: 3 threads give other bits");
+  const LinearNLLView f{h.data(), W.data(), b.data(), y.data(), nullptr, N, H, V,
+                        fwd.data(), nullptr, nullptr, nullptr};
+  linear_nll_core(f, 2);
+  EXPECT(fwd == nll1, "lnll: the forward-only nll differs from the gradient call's");
+  std::vector<double> gw(V * H, 0.0), gb(V, 0.0), z(V);
+  double worst_nll = 0, worst_gh = 0, worst_gw = 0;
+  for (int64_t r = 0; r < N; ++r) {
+    double m = -1e300, s = 0;
+    for (int64_t c = 0; c < V; ++c) {
+      z[c] = b[c];
+      for (int64_t k = 0; k < H; ++k) z[c] += double(W[c * H + k]) * h[r * H + k];
+      m = std::max(m, z[c]);
+    }
+    for (int64_t c = 0; c < V; ++c) s += std::exp(z[c] - m);
+    const double lse = m + std::log(s);
+    worst_nll = std::max(worst_nll, std::fabs(lse - z[y[r]] - nll1[r]));
+    std::vector<double> gh(H, 0.0);
+    for (int64_t c = 0; c < V; ++c) {
+      const double d = w[r] * (std::exp(z[c] - lse) - (c == y[r] ? 1.0 : 0.0));
+      gb[c] += d;
+      for (int64_t k = 0; k < H; ++k) {
+        gh[k] += d * W[c * H + k];
+        gw[c * H + k] += d * h[r * H + k];
+      }
+    }
+    for (int64_t k = 0; k < H; ++k)
+      worst_gh = std::max(worst_gh, std::fabs(gh[k] - gh1[r * H + k]));
+  }
+  for (int64_t c = 0; c < V; ++c) {
+    worst_gw = std::max(worst_gw, std::fabs(gb[c] - gb1[c]));
+    for (int64_t k = 0; k < H; ++k)
+      worst_gw = std::max(worst_gw, std::fabs(gw[c * H + k] - gw1[c * H + k]));
+  }
+  std::printf("lnll: max |error| nll %.3g, grad_h %.3g, grad_weight/bias %.3g\n", worst_nll,
+              worst_gh, worst_gw);
+  EXPECT(worst_nll < 1e-4 && worst_gh < 1e-5 && worst_gw < 1e-5, "lnll error");
+}
+
 // This binary's ISA path must be runnable here; ctest counts exit 77 as skipped.
 static bool cpu_runs_this_path() {
 #if defined(__x86_64__) && SEQGAN_ISA_LEVEL == SEQGAN_ISA_AVX512
@@ -617,7 +680,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|dconv|gemm_nn|fixture|threads [fixture]\n",
+    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|dconv|gemm_nn|lnll|fixture|threads [fixture]\n",
                  argv[0]);
     return 2;
   }
@@ -632,6 +695,7 @@ int main(int argc, char** argv) {
   else if (which == "dpool") test_dpool();
   else if (which == "gemm_nn") test_gemm_nn();
   else if (which == "dconv") test_dconv();
+  else if (which == "lnll") test_lnll();
   else if (which == "fixture") test_fixture(fixture, false);
   else if (which == "threads") test_fixture(fixture, true);
   else {
