@@ -5,7 +5,8 @@ One call runs, for its backend: one adversarial generator update (``adv_step``: 
 rewards from N rollouts scored by D, policy-gradient step), sampling the 10,000 negatives of
 one discriminator round, one discriminator epoch over 20,000 sequences (``reference``: the
 default for-loop Adam; ``cpp``: the trainer's fused Adam), one MLE epoch over 10,000
-sequences and one NLL_oracle evaluation (10,000 samples scored by an oracle). The row's
+sequences and one NLL_oracle evaluation (10,000 samples scored by an oracle; ``cpp``: both
+with the fused output layer + NLL of ops/linear_nll.py, ``reference`` torch's ops). The row's
 ``phases_s`` holds those seconds; ``projected`` adds them up as the paper's schedule does
 (LantaoYu/SeqGAN: 120 MLE epochs, 50 discriminator pre-training rounds x 3 epochs, 200
 adversarial batches each 1 generator update + 5 rounds x 3 epochs, NLL_oracle every 5 MLE
@@ -67,7 +68,7 @@ def schedule_fn(backend: str, cfg: BenchConfig, device: str):
 
     def mle_epoch():
         for i in range(0, GENERATED_NUM, cfg.d_batch):
-            loss = gen.mle_loss(real[i : i + cfg.d_batch])
+            loss = gen.mle_loss(real[i : i + cfg.d_batch], fused=backend == "cpp")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(gen.parameters(), 5.0)
@@ -75,7 +76,8 @@ def schedule_fn(backend: str, cfg: BenchConfig, device: str):
 
     def evaluate():
         with torch.no_grad():
-            return oracle.nll(ops.sample(gen, GENERATED_NUM, seed=2, backend=kernels))
+            return oracle.nll(ops.sample(gen, GENERATED_NUM, seed=2, backend=kernels),
+                              fused=backend == "cpp")
 
     def run() -> dict[str, float]:
         timed("adv_step", adv_step)

@@ -273,10 +273,11 @@ class Generator(nn.Module):
         return loss
 
     @torch.no_grad()
-    def nll(self, x: torch.Tensor, batch_size: int = 1024) -> float:
-        """Mean per-token NLL (nats) of x (N, T), teacher-forced from the start token; the
-        fused output layer + NLL kernel where it runs (mle_loss's ``fused``: the same value
-        to float rounding, without materialising the logits), torch's ops elsewhere."""
+    def nll(self, x: torch.Tensor, batch_size: int = 1024, fused: bool = True) -> float:
+        """Mean per-token NLL (nats) of x (N, T), teacher-forced from the start token. By
+        default (``fused``) through the fused output layer + NLL kernel where it runs
+        (mle_loss's: the same value to float rounding, without materialising the logits;
+        the metrics of every backend's runs use it alike), else torch's ops."""
         from .ops.linear_nll import nll_rows
 
         self.check_tokens(x)
@@ -284,7 +285,7 @@ class Generator(nn.Module):
         total = 0.0
         for i in range(0, x.shape[0], batch_size):
             chunk = x[i : i + batch_size]
-            h = self._fused_features(chunk, None)
+            h = self._fused_features(chunk, None) if fused else None
             if h is None:
                 total += float(-self.log_probs(chunk).double().sum())
             else:
