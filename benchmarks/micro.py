@@ -10,13 +10,15 @@
                                       # per step of its largest ops (README: what is left)
   python benchmarks/micro.py highway  # the paper's highway layer at batch 64, 2 threads: each
                                       # product of a step, MKL against the unpacked gemm_nn,
-                                      # and the layer forward + backward, module against fused
+                                      # and the layer forward + backward, module against fused;
+                                      # scoring's 4,096-row products, F.linear against gemm_nn
   python benchmarks/micro.py d_conv   # the paper's conv + ReLU + max-pool forward at batch 64
                                       # and 1 (1: mostly the weight transposition), 2 threads:
                                       # the fused conv_pool_forward against oneDNN + torch max
   python benchmarks/micro.py g_profile  # the generator's MLE step at the paper size, 2 threads,
                                       # with `train`'s malloc settings (SEQGAN_FAST_MALLOC=system:
-                                      # glibc's defaults): step time and its largest ops
+                                      # glibc's defaults): torch's output layer + cross-entropy
+                                      # against the fused linear_nll, and their largest ops
   python benchmarks/micro.py cells    # paper-size rollout, LSTM vs GRU: cpp per ISA path,
                                       # reference, reference_loop (a sanity ratio, not a bench)
 """
@@ -166,7 +168,9 @@ def d_profile(threads: int = 2) -> None:
 def highway(threads: int = 2) -> None:
     """The highway layer of a paper-size D step (batch 64, 1,720 features): per product, MKL
     (torch.mm) against seqgan_fast::gemm_nn on the layouts ops/highway.py uses, then the
-    layer's forward + backward, module against fused; best of 7 interleaved rounds."""
+    layer's forward + backward, module against fused; then scoring's products (4,096 rows,
+    preset quick's 860 and the paper's 1,720 features: F.linear against gemm_nn with the
+    bias as a column bias); best of 7 interleaved rounds."""
     from seqgan_fast.models import Highway
     from seqgan_fast.ops.highway import highway as fused
 
@@ -191,6 +195,14 @@ def highway(threads: int = 2) -> None:
         "layer forward + backward": (lambda: step(lambda: layer(xg)),
                                      lambda: step(lambda: fused(xg, layer))),
     }
+    flops = dict.fromkeys(cases, 2.0 * B * n * n)
+    for m, f in ((4096, 860), (4096, 1720)):  # scoring (ops/score.py): X W^T + b, M rows
+        ws, xs, bs = torch.randn(f, f), torch.randn(m, f), torch.randn(f)
+        wst = ws.t().contiguous()
+        name = f"scoring  X W^T + b ({m} x {f} x {f})"
+        cases[name] = (lambda xs=xs, ws=ws, bs=bs: F.linear(xs, ws, bs),
+                       lambda xs=xs, wst=wst, bs=bs: mm(xs, wst, None, bs))
+        flops[name] = 2.0 * m * f * f
     best = {k: [float("inf"), float("inf")] for k in cases}
     for _ in range(7):
         for name, fns in cases.items():
@@ -200,10 +212,9 @@ def highway(threads: int = 2) -> None:
                 for _ in range(10):
                     fn()
                 best[name][i] = min(best[name][i], (time.perf_counter() - t0) / 10)
-    flop = 2.0 * B * n * n
     for name, (a, b) in best.items():
         rate = "" if name.startswith("layer") else \
-            f"  ({flop / a / 1e9:.0f} / {flop / b / 1e9:.0f} GFLOP/s)"
+            f"  ({flops[name] / a / 1e9:.0f} / {flops[name] / b / 1e9:.0f} GFLOP/s)"
         print(f"{name:36s} MKL/module {a * 1e3:6.2f} ms  fused {b * 1e3:6.2f} ms{rate}")
 
 
@@ -246,8 +257,8 @@ def g_profile(threads: int = 2) -> None:
     """The trainer's generator MLE step (batch 64, T = 20, V = 5000, clip 5, Adam) with
     seqgan_fast/malloc.py applied as ``seqgan-fast train`` does: wall time with torch's
     output layer + cross-entropy and with the fused kernel (ops/linear_nll.py), best of 5
-    interleaved rounds; then torch.profiler's self time per step of the fused step's largest
-    ops (argv[2]: how many, default 6)."""
+    interleaved rounds; then torch.profiler's self time per step of each one's largest ops
+    (argv[2]: how many, default 6)."""
     from torch.profiler import profile
 
     from seqgan_fast.malloc import keep_freed_memory
@@ -276,12 +287,14 @@ def g_profile(threads: int = 2) -> None:
             best[fused] = min(best[fused], (time.perf_counter() - t0) / 10)
     print(f"G MLE step at {threads} threads, malloc {'kept' if kept else 'system'}: "
           f"torch {best[False] * 1e3:.1f} ms, fused {best[True] * 1e3:.1f} ms")
-    with profile() as prof:
-        for _ in range(10):
-            step(True)
     top = int(sys.argv[2]) if len(sys.argv) > 2 else 6
-    for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:top]:
-        print(f"  {e.key:40s} {e.self_cpu_time_total / 10 / 1e3:6.2f} ms/step")
+    for fused in best:
+        with profile() as prof:
+            for _ in range(10):
+                step(fused)
+        print(f"{'fused' if fused else 'torch'}:")
+        for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:top]:
+            print(f"  {e.key:40s} {e.self_cpu_time_total / 10 / 1e3:6.2f} ms/step")
 
 
 if __name__ == "__main__":

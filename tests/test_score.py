@@ -48,8 +48,8 @@ def test_score_matches_reference(V, T, sizes, counts):
 @pytest.mark.parametrize("isa", ops.cpu_isa_paths())
 def test_score_bit_identical_across_isa_paths(isa):
     """The pooled features are table loads and adds (the same bits on every path), the
-    highway's unpacked GEMM one FMA per term: the FMA paths agree bit for bit, the baseline
-    (a multiply and an add per term) to float rounding."""
+    highway's unpacked GEMM one FMA per term: the FMA paths agree bit for bit; the baseline
+    (its highway on torch's GEMM) to float rounding."""
     d = make_d(301, 12, (2, 4, 5, 12), (33, 16, 1, 40))
     x = torch.randint(0, 301, (33, 12))
     with ops.force_cpu_isa("avx2" if "avx2" in ops.cpu_isa_paths() else "baseline"):

@@ -4,8 +4,8 @@
 (1,280 rows, V = 5,000) writes 25.6 MB of logits and passes over them and their gradient
 about six times; ``seqgan_fast::linear_nll`` (csrc/common/lnll.h) keeps each chunk of rows'
 logits in the cores' caches and computes the NLL of every row and, when asked, the gradients
-of sum_r w_r nll_r in the same pass. An MLE step of the paper's generator takes 11.6-12.7 ms
-instead of 20.3-26.8 ms (``python benchmarks/micro.py g_profile``).
+of sum_r w_r nll_r in the same pass. An MLE step of the paper's generator takes 14.1-15.1 ms
+instead of 21.7-22.3 ms (``python benchmarks/micro.py g_profile``, two runs).
 
 The autograd function returns the weighted loss; its gradients are computed in the forward
 (the row weights are known then) and scaled by the incoming gradient in the backward (exact

@@ -7,7 +7,7 @@ convolution window becomes k row loads and adds (csrc/common/score.h) instead of
 multiply-adds; ReLU and max-pool over time are fused behind it. For rollout completions the
 windows that lie inside the shared prefix are computed once per (sequence, prefix length).
 The highway and output layers then run as GEMMs on the pooled features, ``batch_size`` rows
-at a time (on CPU the highway on the unpacked GEMM of ops/highway.py), so no
+at a time (on CPU's FMA paths the highway on the unpacked GEMM of ops/highway.py), so no
 (rows x filters x T) tensor is ever materialised.
 
 Memory: the table is V x sum_g(k_g * round_up(F_g, 16)) floats (262 MB at the paper's
@@ -28,6 +28,7 @@ from typing import NamedTuple
 import torch
 
 from .backends import is_available, resolve
+from .cpu_isa import cpu_isa
 from .highway import fused_available, highway_rows, inference_weights
 
 log = logging.getLogger("seqgan_fast")
@@ -201,7 +202,10 @@ def _score_all(d, jobs, backend: str, batch_size: int, table_bytes_limit: int | 
     d.eval()
     try:
         folded = fold(d)
-        hw = inference_weights(d.highway) if fused_available(device) else None
+        # the unpacked GEMM on the FMA paths; the baseline path's (SSE2) microkernel is slower
+        # than torch's GEMM (score 5.1 s against 1.9 s forced onto it, cpu_suite.sh paper)
+        hw = inference_weights(d.highway) if fused_available(device) \
+            and cpu_isa() != "baseline" else None
         results = []
         for x, prefix_x, num_rollouts, min_prefix in jobs:
             px = None if prefix_x is None else prefix_x.contiguous()
