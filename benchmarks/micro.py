@@ -6,7 +6,7 @@
                                       # per filter width over unfolded windows (dstep.py: why
                                       # the trainer does not use it), and the fused sparse
                                       # pooling backward (ops/dpool.py: the trainer's step)
-  python benchmarks/micro.py d_profile  # the trainer's D step at 2 threads: profiler self time
+  python benchmarks/micro.py d_profile [N] [quick]  # the trainer's D step at 2 threads: self time
                                       # per step of its largest ops (README: what is left)
   python benchmarks/micro.py highway  # the paper's highway layer at batch 64, 2 threads: each
                                       # product of a step, MKL against the unpacked gemm_nn,
@@ -138,15 +138,24 @@ def d_step() -> None:
 
 
 def d_profile(threads: int = 2) -> None:
-    """The trainer's CPU D step (fused pool, fused Adam) at the paper size, at ``threads``:
-    torch.profiler's self time per step of its largest ops."""
+    """The trainer's CPU D step (fused pool, fused Adam) at ``threads``: torch.profiler's self
+    time per step of its largest ops (argv[2]: how many, default 8) at the paper size, or at
+    preset ``quick``'s 860 filters with argv[3] = quick (then with seqgan_fast/malloc.py
+    applied, as in ``seqgan-fast train``)."""
     from torch.profiler import profile
 
+    from seqgan_fast.config import PRESETS
     from seqgan_fast.dstep import DiscriminatorStep
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    d = Discriminator(5000, 20)
+    quick = len(sys.argv) > 3 and sys.argv[3] == "quick"
+    if quick:
+        from seqgan_fast.malloc import keep_freed_memory
+
+        keep_freed_memory()
+    d = Discriminator(5000, 20, **({"num_filters": PRESETS["quick"]["d_num_filters"]}
+                                   if quick else {}))
     step = DiscriminatorStep(d, fast_adam(d.parameters(), lr=1e-4), 64, pool="fused")
     x, y = torch.randint(0, 5000, (64, 20)), torch.randint(0, 2, (64,))
     steps = 10
@@ -157,7 +166,8 @@ def d_profile(threads: int = 2) -> None:
         for _ in range(steps):
             step(x, y)
     wall = (time.perf_counter() - t0) / steps
-    print(f"D step at {threads} threads: {wall * 1e3:.1f} ms (profiled)")
+    print(f"D step at {threads} threads{', quick filters' if quick else ''}: "
+          f"{wall * 1e3:.1f} ms (profiled)")
     top = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:top]
     for e in events:

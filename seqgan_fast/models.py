@@ -212,10 +212,11 @@ class Generator(nn.Module):
         them (seqgan_fast/ops/linear_nll.py), else None."""
         from .ops import linear_nll
 
-        if self.output.bias is None or type(self).forward is not Generator.forward:
-            return None
+        if self.output.bias is None or type(self).forward is not Generator.forward \
+                or not linear_nll.fused_available(self.output.weight):
+            return None  # (the features have the output layer's device and dtype)
         h = self.features(x, state)
-        return h.reshape(-1, h.shape[-1]) if linear_nll.fused_available(h) else None
+        return h.reshape(-1, h.shape[-1])
 
     def mle_loss(self, x: torch.Tensor, state: State | None = None, fused: bool = False,
                  total_tokens: int | None = None) -> torch.Tensor:

@@ -177,14 +177,14 @@ class SeqGANTrainer(RunState):
             def hook() -> None:
                 self.world.all_reduce_grads(self.discriminator.parameters())
             size = self.world.size
+        # Every backend but reference trains on the fused CPU kernels where they run: the D
+        # step's (dstep.py) and the MLE loss's output layer + log-softmax + NLL
+        # (ops/linear_nll.py); reference keeps torch's module and ops.
+        self.fused_kernels = cfg.backend != "reference"
         self.d_step = DiscriminatorStep(self.discriminator, self.d_opt, cfg.batch_size,
                                         graph=cfg.d_graph, grad_hook=hook,
                                         world_size=size,
-                                        pool="module" if cfg.backend == "reference"
-                                        else "auto")  # see dstep.py
-        # The MLE loss's output layer + log-softmax + NLL as one kernel where it runs
-        # (ops/linear_nll.py); backend reference keeps torch's ops, as the D step its module.
-        self.fused_nll = cfg.backend != "reference"
+                                        pool="auto" if self.fused_kernels else "module")
 
         self.state: dict[str, Any] = {
             "phase": "mle", "mle_epoch": 0, "d_round": 0, "adv_batch": 0, "seed_calls": 0,
@@ -297,13 +297,13 @@ class SeqGANTrainer(RunState):
         batches = self._batches(self.train_x.shape[0], self.next_seed(), self.cfg.mle_shuffle)
         for idx in batches:
             if self.world is None:
-                loss = self.generator.mle_loss(self.train_x[idx], fused=self.fused_nll)
+                loss = self.generator.mle_loss(self.train_x[idx], fused=self.fused_kernels)
             else:  # this rank's share of the batch's mean token NLL
                 mine, _ = self._shard(idx)
                 loss = None
                 if mine.numel():
                     x = self.train_x[mine]
-                    loss = self.generator.mle_loss(x, fused=self.fused_nll,
+                    loss = self.generator.mle_loss(x, fused=self.fused_kernels,
                                                    total_tokens=idx.numel() * x.shape[1])
             self._g_step(self.g_mle_opt, loss)
             total, count = total + (float(loss.detach()) if loss is not None else 0.0), count + 1
@@ -372,7 +372,7 @@ class SeqGANTrainer(RunState):
         self.generator.train()
         loss = self.generator.adversarial_loss(
             x, rewards, real, pg_weight=cfg.adv_pg_weight, mle_weight=cfg.adv_mle_weight,
-            baseline=cfg.reward_baseline, norm=cfg.pg_norm, fused=self.fused_nll)
+            baseline=cfg.reward_baseline, norm=cfg.pg_norm, fused=self.fused_kernels)
         self._g_step(self.g_adv_opt, loss)
         return float(rewards.mean())
 
@@ -403,7 +403,7 @@ class SeqGANTrainer(RunState):
             if real is not None:  # this rank's share of the real batch's mean token NLL
                 r = real[lo:hi]
                 loss = loss + cfg.adv_mle_weight * self.generator.mle_loss(
-                    r, fused=self.fused_nll, total_tokens=B * r.shape[1])
+                    r, fused=self.fused_kernels, total_tokens=B * r.shape[1])
         self._g_step(self.g_adv_opt, loss)
         return world.sum([float(rewards.sum())])[0] / (B * x.shape[1])
 

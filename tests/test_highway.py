@@ -15,8 +15,10 @@ pytestmark = pytest.mark.skipif(not fused_available("cpu"),
                                 reason="needs the compiled extension (seqgan_fast._C)")
 
 # (R, K, N): rows not a multiple of any path's microkernel, K over two k blocks of 256 and
-# not a multiple of one, N with a partial panel on every path (and one narrower than a panel)
-SHAPES = [(23, 300, 77), (64, 1720 // 4, 130), (7, 5, 3), (130, 64, 200)]
+# not a multiple of one, N with a partial panel on every path (and one narrower than a panel);
+# N = 96: a last panel of whole vectors narrower than the AVX-512 panel (the narrow
+# microkernel, no padded copies)
+SHAPES = [(23, 300, 77), (64, 1720 // 4, 130), (7, 5, 3), (130, 64, 200), (9, 300, 96)]
 
 
 def _operands(R: int, K: int, N: int, seed: int):

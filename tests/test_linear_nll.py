@@ -159,14 +159,22 @@ def test_mle_training_curve_is_the_modules(lr, tol):
     assert (curves[0] - curves[1]).abs().max().item() <= tol
 
 
-def test_trainer_uses_the_fused_loss_except_on_the_reference_backend(tmp_path):
+def test_trainer_uses_the_fused_loss_except_on_the_reference_backend(tmp_path, monkeypatch):
     from seqgan_fast.config import TrainConfig
     from seqgan_fast.trainer import SeqGANTrainer
 
+    calls = []
+    original = Generator.mle_loss
+    monkeypatch.setattr(Generator, "mle_loss", lambda self, x, **kw: calls.append(
+        kw.get("fused", False)) or original(self, x, **kw))
     for backend, fused in (("reference", False), ("cpp", True)):
         cfg = TrainConfig.preset("quick").with_overrides(
             [f"backend={backend}", "num_train=64", "num_eval=64"])
-        assert SeqGANTrainer(cfg, out_dir=tmp_path / backend).fused_nll is fused
+        calls.clear()
+        tr = SeqGANTrainer(cfg, out_dir=tmp_path / backend, progress=False)
+        tr.mle_epoch()
+        assert calls and all(c is fused for c in calls), backend
+        assert tr.d_step.pool == ("fused" if fused else "module")
 
 
 def test_linear_nll_rejects_bad_input():

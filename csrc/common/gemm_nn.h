@@ -58,62 +58,48 @@ inline void nn_micro_cols(int nv, int64_t m, const float* A, int64_t lda, const 
   }
 }
 
-// C (R x N) = init + A (R x K) . B (K x N) on the calling thread (inside another kernel's
-// parallel region), N a multiple of kNativeLanes: the narrow last panel runs a narrower
-// microkernel instead of going through padded copies. init: C (load), row_bias[r], or 0.
-inline void gemm_nn_lanes(int64_t R, int64_t N, int64_t K, const float* A, int64_t lda,
-                          const float* B, int64_t ldb, float* C, int64_t ldc, bool load,
-                          const float* row_bias) {
-  for (int64_t c0 = 0; c0 < N; c0 += kMicroCols) {
-    const int nv = static_cast<int>(std::min<int64_t>(kNV, (N - c0) / kNativeLanes));
-    for (int64_t r = 0; r < R; r += kNNMR)
-      nn_micro_cols(nv, std::min<int64_t>(kNNMR, R - r), A + r * lda, lda, B + c0, ldb, K,
-                    C + r * ldc + c0, ldc, load, row_bias != nullptr ? row_bias + r : nullptr,
-                    nullptr);
-  }
-}
-
 // One tile: rows [r0, r1) x columns [c0, c0 + kMicroCols) of C, the k block from k0. A
-// partial panel (the last, narrower than kMicroCols) goes through zero-padded copies of its
-// B block and C rows.
+// partial panel (the last, narrower than kMicroCols) whose width is whole native vectors runs
+// a microkernel as wide as it; any other goes through zero-padded copies of its B block and C
+// rows (bpad: kNNKc x kMicroCols floats, needed only then).
 inline void nn_tile_block(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c0, int64_t k0,
                           float* bpad) {
   const int64_t w = std::min<int64_t>(kMicroCols, g.N - c0);
+  const bool padded = w % kNativeLanes != 0;
   float cpad[kNNMR * kMicroCols];
-  {
-    const int64_t kc = std::min(kNNKc, g.K - k0);
-    const bool load = g.accumulate || k0 > 0;
-    const float* B = g.B + k0 * g.ldb + c0;
-    int64_t ldb = g.ldb;
-    if (w < kMicroCols) {
-      for (int64_t k = 0; k < kc; ++k) {
-        std::memcpy(bpad + k * kMicroCols, B + k * g.ldb, sizeof(float) * w);
-        std::memset(bpad + k * kMicroCols + w, 0, sizeof(float) * (kMicroCols - w));
-      }
-      B = bpad, ldb = kMicroCols;
+  const int64_t kc = std::min(kNNKc, g.K - k0);
+  const bool load = g.accumulate || k0 > 0;
+  const float* B = g.B + k0 * g.ldb + c0;
+  int64_t ldb = g.ldb;
+  if (padded) {
+    for (int64_t k = 0; k < kc; ++k) {
+      std::memcpy(bpad + k * kMicroCols, B + k * g.ldb, sizeof(float) * w);
+      std::memset(bpad + k * kMicroCols + w, 0, sizeof(float) * (kMicroCols - w));
     }
-    for (int64_t r = r0; r < r1; r += kNNMR) {
-      const int64_t m = std::min<int64_t>(kNNMR, r1 - r);
-      const float* A = g.A + r * g.lda + k0;
-      const float* rb = g.row_bias != nullptr && !load ? g.row_bias + r : nullptr;
-      const float* cb = g.col_bias != nullptr && !load ? g.col_bias + c0 : nullptr;
-      float* C = g.C + r * g.ldc + c0;
-      if (w == kMicroCols) {
-        gemm_micro_rows<kNNMR>(m, A, g.lda, B, ldb, kc, C, g.ldc, load, rb, cb);
-        continue;
-      }
-      for (int64_t i = 0; i < m; ++i) {  // the partial panel: through cpad
-        float* ci = cpad + i * kMicroCols;
-        for (int64_t c = 0; c < kMicroCols; ++c)
-          ci[c] = c >= w ? 0.0f
-                  : load ? C[i * g.ldc + c]
-                  : rb != nullptr ? rb[i]
-                  : cb != nullptr ? cb[c] : 0.0f;
-      }
-      gemm_micro_rows<kNNMR>(m, A, g.lda, B, ldb, kc, cpad, kMicroCols, true, nullptr, nullptr);
-      for (int64_t i = 0; i < m; ++i)
-        std::memcpy(C + i * g.ldc, cpad + i * kMicroCols, sizeof(float) * w);
+    B = bpad, ldb = kMicroCols;
+  }
+  for (int64_t r = r0; r < r1; r += kNNMR) {
+    const int64_t m = std::min<int64_t>(kNNMR, r1 - r);
+    const float* A = g.A + r * g.lda + k0;
+    const float* rb = g.row_bias != nullptr && !load ? g.row_bias + r : nullptr;
+    const float* cb = g.col_bias != nullptr && !load ? g.col_bias + c0 : nullptr;
+    float* C = g.C + r * g.ldc + c0;
+    if (!padded) {
+      nn_micro_cols(static_cast<int>(w / kNativeLanes), m, A, g.lda, B, ldb, kc, C, g.ldc,
+                    load, rb, cb);
+      continue;
     }
+    for (int64_t i = 0; i < m; ++i) {  // the padded panel: through cpad
+      float* ci = cpad + i * kMicroCols;
+      for (int64_t c = 0; c < kMicroCols; ++c)
+        ci[c] = c >= w ? 0.0f
+                : load ? C[i * g.ldc + c]
+                : rb != nullptr ? rb[i]
+                : cb != nullptr ? cb[c] : 0.0f;
+    }
+    gemm_micro_rows<kNNMR>(m, A, g.lda, B, ldb, kc, cpad, kMicroCols, true, nullptr, nullptr);
+    for (int64_t i = 0; i < m; ++i)
+      std::memcpy(C + i * g.ldc, cpad + i * kMicroCols, sizeof(float) * w);
   }
 }
 
@@ -123,6 +109,15 @@ inline void nn_tile(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c0, flo
 }
 
 constexpr int64_t kNNRowChunk = 8 * kNNMR;  // rows per tile when tiles run over all panels
+
+// The whole product on the calling thread, tiles of kNNRowChunk rows over every panel (inside
+// another kernel's parallel region: csrc/common/lnll.h). bpad as nn_tile_block's: nullptr
+// when N is whole native vectors.
+inline void gemm_nn_serial(const GemmNNView& g, float* bpad) {
+  for (int64_t r0 = 0; r0 < g.R; r0 += kNNRowChunk)
+    for (int64_t c0 = 0; c0 < g.N; c0 += kMicroCols)
+      nn_tile(g, r0, std::min(g.R, r0 + kNNRowChunk), c0, bpad);
+}
 
 inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
   if (g.R <= 0 || g.N <= 0) return;
@@ -138,7 +133,7 @@ inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
   {
     float* bpad = nullptr;
     std::unique_ptr<float[]> pad;
-    if (g.N % kMicroCols != 0) {
+    if (g.N % kNativeLanes != 0) {  // a padded last panel
       pad.reset(new float[kNNKc * kMicroCols]);
       bpad = pad.get();
     }

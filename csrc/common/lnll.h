@@ -22,7 +22,8 @@
 //   4. dh_r = w_r * sum_blk partial_blk[:, r], blocks in order.
 // Every sum has a fixed order that does not depend on the thread count (k order inside the
 // products, blocks in order between them, chunks in row order for dW and db), so the outputs
-// are the same bits at every thread count, and on the AVX-512 and AVX2 paths (both FMA). The
+// are the same bits at every thread count (the products are gemm_nn_serial's, every N whole
+// native vectors, so no padded panels), and on the AVX-512 and AVX2 paths (both FMA). The
 // order differs from torch's (one max and one sum per row, GEMMs of its own blocking): the
 // two agree to float rounding (tests/test_linear_nll.py). A NaN in h, W or b reaches the
 // nll of its rows (and their gradients) as in torch.
@@ -103,7 +104,8 @@ inline void linear_nll_core(const LinearNLLView& v, int num_threads) {
       for (int64_t blk = 0; blk < nblk; ++blk) {
         const int64_t v0 = blk * kNLLBlock, vb = std::min(kNLLBlock, V - v0);
         float* zb = z.get() + v0 * R;
-        gemm_nn_lanes(vb, R, H, v.weight + v0 * H, H, ht.get(), R, zb, R, false, v.bias + v0);
+        gemm_nn_serial({v.weight + v0 * H, H, ht.get(), R, zb, R, vb, H, R, v.bias + v0, false},
+                       nullptr);
         for (int64_t q = 0; q < R; q += kNativeLanes) {
           vn m = nset1(kNegInf);
           for (int64_t i = 0; i < vb; ++i) m = nan_max(m, nload(zb + i * R + q));
@@ -140,9 +142,11 @@ inline void linear_nll_core(const LinearNLLView& v, int num_threads) {
           const int64_t y = v.target[c0 + r];
           if (y >= v0 && y < v0 + vb) zb[(y - v0) * R + r] -= 1.0f;
         }
-        gemm_nn_lanes(vb, Hp, R, zb, R, haug.get(), Hp, acc.get() + v0 * Hp, Hp, true, nullptr);
-        gemm_nn_lanes(H, R, vb, wt.get() + v0, V, zb, R, ghp.get() + blk * H * R, R, false,
-                      nullptr);
+        gemm_nn_serial({zb, R, haug.get(), Hp, acc.get() + v0 * Hp, Hp, vb, R, Hp, nullptr, true},
+                       nullptr);
+        gemm_nn_serial({wt.get() + v0, V, zb, R, ghp.get() + blk * H * R, R, H, vb, R, nullptr,
+                        false},
+                       nullptr);
       }
       // 4. input gradients: the blocks' partial sums in order, scaled by the row weight
 #pragma omp for schedule(static)

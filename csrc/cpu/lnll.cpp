@@ -48,13 +48,10 @@ std::vector<at::Tensor> linear_nll_cpu(const at::Tensor& h, const at::Tensor& we
                                 grad ? out[1].data_ptr<float>() : nullptr,
                                 grad ? out[2].data_ptr<float>() : nullptr,
                                 grad ? out[3].data_ptr<float>() : nullptr};
-  if (N > 0 || grad) {
-    if (N == 0) {  // no rows: zero gradients
-      for (size_t i = 1; i < out.size(); ++i) out[i].zero_();
-    } else {
-      seqgan::cpu_kernels().linear_nll(v, seqgan::torch_threads());
-    }
-  }
+  if (N > 0)
+    seqgan::cpu_kernels().linear_nll(v, seqgan::torch_threads());
+  else  // no rows: zero gradients
+    for (size_t i = 1; i < out.size(); ++i) out[i].zero_();
   return out;
 }
 

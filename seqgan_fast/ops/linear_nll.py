@@ -21,7 +21,7 @@ from .._ext import has_kernel
 
 
 def fused_available(h: torch.Tensor) -> bool:
-    """Whether the fused kernel runs on features ``h`` (CPU float32, extension built)."""
+    """Whether the fused kernel runs on tensors like ``h`` (CPU float32, extension built)."""
     return h.device.type == "cpu" and h.dtype == torch.float32 \
         and has_kernel("linear_nll", "CPU")
 
