@@ -46,6 +46,20 @@ def test_gemm_nn_is_the_product_on_every_isa_path(shape):
         assert (c.double() - want - c0.double()).abs().max().item() <= tol
 
 
+def test_gemm_nn_packs_many_rows_without_changing_a_bit():
+    """From 1,024 rows B is copied into contiguous panels first (csrc/common/gemm_nn.h): the
+    rows of a 1,100-row product are the same bits as the same rows multiplied alone, on every
+    path, with a padded last panel (N = 77)."""
+    a, bs, _, c0 = _operands(1100, 300, 77, seed=11)
+    for isa in ops.cpu_isa_paths():
+        with ops.force_cpu_isa(isa):
+            many = torch.ops.seqgan_fast.gemm_nn(a, bs, None, c0[0])
+            few = torch.ops.seqgan_fast.gemm_nn(a[1000:1050].contiguous(), bs, None, c0[0])
+        assert torch.equal(many[1000:1050], few), isa
+        want = a.double() @ bs.double() + c0.double()[0]
+        assert (many.double() - want).abs().max().item() <= 1e-4 * want.abs().max().item()
+
+
 def test_gemm_nn_bits_are_the_same_at_every_thread_count_and_on_the_fma_paths():
     """Every output sums over k in order with one FMA per term: 1, 2 and 3 threads give the
     same bits on each path, and avx2 and avx512 (both FMA) give the same bits."""

@@ -1,16 +1,17 @@
-// Unpacked GEMM for the discriminator step's small-batch products (op `gemm_nn`; torch-free):
+// GEMM for the discriminator step's small-batch products (op `gemm_nn`; torch-free):
 //   C (R x N) = init + A (R x K) . B (K x N),  init = C (accumulate), row_bias[r],
 //   col_bias[c], or 0,
 // all row-major with row strides. The highway layer's six products per training step have
 // one side of 64 rows (the minibatch) and a 1,720 x 1,720 weight on the other, where a BLAS
 // spends a fixed share of each call packing the weight into its panel layout: MKL's forward
 // product runs at 139 GFLOP/s against 198 here (`python benchmarks/micro.py highway`, idle
-// 2-core AVX-512 instance; MKL reaches ~180 on square 1024 products). Here no operand is
-// packed. Each microkernel keeps MR rows x kMicroCols columns of C in registers
-// across a block of kc steps of k: per step it broadcasts MR scalars of A (rows read
-// sequentially) and loads kMicroCols contiguous floats of B's row k (a strided panel that
-// stays in L1/L2 while every row block of the tile uses it). A is read once per column
-// panel, so the side that is a weight goes as A when its product has only 64 columns
+// 2-core AMD AVX-512 instance; MKL reaches ~180 on square 1024 products). Here no operand is
+// packed, except B from kNNPackRows rows on (scoring's thousands; gemm_nn_core). Each
+// microkernel keeps MR rows x kMicroCols columns of C in registers across a block of kc
+// steps of k: per step it broadcasts MR scalars of A (rows read sequentially) and loads
+// kMicroCols contiguous floats of B's row k (a strided panel that stays in L1/L2 while
+// every row block of the tile uses it). A is read once per column panel, so the side that
+// is a weight goes as A when its product has only 64 columns
 // (forward: Z^T = W . X^T) and as B when the panel is the weight (input gradient G . W,
 // weight gradient G^T . X): seqgan_fast/ops/highway.py picks the layouts.
 //
@@ -58,22 +59,23 @@ inline void nn_micro_cols(int nv, int64_t m, const float* A, int64_t lda, const 
   }
 }
 
-// One tile: rows [r0, r1) x columns [c0, c0 + kMicroCols) of C, the k block from k0. A
-// partial panel (the last, narrower than kMicroCols) whose width is whole native vectors runs
-// a microkernel as wide as it; any other goes through zero-padded copies of its B block and C
-// rows (bpad: kNNKc x kMicroCols floats, needed only then).
+// One tile: rows [r0, r1) x columns [c0, c0 + kMicroCols) of C, the k block from k0. B is
+// the tile's column c0 of B's row 0 with row stride ldb: g.B + c0 and g.ldb, or a packed
+// panel (kMicroCols wide, zero-padded). A partial panel (the last, narrower than kMicroCols)
+// whose width is whole native vectors runs a microkernel as wide as it; any other goes
+// through a zero-padded copy of its C rows and, unpacked, of its B block (bpad: kNNKc x
+// kMicroCols floats, needed only then).
 inline void nn_tile_block(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c0, int64_t k0,
-                          float* bpad) {
+                          float* bpad, const float* B, int64_t ldb, bool packed) {
   const int64_t w = std::min<int64_t>(kMicroCols, g.N - c0);
   const bool padded = w % kNativeLanes != 0;
   float cpad[kNNMR * kMicroCols];
   const int64_t kc = std::min(kNNKc, g.K - k0);
   const bool load = g.accumulate || k0 > 0;
-  const float* B = g.B + k0 * g.ldb + c0;
-  int64_t ldb = g.ldb;
-  if (padded) {
+  B += k0 * ldb;
+  if (padded && !packed) {
     for (int64_t k = 0; k < kc; ++k) {
-      std::memcpy(bpad + k * kMicroCols, B + k * g.ldb, sizeof(float) * w);
+      std::memcpy(bpad + k * kMicroCols, B + k * ldb, sizeof(float) * w);
       std::memset(bpad + k * kMicroCols + w, 0, sizeof(float) * (kMicroCols - w));
     }
     B = bpad, ldb = kMicroCols;
@@ -104,8 +106,10 @@ inline void nn_tile_block(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c
 }
 
 // The same tile over all k.
-inline void nn_tile(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c0, float* bpad) {
-  for (int64_t k0 = 0; k0 < g.K; k0 += kNNKc) nn_tile_block(g, r0, r1, c0, k0, bpad);
+inline void nn_tile(const GemmNNView& g, int64_t r0, int64_t r1, int64_t c0, float* bpad,
+                    const float* B, int64_t ldb, bool packed) {
+  for (int64_t k0 = 0; k0 < g.K; k0 += kNNKc)
+    nn_tile_block(g, r0, r1, c0, k0, bpad, B, ldb, packed);
 }
 
 constexpr int64_t kNNRowChunk = 8 * kNNMR;  // rows per tile when tiles run over all panels
@@ -116,7 +120,19 @@ constexpr int64_t kNNRowChunk = 8 * kNNMR;  // rows per tile when tiles run over
 inline void gemm_nn_serial(const GemmNNView& g, float* bpad) {
   for (int64_t r0 = 0; r0 < g.R; r0 += kNNRowChunk)
     for (int64_t c0 = 0; c0 < g.N; c0 += kMicroCols)
-      nn_tile(g, r0, std::min(g.R, r0 + kNNRowChunk), c0, bpad);
+      nn_tile(g, r0, std::min(g.R, r0 + kNNRowChunk), c0, bpad, g.B + c0, g.ldb, false);
+}
+
+constexpr int64_t kNNPackRows = 1024;  // rows from which B is packed (gemm_nn_core)
+
+// Panel p of B (columns [p * kMicroCols, +kMicroCols)) as K contiguous rows of kMicroCols
+// floats, zero past column N.
+inline void pack_panel(const GemmNNView& g, int64_t p, float* out) {
+  const int64_t c0 = p * kMicroCols, w = std::min<int64_t>(kMicroCols, g.N - c0);
+  for (int64_t k = 0; k < g.K; ++k) {
+    std::memcpy(out + k * kMicroCols, g.B + k * g.ldb + c0, sizeof(float) * w);
+    if (w < kMicroCols) std::memset(out + k * kMicroCols + w, 0, sizeof(float) * (kMicroCols - w));
+  }
 }
 
 inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
@@ -129,6 +145,19 @@ inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
   // while its pages are fresh; a tile per panel walks every row of B once per panel (faster
   // on the AVX2 path's 16-column panels, the same on AVX-512, in a throwaway harness).
   const bool by_rows = g.R >= 2 * kNNRowChunk * std::max(num_threads, 1);
+  // Thousands of rows (scoring's 4,096 per batch): B is first copied into contiguous
+  // kMicroCols-wide panels (K x kMicroCols each, the last zero-padded), one pass over B
+  // against R / kNNRowChunk passes of the tiles. Unpacked, each step of k reads B's next row
+  // ldb floats on, a new page every step at the paper's 1,720 columns. Packed, the scoring
+  // product 4,096 x 1,720 x 1,720 ran at 160-174 against 136-152 GFLOP/s unpacked (four
+  // interleaved pairs, a throwaway harness; micro.py highway: 181, MKL 201) on a 2-core Xeon
+  // AVX-512 instance. The sums are the same, so the same bits.
+  std::unique_ptr<float[]> pack;
+  float* packed = nullptr;
+  if (by_rows && g.R >= kNNPackRows && g.ldb != kMicroCols) {  // (else B is one panel)
+    pack.reset(new float[panels * g.K * kMicroCols]);
+    packed = pack.get();
+  }
 #pragma omp parallel num_threads(num_threads)
   {
     float* bpad = nullptr;
@@ -137,17 +166,30 @@ inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
       pad.reset(new float[kNNKc * kMicroCols]);
       bpad = pad.get();
     }
+    if (packed != nullptr) {
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < panels; ++p) pack_panel(g, p, packed + p * g.K * kMicroCols);
+      // (the loop's implicit barrier: every panel is packed before any tile reads one)
+    }
     if (by_rows) {
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < (g.R + kNNRowChunk - 1) / kNNRowChunk; ++t) {
         const int64_t r0 = t * kNNRowChunk, r1 = std::min(g.R, r0 + kNNRowChunk);
-        for (int64_t p = 0; p < panels; ++p) nn_tile(g, r0, r1, p * kMicroCols, bpad);
+        for (int64_t p = 0; p < panels; ++p) {
+          if (packed != nullptr)
+            nn_tile(g, r0, r1, p * kMicroCols, bpad, packed + p * g.K * kMicroCols,
+                    kMicroCols, true);
+          else
+            nn_tile(g, r0, r1, p * kMicroCols, bpad, g.B + p * kMicroCols, g.ldb, false);
+        }
       }
     } else {
       int64_t p0, p1;
       this_thread_share(panels, &p0, &p1);
       for (int64_t k0 = 0; k0 < g.K; k0 += kNNKc)
-        for (int64_t p = p0; p < p1; ++p) nn_tile_block(g, 0, g.R, p * kMicroCols, k0, bpad);
+        for (int64_t p = p0; p < p1; ++p)
+          nn_tile_block(g, 0, g.R, p * kMicroCols, k0, bpad, g.B + p * kMicroCols, g.ldb,
+                        false);
     }
   }
 }

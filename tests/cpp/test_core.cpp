@@ -565,9 +565,9 @@ static void test_dconv() {
 // Shapes with every tail: R not a multiple of the microkernel's rows, K over two k blocks
 // and not a multiple of one, N not a multiple of the panel width, row strides wider than the
 // rows; each init (the row bias, the column bias, C itself), and 1 and 3 threads (the same
-// bits).
-static void test_gemm_nn() {
-  const int64_t R = 23, K = 300, N = 77, lda = K + 3, ldb = N + 5, ldc = N + 2;
+// bits). R = 1,030: enough rows that B is packed into panels first (the same sums).
+static void test_gemm_nn_rows(int64_t R) {
+  const int64_t K = 300, N = 77, lda = K + 3, ldb = N + 5, ldc = N + 2;
   CellInputs in(5);
   const std::vector<float> A = in.fill(R * lda), B = in.fill(K * ldb), bias = in.fill(R);
   const std::vector<float> cbias = in.fill(N), C0 = in.fill(R * ldc);
@@ -597,8 +597,12 @@ static void test_gemm_nn() {
       }
     }
   }
-  std::printf("gemm_nn: max |error| %.3g\n", worst);
+  std::printf("gemm_nn (R = %" PRId64 "): max |error| %.3g\n", R, worst);
   EXPECT(worst < 1e-4, "gemm_nn error %.3g", worst);
+}
+
+static void test_gemm_nn() {
+  for (int64_t R : {23, 1030}) test_gemm_nn_rows(R);
 }
 
 // ---- fused output layer + log-softmax + NLL against double precision --------------------
