@@ -371,4 +371,16 @@ inline cudaError_t prepare_weights(const LstmWeightsView& w, float* workspace,
   return launch_transpose(w, p->wcat, p->woutT, stream);
 }
 
+// One launch of a row kernel: `rows` rows in blocks of kRows, kThreads threads and p.smem
+// bytes of dynamic shared memory each (opted in first), on `stream`; the launch's error.
+template <typename... Params, typename... Args>
+inline cudaError_t launch_rows(void (*kernel)(Params...), int64_t rows,
+                               const PreparedWeights& p, cudaStream_t stream, Args... args) {
+  cudaError_t e = set_smem(kernel, p.smem);
+  if (e != cudaSuccess) return e;
+  const auto blocks = static_cast<unsigned>((rows + kRows - 1) / kRows);
+  kernel<<<blocks, kThreads, p.smem, stream>>>(args...);
+  return cudaGetLastError();
+}
+
 }  // namespace seqgan_cuda

@@ -58,15 +58,9 @@ cudaError_t launch_decode(const LstmWeightsView& w, const int64_t* tokens, const
   cudaError_t err = prepare_weights(w, workspace, stream, &p);
   if (err != cudaSuccess) return err;
   return with_cell(w.cell, [&](auto cell) {
-    constexpr int C = decltype(cell)::value;
-    cudaError_t e = set_smem(decode_kernel<C>, p.smem);
-    if (e != cudaSuccess) return e;
-    const int blocks = (B + kRows - 1) / kRows;
-    decode_kernel<C><<<blocks, kThreads, p.smem, stream>>>(w, tokens, h, c, B, seed, step,
-                                                           row_offset, stream_id, temperature,
-                                                           next, h_out, c_out, p.wcat, p.woutT,
-                                                           p.staged);
-    return cudaGetLastError();
+    return launch_rows(decode_kernel<decltype(cell)::value>, B, p, stream, w, tokens, h, c, B,
+                       seed, step, row_offset, stream_id, temperature, next, h_out, c_out,
+                       p.wcat, p.woutT, p.staged);
   });
 }
 

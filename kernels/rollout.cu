@@ -115,16 +115,11 @@ cudaError_t launch_rollout(const LstmWeightsView& w, const int64_t* x, int B, in
   float* cs = hs + static_cast<size_t>(T) * B * w.H;
   return with_cell(w.cell, [&](auto cell) {
     constexpr int C = decltype(cell)::value;
-    cudaError_t e;
-    if ((e = set_smem(prefix_kernel<C>, p.smem)) != cudaSuccess) return e;
-    if ((e = set_smem(rollout_kernel<C>, p.smem)) != cudaSuccess) return e;
-    prefix_kernel<C><<<(B + kRows - 1) / kRows, kThreads, p.smem, stream>>>(
-        w, x, B, T, hs, cs, p.wcat, p.staged, h0, c0);
-    if ((e = cudaGetLastError()) != cudaSuccess) return e;
-    const int64_t blocks = (R - R0 + kRows - 1) / kRows;
-    rollout_kernel<C><<<static_cast<unsigned>(blocks), kThreads, p.smem, stream>>>(
-        w, x, B, T, N, R0, R, seed, temperature, hs, cs, out, p.wcat, p.woutT, p.staged);
-    return cudaGetLastError();
+    cudaError_t e = launch_rows(prefix_kernel<C>, B, p, stream, w, x, B, T, hs, cs, p.wcat,
+                                p.staged, h0, c0);
+    if (e != cudaSuccess) return e;
+    return launch_rows(rollout_kernel<C>, R - R0, p, stream, w, x, B, T, N, R0, R, seed,
+                       temperature, hs, cs, out, p.wcat, p.woutT, p.staged);
   });
 }
 

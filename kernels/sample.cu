@@ -50,14 +50,8 @@ cudaError_t launch_sample(const LstmWeightsView& w, const int64_t* prefix, int B
   cudaError_t err = prepare_weights(w, workspace, stream, &p);
   if (err != cudaSuccess) return err;
   return with_cell(w.cell, [&](auto cell) {
-    constexpr int C = decltype(cell)::value;
-    cudaError_t e = set_smem(sample_kernel<C>, p.smem);
-    if (e != cudaSuccess) return e;
-    const int blocks = (B + kRows - 1) / kRows;
-    sample_kernel<C><<<blocks, kThreads, p.smem, stream>>>(w, prefix, B, P, L, seed, row_offset,
-                                                           temperature, out, p.wcat, p.woutT,
-                                                           p.staged, h0, c0);
-    return cudaGetLastError();
+    return launch_rows(sample_kernel<decltype(cell)::value>, B, p, stream, w, prefix, B, P, L,
+                       seed, row_offset, temperature, out, p.wcat, p.woutT, p.staged, h0, c0);
   });
 }
 
