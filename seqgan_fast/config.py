@@ -35,7 +35,8 @@ class TrainConfig:
     g_hidden_dim: int = 32
     g_cell: str = "lstm"                 # generator RNN: lstm | gru (torch gate conventions)
     g_encoder: str = "tied"              # tied (the generator reads the history) | separate
-    g_history: int = 0                   # separate encoder: positions it reads (0: seq_len // 2)
+    g_history: int = 0                   # separate encoder: positions it reads (0: history_len
+                                         # when conditioning, else seq_len // 2)
     g_embeddings: str | None = None      # pretrained vectors (word2vec/GloVe text or .npy)
     g_embeddings_freeze: bool = False    # keep the pretrained embedding fixed
     d_emb_dim: int = 64
@@ -174,10 +175,22 @@ class TrainConfig:
         for key in ("mle_shuffle", "tf32", "g_embeddings_freeze"):
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, "expected true or false")
+        if self.g_history and self.g_encoder != "separate":
+            raise bad("g_history", "the positions a separate encoder reads: set "
+                      "g_encoder=separate, or leave g_history at 0")
+        if self.g_encoder == "separate" and self.history_len and \
+                self.g_history > self.history_len:
+            raise bad("g_history", f"the encoder would read generated positions: it must not "
+                      f"exceed history_len={self.history_len} (0: the same)")
         if self.d_graph == "on" and not self.device.startswith("cuda"):
             raise bad("d_graph", "CUDA graphs need device=cuda (auto: graphs where possible)")
         check_limits(self)
         return self
+
+    def encoder_positions(self) -> int | None:
+        """The positions a separate encoder reads (``Generator(history_len=)``): g_history,
+        else the conditioning history, else None (the model's seq_len // 2)."""
+        return self.g_history or self.history_len or None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -145,9 +145,17 @@ class SeqGANTrainer(RunState):
 
         self.cond_x = self._conditional_rows(cfg)
         V, T, start = self.task.vocab_size, self.task.seq_len, self.task.start_token
+        # a resumed run keeps the encoder's positions its checkpoint recorded (runs before the
+        # default followed history_len read seq_len // 2)
+        recorded = (ckpt_state or {}).get("model", {}).get("g_history") \
+            if cfg.g_encoder == "separate" else None
+        L = recorded or cfg.encoder_positions()
+        if cfg.g_encoder == "separate" and L is not None and not 1 <= L < T:
+            raise ConfigError(f"bad value {L} for g_history (or history_len): a separate "
+                              f"encoder reads 1 to seq_len - 1 = {T - 1} positions")
         self.generator = Generator(V, cfg.g_emb_dim, cfg.g_hidden_dim, T, start,
                                    cell=cfg.g_cell, encoder=cfg.g_encoder,
-                                   history_len=cfg.g_history or None).to(self.device)
+                                   history_len=L).to(self.device)
         self.discriminator = Discriminator(
             V, T, cfg.d_emb_dim, cfg.d_filter_sizes, cfg.d_num_filters, cfg.d_dropout_keep,
             cfg.d_l2_reg).to(self.device)

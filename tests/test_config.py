@@ -87,10 +87,19 @@ def test_set_rejects_bad_items(item, message):
     ({"backend": "opencl"}, "backend"),
     ({"device": "tpu"}, "device"),
     ({"d_filter_sizes": (2, 3)}, "d_filter_sizes"),
+    ({"g_history": 3}, "g_history"),  # tied encoder: nothing reads it
+    ({"g_encoder": "separate", "history_len": 5, "g_history": 6}, "g_history"),
 ])
 def test_validate_names_the_bad_key(changes, key):
     with pytest.raises(ConfigError, match=key):
         TrainConfig().replace(**changes).validate()
+
+
+def test_a_separate_encoder_reads_the_conditioning_history_by_default():
+    base = TrainConfig().replace(g_encoder="separate")
+    assert base.encoder_positions() is None  # the model's seq_len // 2
+    assert base.replace(history_len=15).encoder_positions() == 15
+    assert base.replace(history_len=15, g_history=4).validate().encoder_positions() == 4
 
 
 def test_json_round_trip_and_unknown_keys():
