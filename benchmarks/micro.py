@@ -19,6 +19,9 @@
                                       # with `train`'s malloc settings (SEQGAN_FAST_MALLOC=system:
                                       # glibc's defaults): torch's output layer + cross-entropy
                                       # against the fused linear_nll, and their largest ops
+  python benchmarks/micro.py guard    # the finite-value guard's check per optimizer step over
+                                      # quick's and the paper's D parameters, 2 threads: the
+                                      # one-pass op against per-tensor vector norms
   python benchmarks/micro.py cells    # paper-size rollout, LSTM vs GRU: cpp per ISA path,
                                       # reference, reference_loop (a sanity ratio, not a bench)
 """
@@ -307,8 +310,39 @@ def g_profile(threads: int = 2) -> None:
             print(f"  {e.key:40s} {e.self_cpu_time_total / 10 / 1e3:6.2f} ms/step")
 
 
+@torch.no_grad()
+def guard(threads: int = 2) -> None:
+    """The finite-value guard's check over preset quick's and the paper's discriminator
+    parameters: the extension's one-pass op against per-tensor vector norms (the check before
+    it), best of 20, interleaved."""
+    from seqgan_fast.config import TrainConfig
+    from seqgan_fast.guard import first_non_finite
+
+    torch.set_num_threads(threads)
+    for name in ("quick", "paper"):
+        cfg = TrainConfig.preset(name)
+        d = Discriminator(cfg.vocab_size, cfg.seq_len, cfg.d_emb_dim, cfg.d_filter_sizes,
+                          cfg.d_num_filters)
+        named = [(n, p.detach()) for n, p in d.named_parameters()]
+        ts = [t for _, t in named]
+
+        def norms() -> bool:
+            return bool(torch.isfinite(torch.stack([torch.linalg.vector_norm(t)
+                                                    for t in ts])).all())
+
+        best = {"op": float("inf"), "norms": float("inf")}
+        for _ in range(20):
+            for key, fn in (("op", lambda: first_non_finite(named)), ("norms", norms)):
+                t0 = time.perf_counter()
+                fn()
+                best[key] = min(best[key], time.perf_counter() - t0)
+        print(f"guard {name} ({sum(t.numel() for t in ts) / 1e6:.1f}M parameters, {len(ts)} "
+              f"tensors, {threads} threads): op {best['op'] * 1e3:.3f} ms, vector norms "
+              f"{best['norms'] * 1e3:.3f} ms")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     ops_ = {"score": score, "d_step": d_step, "cells": cells, "d_profile": d_profile,
-            "highway": highway, "d_conv": d_conv, "g_profile": g_profile}
+            "highway": highway, "d_conv": d_conv, "g_profile": g_profile, "guard": guard}
     ops_[sys.argv[1] if len(sys.argv) > 1 else "score"]()

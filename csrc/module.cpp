@@ -74,6 +74,9 @@ TORCH_LIBRARY(seqgan_fast, m) {
   // [nll, grad_h (N, H), grad_weight (V, H), grad_bias (V,)].
   m.def("linear_nll(Tensor h, Tensor weight, Tensor bias, Tensor target, Tensor? row_weight=None)"
         " -> Tensor[]");
+  // The finite-value guard's check (csrc/common/finite.h): the index of the first of the CPU
+  // float32 tensors holding a NaN, an inf or an element of magnitude >= 2^64; -1 if none.
+  m.def("first_non_finite(Tensor[] tensors) -> int");
   // The CPU core's ISA path: in use, best this CPU supports, and a forced choice (returns
   // the previous path's name; "auto" = the best supported).
   m.def("cpu_isa() -> str", &cpu_isa);

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import TINY_TRAIN as TINY
+from helpers import outputs_per_isa_and_threads
 from safetensors.torch import load_file, save_file
 
 from seqgan_fast import checkpoint as ckpt
@@ -326,11 +327,34 @@ def test_first_non_finite_and_most_likely_setting():
     assert first_non_finite([("a", ok), ("b", None), ("i", torch.arange(3))]) is None
     assert first_non_finite([("a", ok), ("b", torch.tensor([1.0, float("nan")]))]) == "b"
     assert first_non_finite([("a", torch.tensor([float("-inf")]))]) == "a"
-    assert first_non_finite([("big", torch.full((4,), 3e38))]) == "big"  # norm overflows
+    assert first_non_finite([("big", torch.full((4,), 3e38))]) == "big"  # square overflows
     cfg = TrainConfig.preset("quick", d_l2_reg=1e30)
     assert most_likely_setting(cfg, ("d_lr", "d_l2_reg")) == "d_l2_reg=1e+30"
     cfg = TrainConfig.preset("quick", g_lr=5.0)
     assert most_likely_setting(cfg, ("g_lr", "g_grad_clip")) == "g_lr=5.0"
+
+
+@pytest.mark.parametrize("bad, where", [
+    (float("nan"), 0), (float("inf"), 70_001), (float("-inf"), 99_999), (2.0 ** 64, 65_536),
+    (-(2.0 ** 64), 12), (float("nan"), 99_995),  # the last in the tail after whole vectors
+])
+def test_guard_check_op_and_torch_fallback_agree(bad, where):
+    """The extension's one-pass check (csrc/common/finite.h) on every ISA path and at 1 and 3
+    threads, against the torch fallback (non-contiguous views): NaN, +-inf and magnitudes
+    from 2^64 (whose square overflows float32) in any block or tail, in the third of four
+    tensors; just below 2^64 passes, as do large elements whose sum of squares overflows."""
+    fine = [torch.randn(100_000), torch.randn(77), torch.full((1000,), 1.8e19)]
+    third = torch.randn(100_000)
+    third[where] = bad
+    named = [("a", fine[0]), ("b", fine[1]), ("c", third), ("d", torch.tensor([float("nan")]))]
+    strided = [(n, torch.stack([t, t], 1)[:, 0]) for n, t in named]
+    assert not strided[0][1].is_contiguous()
+    assert first_non_finite(strided) == "c"
+    assert first_non_finite([(n, t) for n, t in zip("abx", fine, strict=True)]) is None
+    runs = outputs_per_isa_and_threads(
+        lambda: (first_non_finite(named), first_non_finite(named[:2] + [("x", fine[2])])),
+        threads=(1, 3))
+    assert runs and all(o == ("c", None) for outs in runs.values() for o in outs), runs
 
 
 def test_save_refuses_non_finite_tensors_and_keeps_the_previous(tmp_path):

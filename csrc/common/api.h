@@ -128,6 +128,8 @@ struct CoreKernels {
   void (*gemm_nn)(const GemmNNView& g, int num_threads);
   void (*conv_pool_forward)(const ConvPoolFwdView& v, int num_threads);
   void (*linear_nll)(const LinearNLLView& v, int num_threads);
+  int64_t (*first_non_finite)(const float* const* arrays, const int64_t* sizes, int64_t n,
+                              int num_threads);
 };
 
 // The copies linked into this binary (csrc/cpu/kernels_*.cpp); on other CPUs than x86-64

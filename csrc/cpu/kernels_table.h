@@ -4,6 +4,7 @@
 #include "common/generate.h"
 #include "common/dconv.h"
 #include "common/dpool.h"
+#include "common/finite.h"
 #include "common/gemm_nn.h"
 #include "common/lnll.h"
 #include "common/score.h"
@@ -16,7 +17,8 @@ namespace SEQGAN_ISA {
 static const CoreKernels kKernels = {SEQGAN_STR(SEQGAN_ISA), &decode_core, &sample_core,
                                      &rollout_core, &score_pool_core,
                                      &conv_pool_backward_core, &gemm_nn_core,
-                                     &conv_pool_forward_core, &linear_nll_core};
+                                     &conv_pool_forward_core, &linear_nll_core,
+                                     &first_non_finite_core};
 #undef SEQGAN_STR
 #undef SEQGAN_STR2
 extern const CoreKernels* const kTable;

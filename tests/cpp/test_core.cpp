@@ -15,6 +15,7 @@
 
 #include "common/dconv.h"
 #include "common/dpool.h"
+#include "common/finite.h"
 #include "common/gemm_nn.h"
 #include "common/lnll.h"
 #include "common/generate.h"
@@ -667,6 +668,38 @@ static void test_lnll() {
   EXPECT(worst_nll < 1e-4 && worst_gh < 1e-5 && worst_gw < 1e-5, "lnll error");
 }
 
+// ---- the finite-value guard's check ----------------------------------------------------
+// A bad value at every offset of a 131-float array (whole vectors and a tail), each kind:
+// NaN, +-inf, +-2^64; the largest float below 2^64 and denormals pass; the index is that of
+// the first bad array at 1 and 3 threads, across 65,536-float blocks.
+static void test_finite() {
+  const float below = std::nextafter(18446744073709551616.0f, 0.0f);
+  const float kinds[] = {std::nanf(""), INFINITY, -INFINITY, 18446744073709551616.0f,
+                         -18446744073709551616.0f};
+  std::vector<float> a(131, 1.0f);
+  a[3] = below, a[4] = -below, a[5] = 1e-45f;
+  for (int threads : {1, 3}) {
+    const float* one[] = {a.data()};
+    const int64_t n131[] = {131};
+    EXPECT(first_non_finite_core(one, n131, 1, threads) == -1, "a clean array flagged");
+    for (float bad : kinds) {
+      for (int64_t i = 0; i < 131; ++i) {
+        std::vector<float> b = a;
+        b[i] = bad;
+        const float* arrays[] = {a.data(), b.data(), b.data()};
+        const int64_t sizes[] = {131, 131, 131};
+        EXPECT(first_non_finite_core(arrays, sizes, 3, threads) == 1,
+               "bad value %g at %" PRId64 " not found first in array 1", bad, i);
+      }
+    }
+    std::vector<float> big(200000, 0.5f);
+    big[150000] = kinds[0];
+    const float* arrays[] = {a.data(), a.data(), big.data()};
+    const int64_t sizes[] = {131, 131, 200000};
+    EXPECT(first_non_finite_core(arrays, sizes, 3, threads) == 2, "NaN in block 3 missed");
+  }
+}
+
 // This binary's ISA path must be runnable here; ctest counts exit 77 as skipped.
 static bool cpu_runs_this_path() {
 #if defined(__x86_64__) && SEQGAN_ISA_LEVEL == SEQGAN_ISA_AVX512
@@ -684,7 +717,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|dconv|gemm_nn|lnll|fixture|threads [fixture]\n",
+    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|dconv|gemm_nn|lnll|finite|fixture|threads [fixture]\n",
                  argv[0]);
     return 2;
   }
@@ -700,6 +733,7 @@ int main(int argc, char** argv) {
   else if (which == "gemm_nn") test_gemm_nn();
   else if (which == "dconv") test_dconv();
   else if (which == "lnll") test_lnll();
+  else if (which == "finite") test_finite();
   else if (which == "fixture") test_fixture(fixture, false);
   else if (which == "threads") test_fixture(fixture, true);
   else {
