@@ -12,8 +12,8 @@ Cost: one pass over the tensors per check, with no host sync beyond its result: 
 extension's check (csrc/common/finite.h, both threads) runs over the 2.2M discriminator
 parameters of preset quick in 0.36 ms against 0.71 ms for the per-tensor vector norms it
 replaced, the paper's 7.0M in 0.83 against 1.64 ms (`python benchmarks/micro.py guard`,
-2-core Xeon AVX-512; about 34 GB/s, the memory's pace). An element whose square overflows float32
-(|x| >= 2^64) is refused too: such a gradient overflows Adam's second moment
+2-core Xeon AVX-512; about 34 GB/s, the memory's pace). An element whose square overflows
+float32 (|x| >= 2^64) is refused too: such a gradient overflows Adam's second moment
 (``exp_avg_sq``) into inf, silently freezing weights.
 """
 from __future__ import annotations

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from seqgan_fast import checkpoint as ckpt
 from seqgan_fast import ops
+from seqgan_fast._ext import has_kernel
 from seqgan_fast.cli import main
 from seqgan_fast.config import PRESETS, ConfigError, TrainConfig
 from seqgan_fast.guard import NonFiniteError, first_non_finite, most_likely_setting
@@ -351,10 +352,13 @@ def test_guard_check_op_and_torch_fallback_agree(bad, where):
     assert not strided[0][1].is_contiguous()
     assert first_non_finite(strided) == "c"
     assert first_non_finite([(n, t) for n, t in zip("abx", fine, strict=True)]) is None
+    if not has_kernel("first_non_finite", "CPU"):
+        pytest.skip("needs the compiled extension (seqgan_fast._C)")
+    check = torch.ops.seqgan_fast.first_non_finite  # the op itself, not only the guard's call
     runs = outputs_per_isa_and_threads(
-        lambda: (first_non_finite(named), first_non_finite(named[:2] + [("x", fine[2])])),
+        lambda: (int(check([t for _, t in named])), int(check(fine)), first_non_finite(named)),
         threads=(1, 3))
-    assert runs and all(o == ("c", None) for outs in runs.values() for o in outs), runs
+    assert runs and all(o == (2, -1, "c") for outs in runs.values() for o in outs), runs
 
 
 def test_save_refuses_non_finite_tensors_and_keeps_the_previous(tmp_path):

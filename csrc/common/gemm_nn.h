@@ -131,7 +131,8 @@ inline void pack_panel(const GemmNNView& g, int64_t p, float* out) {
   const int64_t c0 = p * kMicroCols, w = std::min<int64_t>(kMicroCols, g.N - c0);
   for (int64_t k = 0; k < g.K; ++k) {
     std::memcpy(out + k * kMicroCols, g.B + k * g.ldb + c0, sizeof(float) * w);
-    if (w < kMicroCols) std::memset(out + k * kMicroCols + w, 0, sizeof(float) * (kMicroCols - w));
+    if (w < kMicroCols)
+      std::memset(out + k * kMicroCols + w, 0, sizeof(float) * (kMicroCols - w));
   }
 }
 
@@ -148,10 +149,10 @@ inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
   // Thousands of rows (scoring's 4,096 per batch): B is first copied into contiguous
   // kMicroCols-wide panels (K x kMicroCols each, the last zero-padded), one pass over B
   // against R / kNNRowChunk passes of the tiles. Unpacked, each step of k reads B's next row
-  // ldb floats on, a new page every step at the paper's 1,720 columns. Packed, the scoring
-  // product 4,096 x 1,720 x 1,720 ran at 160-174 against 136-152 GFLOP/s unpacked (four
-  // interleaved pairs, a throwaway harness; micro.py highway: 181, MKL 201) on a 2-core Xeon
-  // AVX-512 instance. The sums are the same, so the same bits.
+  // ldb floats on, a new page every step at the paper's 1,720 columns. The scoring product
+  // 4,096 x 1,720 x 1,720 ran at 156 GFLOP/s unpacked (commit a269260) and 181 packed (MKL:
+  // 225 and 201 in those runs), `python benchmarks/micro.py highway` on a 2-core Xeon AVX-512
+  // instance. The sums are the same, so the same bits.
   std::unique_ptr<float[]> pack;
   float* packed = nullptr;
   if (by_rows && g.R >= kNNPackRows && g.ldb != kMicroCols) {  // (else B is one panel)
@@ -162,7 +163,7 @@ inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
   {
     float* bpad = nullptr;
     std::unique_ptr<float[]> pad;
-    if (g.N % kNativeLanes != 0) {  // a padded last panel
+    if (g.N % kNativeLanes != 0 && packed == nullptr) {  // a padded last panel, unpacked
       pad.reset(new float[kNNKc * kMicroCols]);
       bpad = pad.get();
     }
@@ -176,11 +177,10 @@ inline void gemm_nn_core(const GemmNNView& g, int num_threads) {
       for (int64_t t = 0; t < (g.R + kNNRowChunk - 1) / kNNRowChunk; ++t) {
         const int64_t r0 = t * kNNRowChunk, r1 = std::min(g.R, r0 + kNNRowChunk);
         for (int64_t p = 0; p < panels; ++p) {
-          if (packed != nullptr)
-            nn_tile(g, r0, r1, p * kMicroCols, bpad, packed + p * g.K * kMicroCols,
-                    kMicroCols, true);
-          else
-            nn_tile(g, r0, r1, p * kMicroCols, bpad, g.B + p * kMicroCols, g.ldb, false);
+          const float* B = packed != nullptr ? packed + p * g.K * kMicroCols
+                                             : g.B + p * kMicroCols;
+          nn_tile(g, r0, r1, p * kMicroCols, bpad, B, packed != nullptr ? kMicroCols : g.ldb,
+                  packed != nullptr);
         }
       }
     } else {
