@@ -82,6 +82,7 @@ struct BlockWorkspace {
   int64_t rows;
   std::vector<float> xin, gates, c, logits, best, u0, gumbel, best_S, best_score;
   std::vector<int64_t> best_j;
+  std::vector<float> tile_m, tile_bound;  // per row: a tile's max and its sum's bound (log)
   BlockWorkspace(const PackedRNN& p, int64_t rows_)
       : rows(rows_),
         xin(static_cast<size_t>(rows_ * p.Kx), 0.0f),
@@ -93,13 +94,17 @@ struct BlockWorkspace {
         gumbel(static_cast<size_t>(rows_ * noise_len(p.tiles))),
         best_S(static_cast<size_t>(rows_)),
         best_score(static_cast<size_t>(rows_)),
-        best_j(static_cast<size_t>(rows_)) {}
+        best_j(static_cast<size_t>(rows_)),
+        tile_m(static_cast<size_t>(round_rows(rows_))),
+        tile_bound(static_cast<size_t>(round_rows(rows_)), 1.0f) {}
+  static int64_t round_rows(int64_t rows) { return (rows + kLanes - 1) / kLanes * kLanes; }
   float* h(const PackedRNN& p, int64_t r) { return xin.data() + r * p.Kx + p.E; }
   float* cell(const PackedRNN& p, int64_t r) { return c.data() + r * p.Hp; }
   // Number of bytes held (for the documented memory bound).
   static int64_t bytes(const PackedRNN& p, int64_t rows) {
     const int64_t gcols = p.gate_npanels() * kPanel;
-    return 4 * rows * (p.Kx + gcols + p.Hp + 2 * kTile + 2 * noise_len(p.tiles) + 2) + 8 * rows;
+    return 4 * rows * (p.Kx + gcols + p.Hp + 2 * kTile + 2 * noise_len(p.tiles) + 2) + 8 * rows +
+           8 * round_rows(rows);
   }
 };
 

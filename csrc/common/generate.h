@@ -4,7 +4,8 @@
 // Work is split into blocks of up to kBlockRows rows; a block is owned by one OpenMP thread
 // from its first step to its last, so h, c, the logit tile and the winner's tile stay in that
 // core's cache. Per vocabulary tile the block runs one small GEMM (rows x 256 logits, 4-row
-// x 64-column register microkernel over w_out packed in panels), then the tile sampler.
+// x 64-column register microkernel over w_out packed in panels), then the tile sampler,
+// which exponentiates only the tiles that can still win (sampler.h's tile_may_win).
 // Logits never exist beyond one rows x 256 tile per thread.
 //
 // Each op is a template on the cell (LstmCell, GruCell: csrc/common/cell.h), chosen once per
@@ -15,6 +16,7 @@
 //   packed weights  4 * (tiles*256*(Hp + 1) + (E + Hp + 1) * 4*Hp)   (+ a transient 16*H*(E+H))
 //   per thread      BlockWorkspace::bytes(kBlockRows)
 //                   = 4*kBlockRows*(E + 6*Hp + 514 + 2*round_up(tiles, 16)) + 8*kBlockRows
+//                     + 8*round_up(kBlockRows, 16)
 //   rollout only    prefix states 2 * 4 * (T-1) * B * Hp (GRU: half, no cell state)
 // e.g. paper (V=5000, E=H=32): ~0.7 MB packed + ~100 KB per thread + 0.3 MB prefix states.
 // Hp = H rounded up to 16, tiles = ceil(V / 256).
@@ -55,14 +57,31 @@ inline void sample_block(const PackedRNN& p, BlockWorkspace& ws, int64_t rows, u
     tile_noise(seed, step, row_ids[r], stream, J, ws.u0.data() + r * NJ,
                ws.gumbel.data() + r * NJ);
   const float* hA = ws.xin.data() + p.E;
+  float* const tm = ws.tile_m.data();
+  float* const tb = ws.tile_bound.data();
   for (int64_t j = 0; j < J; ++j) {
     gemm_panels(hA, p.Kx, rows, p.out_panels.data() + j * (kTile / kPanel) * p.Hp * kPanel,
                 kTile / kPanel, p.out_bias.data() + j * kTile, p.Hp, ws.logits.data(), kTile);
+    // Pruning (sampler.h's tile_may_win): first on S <= len, then on the tighter bound.
+    const float log_len = std::log(static_cast<float>(std::min<int64_t>(kTile, p.V - j * kTile)));
+    for (int64_t r = 0; r < rows; ++r) {
+      tm[r] = tile_max(ws.logits.data() + r * kTile, temperature);
+      tb[r] = j > 0 && tile_may_win(tm[r], log_len, ws.gumbel[r * NJ + j], ws.best_score[r])
+                  ? tile_exp_bound(ws.logits.data() + r * kTile, tm[r]) : 1.0f;
+    }
+    if (j > 0) {  // the bounds' logs, 16 rows at a time (padding rows: log 1)
+      for (int64_t r = rows; r % kLanes != 0; ++r) tb[r] = 1.0f;
+      for (int64_t r = 0; r < rows; r += kLanes) vstore(tb + r, vlog(vload(tb + r)));
+    }
     for (int64_t r = 0; r < rows; ++r) {
       float* z = ws.logits.data() + r * kTile;
-      float m;
-      const float S = tile_exp_sum(z, temperature, &m);
-      const float score = tile_score(m, S, ws.gumbel[r * NJ + j]);
+      const float m = tm[r];
+      const float g = ws.gumbel[r * NJ + j];
+      if (j > 0 && (!tile_may_win(m, log_len, g, ws.best_score[r]) ||
+                    !tile_may_win(m, tb[r], g, ws.best_score[r])))
+        continue;  // could not take the lead: its exps would change nothing (sampler.h)
+      const float S = tile_exp_sum_from(z, m);
+      const float score = tile_score(m, S, g);
       if (j == 0 || score > ws.best_score[r]) {  // strict: ties keep the lowest tile
         ws.best_score[r] = score;
         ws.best_S[r] = S;

@@ -221,6 +221,52 @@ static void test_sampler() {
                 total);
     EXPECT(same >= total - 3, "agreement %" PRId64 " / %" PRId64, same, total);
   }
+  // (6) tile pruning: tile_exp_bound brackets the exact sum (S <= bound <= 1.0615 S, up to
+  // float rounding), and skipping the tiles it rules out changes no draw, in regimes where
+  // the bound is loose (peaked logits), tight (flat: S = len exactly), masked, and at other
+  // temperatures; most tiles must actually be skipped.
+  {
+    std::mt19937 rng(11);
+    for (float sd : {0.0f, 0.01f, 1.0f, 4.0f, 20.0f}) {
+      std::normal_distribution<float> nd(0.0f, sd > 0 ? sd : 1.0f);
+      alignas(64) float z[kTile], e[kTile];
+      for (int rep = 0; rep < 200; ++rep) {
+        for (int i = 0; i < kTile; ++i) z[i] = sd > 0 ? nd(rng) : 0.0f;
+        if (rep % 4 == 1)
+          for (int i = 200; i < kTile; ++i) z[i] = -std::numeric_limits<float>::infinity();
+        std::memcpy(e, z, sizeof z);
+        float m;
+        const double S = tile_exp_sum(e, 1.0f, &m);
+        const double bound = tile_exp_bound(z, m);
+        EXPECT(bound >= S * (1 - 1e-5) && bound <= S * 1.0616, "sd %g: bound %.7g vs S %.7g",
+               sd, bound, S);
+      }
+    }
+    int64_t rows = 0, tiles = 0, pruned = 0, differ = 0;
+    for (int64_t V : {300, 5000, 5003}) {
+      for (float sd : {0.0f, 0.3f, 3.0f, 30.0f}) {
+        std::normal_distribution<float> nd(0.0f, sd > 0 ? sd : 1.0f);
+        std::vector<float> z(V);
+        for (uint32_t row = 0; row < 300; ++row) {
+          for (auto& v : z) v = sd > 0 ? nd(rng) : 0.0f;
+          if (row % 5 == 0)
+            for (int64_t i = 0; i < V; i += 3) z[i] = -std::numeric_limits<float>::infinity();
+          const float temp = row % 3 == 0 ? 0.6f : row % 3 == 1 ? 1.0f : 2.5f;
+          const int64_t a = sample_logits(z.data(), V, 31, 7, row, 1, temp, u0.data(), g.data(),
+                                          true, &pruned);
+          const int64_t b = sample_logits(z.data(), V, 31, 7, row, 1, temp, u0.data(), g.data(),
+                                          false);
+          differ += a != b;
+          ++rows;
+          tiles += num_tiles(V);
+        }
+      }
+    }
+    std::printf("pruning: %" PRId64 " of %" PRId64 " tiles skipped over %" PRId64 " rows, %"
+                PRId64 " draws differ\n", pruned, tiles, rows, differ);
+    EXPECT(differ == 0, "%" PRId64 " of %" PRId64 " draws changed by pruning", differ, rows);
+    EXPECT(pruned > tiles / 2, "only %" PRId64 " of %" PRId64 " tiles skipped", pruned, tiles);
+  }
   // (5) frequencies over 200k draws match softmax (Pearson chi-square, generous bound)
   {
     const int64_t V = 600, draws = 200000;
