@@ -22,6 +22,9 @@
   python benchmarks/micro.py guard    # the finite-value guard's check per optimizer step over
                                       # quick's and the paper's D parameters, 2 threads: the
                                       # one-pass op against per-tensor vector norms
+  python benchmarks/micro.py highway_delta  # how many pooled features of a rollout completion
+                                      # differ from its prefix-only windows' (the density a
+                                      # sparse "prefix + delta" highway product would have)
   python benchmarks/micro.py cells    # paper-size rollout, LSTM vs GRU: cpp per ISA path,
                                       # reference, reference_loop (a sanity ratio, not a bench)
 """
@@ -326,13 +329,14 @@ def guard(threads: int = 2) -> None:
         named = [(n, p.detach()) for n, p in d.named_parameters()]
         ts = [t for _, t in named]
 
-        def norms() -> bool:
+        def norms(ts=ts) -> bool:
             return bool(torch.isfinite(torch.stack([torch.linalg.vector_norm(t)
                                                     for t in ts])).all())
 
         best = {"op": float("inf"), "norms": float("inf")}
         for _ in range(20):
-            for key, fn in (("op", lambda: first_non_finite(named)), ("norms", norms)):
+            for key, fn in (("op", lambda named=named: first_non_finite(named)),
+                            ("norms", norms)):
                 t0 = time.perf_counter()
                 fn()
                 best[key] = min(best[key], time.perf_counter() - t0)
@@ -341,8 +345,38 @@ def guard(threads: int = 2) -> None:
               f"{best['norms'] * 1e3:.3f} ms")
 
 
+@torch.no_grad()
+def highway_delta() -> None:
+    """Completion (t, n, b) keeps x[b, :t]; its pooled feature f equals the max over the
+    windows inside the prefix unless a window reaching past t beats it. Were that rare, the
+    highway product h W could run as (prefix-only h) W + (sparse delta) W. Counts, per prefix
+    length t, the share of (completion, feature) pairs where the two differ, for the paper's
+    discriminator at torch's init and uniform random tokens (4 completions per sequence)."""
+    torch.manual_seed(0)
+    d = Discriminator(5000, 20).eval()
+    B, T, N = 64, 20, 4
+    x = torch.randint(0, 5000, (B, T))
+    shares = []
+    for t in range(1, T):
+        comp = x.repeat(N, 1)
+        comp[:, t:] = torch.randint(0, 5000, (N * B, T - t))
+        e = d.embedding(comp).transpose(1, 2)
+        whole, prefix = [], []
+        for conv in d.convs:
+            z = F.relu(conv(e))  # (rows, F, T - k + 1); window p covers p .. p + k - 1
+            inside = t - conv.kernel_size[0] + 1  # windows that end before t
+            whole.append(z.amax(2))
+            prefix.append(z[:, :, :inside].amax(2) if inside > 0
+                          else torch.zeros_like(z[:, :, 0]))
+        shares.append((torch.cat(whole, 1) != torch.cat(prefix, 1)).float().mean().item())
+    print("share of pooled features a completion changes, by prefix length t = 1..19:")
+    print("  " + " ".join(f"{s:.2f}" for s in shares))
+    print(f"  mean {sum(shares) / len(shares):.3f}")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     ops_ = {"score": score, "d_step": d_step, "cells": cells, "d_profile": d_profile,
-            "highway": highway, "d_conv": d_conv, "g_profile": g_profile, "guard": guard}
+            "highway": highway, "d_conv": d_conv, "g_profile": g_profile, "guard": guard,
+            "highway_delta": highway_delta}
     ops_[sys.argv[1] if len(sys.argv) > 1 else "score"]()
