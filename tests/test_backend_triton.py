@@ -180,6 +180,27 @@ def test_min_prefix_rollout_is_the_full_rollouts_tail(cell):
     assert torch.equal(ops.rollout(g, x, 2, seed=5, backend="triton", min_prefix=3), full[2:])
 
 
+def test_min_prefix_rollout_launches_only_the_kept_rows(monkeypatch):
+    """The skipped prefixes cost nothing: the rollout kernel is planned (and its grid sized)
+    for the (T - m) * N * B kept rows only, not for the full rollout's (T - 1) * N * B."""
+    from seqgan_fast.ops import triton_rollout
+
+    planned = []
+    real = triton_rollout.plan_launch
+
+    def spy(rows, *args, **kwargs):
+        planned.append(rows)
+        return real(rows, *args, **kwargs)
+
+    monkeypatch.setattr(triton_rollout, "plan_launch", spy)
+    g = small_generator(vocab=300, seq_len=6, scale=3.0)
+    x = g.sample(3, seed=1, backend="reference")
+    for m, kept in ((1, 5 * 2 * 3), (4, 2 * 2 * 3)):
+        planned.clear()
+        rollout_triton(g.kernel_weights(), x, 2, 5, block_rows=16, min_prefix=m)
+        assert planned == [3, kept]  # the prefix pass over B rows, then the completions
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_first_token_distribution_chi_square(cell):
     # many rows with one state: 16k independent draws (Philox rows) in 16 programs of the
