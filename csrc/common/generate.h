@@ -62,14 +62,16 @@ inline void sample_block(const PackedRNN& p, BlockWorkspace& ws, int64_t rows, u
   for (int64_t j = 0; j < J; ++j) {
     gemm_panels(hA, p.Kx, rows, p.out_panels.data() + j * (kTile / kPanel) * p.Hp * kPanel,
                 kTile / kPanel, p.out_bias.data() + j * kTile, p.Hp, ws.logits.data(), kTile);
-    // Pruning (sampler.h's tile_may_win): first on S <= len, then on the tighter bound.
+    // Pruning (sampler.h): tb[r] = the bound on S that tile_may_win tests, its log taken 16
+    // rows at a time (tile_pruning_bound; padding rows hold 1).
     const float log_len = std::log(static_cast<float>(std::min<int64_t>(kTile, p.V - j * kTile)));
     for (int64_t r = 0; r < rows; ++r) {
       tm[r] = tile_max(ws.logits.data() + r * kTile, temperature);
-      tb[r] = j > 0 && tile_may_win(tm[r], log_len, ws.gumbel[r * NJ + j], ws.best_score[r])
-                  ? tile_exp_bound(ws.logits.data() + r * kTile, tm[r]) : 1.0f;
+      if (j > 0)
+        tb[r] = tile_pruning_bound(ws.logits.data() + r * kTile, tm[r], log_len,
+                                   ws.gumbel[r * NJ + j], ws.best_score[r]);
     }
-    if (j > 0) {  // the bounds' logs, 16 rows at a time (padding rows: log 1)
+    if (j > 0) {
       for (int64_t r = rows; r % kLanes != 0; ++r) tb[r] = 1.0f;
       for (int64_t r = 0; r < rows; r += kLanes) vstore(tb + r, vlog(vload(tb + r)));
     }
@@ -77,8 +79,7 @@ inline void sample_block(const PackedRNN& p, BlockWorkspace& ws, int64_t rows, u
       float* z = ws.logits.data() + r * kTile;
       const float m = tm[r];
       const float g = ws.gumbel[r * NJ + j];
-      if (j > 0 && (!tile_may_win(m, log_len, g, ws.best_score[r]) ||
-                    !tile_may_win(m, tb[r], g, ws.best_score[r])))
+      if (j > 0 && !tile_may_win(m, tb[r], g, ws.best_score[r]))
         continue;  // could not take the lead: its exps would change nothing (sampler.h)
       const float S = tile_exp_sum_from(z, m);
       const float score = tile_score(m, S, g);

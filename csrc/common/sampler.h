@@ -189,6 +189,14 @@ inline bool tile_may_win(float m, float log_bound, float gumbel, float best) {
   return !(bound + margin < best);
 }
 
+// The bound on S whose log tile_may_win tests: 1 (log 0) when S <= len already rules the tile
+// out, which rules it out again since log 1 <= log len and the margin shrinks with it (the
+// pass is then skipped), else tile_exp_bound.
+inline float tile_pruning_bound(const float* z, float m, float log_len, float gumbel,
+                                float best) {
+  return tile_may_win(m, log_len, gumbel, best) ? tile_exp_bound(z, m) : 1.0f;
+}
+
 // Whole-row convenience over an explicit logits vector (tests, and rows with no fused
 // projection): the same pieces in the same order as the fused kernels. prune = false
 // evaluates every tile (tests: the same draws); *pruned, if given, counts skipped tiles.
@@ -205,8 +213,10 @@ inline int64_t sample_logits(const float* logits, int64_t vocab, uint64_t seed, 
     for (int64_t i = 0; i < kTile; ++i)
       z[i] = i < len ? logits[j * kTile + i] : -std::numeric_limits<float>::infinity();
     const float m = tile_max(z, temperature);
+    const float log_len = std::log(static_cast<float>(len));
     if (prune && j > 0 &&
-        !tile_may_win(m, std::log(tile_exp_bound(z, m)), gumbel[j], best_score)) {
+        !tile_may_win(m, std::log(tile_pruning_bound(z, m, log_len, gumbel[j], best_score)),
+                      gumbel[j], best_score)) {
       if (pruned != nullptr) ++*pruned;
       continue;
     }

@@ -244,6 +244,7 @@ static void test_sampler() {
     }
     int64_t rows = 0, tiles = 0, pruned = 0, differ = 0;
     for (int64_t V : {300, 5000, 5003}) {
+      const int64_t rows_before = rows, pruned_before = pruned;
       for (float sd : {0.0f, 0.3f, 3.0f, 30.0f}) {
         std::normal_distribution<float> nd(0.0f, sd > 0 ? sd : 1.0f);
         std::vector<float> z(V);
@@ -261,6 +262,9 @@ static void test_sampler() {
           tiles += num_tiles(V);
         }
       }
+      std::printf("pruning at V = %" PRId64 ": %.2f of %" PRId64 " tiles evaluated per row\n",
+                  V, num_tiles(V) - double(pruned - pruned_before) / (rows - rows_before),
+                  num_tiles(V));
     }
     std::printf("pruning: %" PRId64 " of %" PRId64 " tiles skipped over %" PRId64 " rows, %"
                 PRId64 " draws differ\n", pruned, tiles, rows, differ);
