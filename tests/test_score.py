@@ -73,6 +73,14 @@ def test_prefix_shared_scores_equal_whole_completions(V, T, sizes, counts, N):
     shared = ops.score(d, comps, backend="cpp", batch_size=50, prefix_x=x, num_rollouts=N)
     assert torch.equal(whole, shared)  # same windows, same adds, same order
     assert (shared - d.prob_real(comps)).abs().max().item() <= 1e-5
+    # the kernel's pooled features, bit for bit, in chunks of 7 rows that cut (t, b) groups
+    # (as batches do), from logical row 0 and from min_prefix 3's first row
+    f = score_mod.fold(d)
+    want = score_mod._pool(comps, 0, None, 1, f)
+    for base in (0, 2 * N * x.shape[0]):
+        got = [score_mod._pool(comps[r : r + 7].contiguous(), r, x, N, f)
+               for r in range(base, comps.shape[0], 7)]
+        assert torch.equal(torch.cat(got), want[base:])
 
 
 def test_rollout_rewards_equal_scoring_every_completion_with_reference():
@@ -165,6 +173,28 @@ def test_rollout_rewards_fold_the_table_once(monkeypatch):
     x = ops.sample(g, 5, seed=7, backend="cpp")
     calls = []
     real = score_mod.fold
-    monkeypatch.setattr(score_mod, "fold", lambda dd: calls.append(1) or real(dd))
+    monkeypatch.setattr(score_mod, "fold", lambda dd, **kw: calls.append(1) or real(dd, **kw))
     ops.rollout_rewards(g, d, x, 2, seed=8, backend="cpp")
     assert len(calls) == 1
+
+
+def test_fold_workspace_is_reused_grown_and_released():
+    """fold(reuse=True) writes into one per-thread buffer: the same table as a fresh fold, the
+    same memory on the next call, grown for a larger discriminator, stale contents never
+    leaking into scores."""
+    small = make_d(50, 7, (1, 3, 7), (5, 17, 3))
+    big = make_d(301, 12, (2, 4, 5, 12), (33, 16, 1, 40), seed=1)
+    x = torch.randint(0, 50, (30, 7))
+    want = ops.score(small, x, backend="cpp")
+    score_mod.release_workspace()
+    a = score_mod.fold(small, reuse=True)
+    assert torch.equal(a.table, score_mod.fold(small).table)
+    ptr = a.table.data_ptr()
+    assert score_mod.fold(small, reuse=True).table.data_ptr() == ptr
+    b = score_mod.fold(big, reuse=True)  # larger: a new buffer
+    assert b.table.numel() > a.table.numel()
+    assert torch.equal(b.table, score_mod.fold(big).table)
+    assert torch.equal(ops.score(small, x, backend="cpp"), want)  # in the big buffer's front
+    score_mod.release_workspace()
+    assert score_mod._workspace.table is None
+    assert torch.equal(ops.score(small, x, backend="cpp"), want)

@@ -13,7 +13,10 @@ at a time (on CPU's FMA paths the highway on the unpacked GEMM of ops/highway.py
 Memory: the table is V x sum_g(k_g * round_up(F_g, 16)) floats (262 MB at the paper's
 V = 5000 and 1,720 filters). Where it would exceed ``table_bytes`` (default
 ``SCORE_TABLE_BYTES`` = 512 MiB, or ``SEQGAN_FAST_SCORE_TABLE_MB``) the call falls back to
-the reference's GEMM form (logged once) and gives the same scores to float rounding.
+the reference's GEMM form (logged once) and gives the same scores to float rounding. On CPU
+the table is built into a buffer that each thread keeps between calls (``release_workspace()``
+frees it): a fresh 250 MB tensor costs ~70 ms of page faults per call, half the fold's time
+(2-core Zen 5 instance, this session's measurement, ``python benchmarks/micro.py score``).
 ``triton`` (and ``cuda``, which has no scoring kernel of its own) runs the same folded-table
 arithmetic as a Triton kernel (ops/triton_score.py: bit-identical pooled features to ``cpp``
 on the same table; rows scored whole, no prefix sharing); the table GEMM and the head stay
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import NamedTuple
 
 import torch
@@ -36,6 +40,7 @@ log = logging.getLogger("seqgan_fast")
 SCORE_TABLE_BYTES = int(float(os.environ.get("SEQGAN_FAST_SCORE_TABLE_MB", "512")) * 2**20)
 _LANES = 16  # the kernel's filter padding
 _warned_budget = False
+_workspace = threading.local()  # .table: this thread's reusable CPU buffer for fold()
 
 
 class FoldedConv(NamedTuple):
@@ -60,9 +65,28 @@ def table_bytes(d) -> int:
     return 4 * d.vocab_size * kp
 
 
+def release_workspace() -> None:
+    """Free the calling thread's folded-table buffer (kept between ``score`` calls)."""
+    _workspace.table = None
+
+
+def _table_buffer(rows: int, cols: int, device: torch.device) -> torch.Tensor | None:
+    """This thread's reusable (rows, cols) CPU buffer (grown when too small), None off CPU
+    (the CUDA caching allocator already reuses memory)."""
+    if device.type != "cpu":
+        return None
+    buf = getattr(_workspace, "table", None)
+    if buf is None or buf.numel() < rows * cols:
+        _workspace.table = None  # free the old one before allocating the new
+        buf = _workspace.table = torch.empty(rows * cols)
+    return buf[: rows * cols].view(rows, cols)
+
+
 @torch.no_grad()
-def fold(d) -> FoldedConv:
-    """Build the table U and the padded bias from discriminator ``d`` (one GEMM)."""
+def fold(d, reuse: bool = False) -> FoldedConv:
+    """Build the table U and the padded bias from discriminator ``d`` (one GEMM). With
+    ``reuse`` the table is written into this thread's workspace buffer (valid until the next
+    ``fold(..., reuse=True)`` on this thread): for callers that drop it before that."""
     widths, filters = _groups(d)
     emb = d.embedding.weight.detach().float()
     E = emb.shape[1]
@@ -77,8 +101,10 @@ def fold(d) -> FoldedConv:
         b = emb.new_zeros(fp)
         b[:f] = conv.bias.detach().float()
         biases.append(b)
-    table = emb @ torch.cat(cols, dim=1)
-    return FoldedConv(table.contiguous(), torch.cat(biases).contiguous(), widths, filters)
+    w_all = torch.cat(cols, dim=1)
+    out = _table_buffer(emb.shape[0], w_all.shape[1], emb.device) if reuse else None
+    table = emb @ w_all if out is None else torch.mm(emb, w_all, out=out)
+    return FoldedConv(table, torch.cat(biases).contiguous(), widths, filters)
 
 
 def _pool(rows: torch.Tensor, row0: int, prefix_x: torch.Tensor | None, num_rollouts: int,
@@ -201,7 +227,7 @@ def _score_all(d, jobs, backend: str, batch_size: int, table_bytes_limit: int | 
     was_training = d.training
     d.eval()
     try:
-        folded = fold(d)
+        folded = fold(d, reuse=True)  # dropped before this function returns
         # the unpacked GEMM on the FMA paths; the baseline path's (SSE2) microkernel is slower
         # than torch's GEMM (score 5.1 s against 1.9 s forced onto it, cpu_suite.sh paper)
         hw = inference_weights(d.highway) if fused_available(device) \
