@@ -2,6 +2,8 @@
 # The CPU figures of the README, as run for it (2-core machine class, idle: no build, test or
 # other job beside it). Writes docs/bench_*_cpu*.json; prints each table.
 #   bash benchmarks/cpu_suite.sh [paper|avx2|train|large|cells|all]   (default: all)
+# SEQGAN_FAST_SUITE_TAG=NAME writes docs/bench_*_cpu_NAME*.json instead (another instance's
+# figures beside the committed ones; e.g. zen5).
 # paper  every op with a cpp kernel at the paper size, every ISA path of the one build forced
 #        in the same run (cpp = the best this CPU supports, cpp@avx2, cpp@baseline)
 # avx2   an AVX2 instance emulated on this one: our core on its avx2 path and torch (ATen,
@@ -16,39 +18,40 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
+tag=${SEQGAN_FAST_SUITE_TAG:+_$SEQGAN_FAST_SUITE_TAG}
 bench() { python -m seqgan_fast bench "$@"; }
 paths=cpp,cpp@avx2,cpp@baseline
 
 if [[ $what == paper || $what == all ]]; then
   bench --op rollout,rewards,score,sample,decode,adv_step --config paper \
-    --backends reference_loop,reference,$paths --budget 20 --json docs/bench_paper_cpu.json
+    --backends reference_loop,reference,$paths --budget 20 --json docs/bench_paper_cpu${tag}.json
 fi
 if [[ $what == avx2 || $what == all ]]; then
   SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
   ONEDNN_MAX_CPU_ISA=AVX2 bench --op rollout,rewards,score,sample,adv_step --config paper \
-    --backends reference_loop,reference,cpp --budget 20 --json docs/bench_paper_cpu_avx2emu.json
+    --backends reference_loop,reference,cpp --budget 20 --json docs/bench_paper_cpu${tag}_avx2emu.json
 fi
 if [[ $what == train || $what == all ]]; then
-  bench --op d_epoch,schedule --config paper --repeats 3 --json docs/bench_paper_cpu_train.json
+  bench --op d_epoch,schedule --config paper --repeats 3 --json docs/bench_paper_cpu${tag}_train.json
   SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
   ONEDNN_MAX_CPU_ISA=AVX2 bench --op d_epoch --config paper --repeats 3 \
-    --json docs/bench_paper_cpu_train_avx2emu.json
+    --json docs/bench_paper_cpu${tag}_train_avx2emu.json
 fi
 if [[ $what == large || $what == all ]]; then
   bench --op rollout --config large --backends $paths --repeats 2 --warmup 0 \
-    --budget 60 --json docs/bench_large_cpu.json
+    --budget 60 --json docs/bench_large_cpu${tag}.json
   bench --op sample,decode --config large --backends reference,$paths --repeats 2 \
-    --warmup 0 --budget 60 --json docs/bench_large_cpu_sample.json
+    --warmup 0 --budget 60 --json docs/bench_large_cpu${tag}_sample.json
 fi
 if [[ $what == cells || $what == all ]]; then
   bench --op rollout,sample,decode --config paper --cell lstm,gru \
-    --backends reference_loop,reference,$paths --budget 20 --json docs/bench_paper_cpu_cells.json
+    --backends reference_loop,reference,$paths --budget 20 --json docs/bench_paper_cpu${tag}_cells.json
   SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
   ONEDNN_MAX_CPU_ISA=AVX2 bench --op rollout --config paper --cell lstm,gru \
     --backends reference_loop,reference,cpp --budget 20 \
-    --json docs/bench_paper_cpu_cells_avx2emu.json
+    --json docs/bench_paper_cpu${tag}_cells_avx2emu.json
   bench --op rollout --config large --cell lstm,gru --backends $paths --repeats 2 --warmup 0 \
-    --budget 60 --json docs/bench_large_cpu_cells.json
+    --budget 60 --json docs/bench_large_cpu${tag}_cells.json
   bench --op sample,decode --config large --cell lstm,gru --backends reference,$paths \
-    --repeats 2 --warmup 0 --budget 60 --json docs/bench_large_cpu_cells_sample.json
+    --repeats 2 --warmup 0 --budget 60 --json docs/bench_large_cpu${tag}_cells_sample.json
 fi

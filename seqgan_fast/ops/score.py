@@ -5,7 +5,8 @@ folds the embedding into the first layer: for filter group g (width k) and offse
 U_{g,o} = Emb · W_{g,:,:,o}ᵀ is one (V x F_g) table built per call by a single GEMM, so a
 convolution window becomes k row loads and adds (csrc/common/score.h) instead of k·E
 multiply-adds; ReLU and max-pool over time are fused behind it. For rollout completions the
-windows that lie inside the shared prefix are computed once per (sequence, prefix length).
+windows that lie inside the shared prefix are computed once per (sequence, prefix length),
+and so are the prefix parts of the windows that straddle it.
 The highway and output layers then run as GEMMs on the pooled features, ``batch_size`` rows
 at a time (on CPU's FMA paths the highway on the unpacked GEMM of ops/highway.py), so no
 (rows x filters x T) tensor is ever materialised.
@@ -15,8 +16,8 @@ V = 5000 and 1,720 filters). Where it would exceed ``table_bytes`` (default
 ``SCORE_TABLE_BYTES`` = 512 MiB, or ``SEQGAN_FAST_SCORE_TABLE_MB``) the call falls back to
 the reference's GEMM form (logged once) and gives the same scores to float rounding. On CPU
 the table is built into a buffer that each thread keeps between calls (``release_workspace()``
-frees it): a fresh 250 MB tensor costs ~70 ms of page faults per call, half the fold's time
-(2-core Zen 5 instance, this session's measurement, ``python benchmarks/micro.py score``).
+frees it): a fresh 250 MB tensor costs its page faults on every call (``python
+benchmarks/micro.py score``, 2-core Zen 5 instance: the fold 0.19 s fresh, 0.10 s reused).
 ``triton`` (and ``cuda``, which has no scoring kernel of its own) runs the same folded-table
 arithmetic as a Triton kernel (ops/triton_score.py: bit-identical pooled features to ``cpp``
 on the same table; rows scored whole, no prefix sharing); the table GEMM and the head stay
