@@ -195,6 +195,6 @@ def test_fold_workspace_is_reused_grown_and_released():
     assert b.table.numel() > a.table.numel()
     assert torch.equal(b.table, score_mod.fold(big).table)
     assert torch.equal(ops.score(small, x, backend="cpp"), want)  # in the big buffer's front
-    score_mod.release_workspace()
+    ops.release_score_workspace()
     assert score_mod._workspace.table is None
     assert torch.equal(ops.score(small, x, backend="cpp"), want)

@@ -15,9 +15,10 @@ Memory: the table is V x sum_g(k_g * round_up(F_g, 16)) floats (262 MB at the pa
 V = 5000 and 1,720 filters). Where it would exceed ``table_bytes`` (default
 ``SCORE_TABLE_BYTES`` = 512 MiB, or ``SEQGAN_FAST_SCORE_TABLE_MB``) the call falls back to
 the reference's GEMM form (logged once) and gives the same scores to float rounding. On CPU
-the table is built into a buffer that each thread keeps between calls (``release_workspace()``
-frees it): a fresh 250 MB tensor costs its page faults on every call (``python
-benchmarks/micro.py score``, 2-core Zen 5 instance: the fold 0.19 s fresh, 0.10 s reused).
+the table is built into a buffer that each thread keeps between calls
+(``ops.release_score_workspace()`` frees it): a fresh 250 MB tensor costs its page faults on
+every call (``python benchmarks/micro.py score``, 2-core Zen 5 instance: the fold 0.19 s
+fresh, 0.10 s reused).
 ``triton`` (and ``cuda``, which has no scoring kernel of its own) runs the same folded-table
 arithmetic as a Triton kernel (ops/triton_score.py: bit-identical pooled features to ``cpp``
 on the same table; rows scored whole, no prefix sharing); the table GEMM and the head stay
