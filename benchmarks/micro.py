@@ -83,6 +83,22 @@ def cells() -> None:
         print(f"rollout paper {cell:4s} {name:14s} {t:8.4f} s{extra}")
 
 
+def _pool_adds(f, T: int, N: int, straddling: bool = True) -> float:
+    """Table row adds of score_pool over the (T-1)*N completions of one sequence, as a fraction
+    of scoring them whole (csrc/common/score.h): prefix windows cost nothing per completion,
+    a straddling window's prefix offsets 1/N each (summed once per prefix) when shared."""
+    whole = shared = 0.0
+    for k, fp in zip(f.widths, (-(-n // 16) * 16 for n in f.filters), strict=True):
+        for t in range(1, T):
+            for p in range(T - k + 1):
+                whole += k * fp
+                if p + k <= t:
+                    continue
+                inside = max(0, t - p) if straddling else 0
+                shared += (k - inside + inside / N) * fp
+    return shared / whole
+
+
 @torch.no_grad()
 def score() -> None:
     g = Generator(5000, 32, 32, 20)
@@ -96,6 +112,9 @@ def score() -> None:
         print(f"pool V={V}: {s / len(r) * 1e6:.1f} us/row")
     d = Discriminator(5000, 20).eval()
     f = fold(d)
+    print(f"table adds per completion, of a whole row's: {_pool_adds(f, 20, 16):.0%} "
+          f"(prefix windows and straddling windows' prefix parts shared; the prefix windows "
+          f"alone {_pool_adds(f, 20, 16, straddling=False):.0%})")
     pooled = _pool(rows, 0, x, 16, f)
     shared = _t(lambda: [_pool(comps[r : r + 4096].contiguous(), r, x, 16, f)
                          for r in range(0, len(comps), 4096)])

@@ -49,16 +49,28 @@ inline int64_t column_block(const ConvTableView& d, int64_t g) {
   return std::min<int64_t>(std::max<int64_t>(cw, kLanes), d.fpad[g]);
 }
 
+// acc += the table rows of offsets [o_begin, o_end) of window p of group g (sequence tok), nv
+// native vectors from column c0, in o order.
+inline void add_offsets(const ConvTableView& d, int64_t g, int64_t c0, int nv,
+                        const int64_t* tok, int64_t p, int64_t o_begin, int64_t o_end,
+                        vn* acc) {
+  const int64_t Fp = d.fpad[g], off = d.off[g];
+  for (int64_t o = o_begin; o < o_end; ++o) {
+    const float* row = d.table + tok[p + o] * d.Kp + off + o * Fp + c0;
+    for (int j = 0; j < nv; ++j) acc[j] = acc[j] + nload(row + j * kNativeLanes);
+  }
+}
+
 // Max over windows p in [p_begin, p_end) of group g's conv values in columns [c_begin,
 // c_end) for one sequence `tok`, folded into mx (indexed from c_begin). Windows are computed
-// kScoreChunk vectors at a time, in registers. A window p < p_shared straddles prefix length t:
-// it starts from `part` (row p - p_begin, c_end - c_begin floats: bias + its offsets o < t - p,
-// from window_partials) and adds the offsets from t - p on; the others start from the bias. Either way the
-// sum is bias + U_0 + U_1 + ... in o order, so the same bits.
+// kScoreChunk vectors at a time, in registers. A window p < p_shared straddles prefix length
+// t: it starts from `part` (row p - p_begin, c_end - c_begin floats: bias + its offsets
+// o < t - p, from window_partials) and adds the offsets from t - p on; the others start from
+// the bias. Either way the sum is bias + U_0 + U_1 + ... in o order, so the same bits.
 inline void fold_windows(const ConvTableView& d, int64_t g, int64_t c_begin, int64_t c_end,
                          const int64_t* tok, int64_t p_begin, int64_t p_end, float* mx,
                          int64_t t = 0, int64_t p_shared = 0, const float* part = nullptr) {
-  const int64_t k = d.width[g], Fp = d.fpad[g], off = d.off[g], cw = c_end - c_begin;
+  const int64_t k = d.width[g], cw = c_end - c_begin;
   const float* bias = d.bias + d.fpoff[g];
   mx -= c_begin;
   for (int64_t c0 = c_begin; c0 < c_end; c0 += kScoreChunk * kNativeLanes) {
@@ -70,10 +82,7 @@ inline void fold_windows(const ConvTableView& d, int64_t g, int64_t c_begin, int
       const float* init = shared ? part + (p - p_begin) * cw + (c0 - c_begin) : bias + c0;
       vn acc[kScoreChunk];
       for (int j = 0; j < nv; ++j) acc[j] = nload(init + j * kNativeLanes);
-      for (int64_t o = shared ? t - p : 0; o < k; ++o) {
-        const float* row = d.table + tok[p + o] * d.Kp + off + o * Fp + c0;
-        for (int j = 0; j < nv; ++j) acc[j] = acc[j] + nload(row + j * kNativeLanes);
-      }
+      add_offsets(d, g, c0, nv, tok, p, shared ? t - p : 0, k, acc);
       for (int j = 0; j < nv; ++j) m[j] = nmax(m[j], acc[j]);
     }
     for (int j = 0; j < nv; ++j) nstore(mx + c0 + j * kNativeLanes, m[j]);
@@ -86,7 +95,7 @@ inline void fold_windows(const ConvTableView& d, int64_t g, int64_t c_begin, int
 inline void window_partials(const ConvTableView& d, int64_t g, int64_t c_begin, int64_t c_end,
                             const int64_t* tok, int64_t p_begin, int64_t p_end, int64_t t,
                             float* part) {
-  const int64_t Fp = d.fpad[g], off = d.off[g], cw = c_end - c_begin;
+  const int64_t cw = c_end - c_begin;
   const float* bias = d.bias + d.fpoff[g];
   for (int64_t p = p_begin; p < p_end; ++p) {
     float* out = part + (p - p_begin) * cw - c_begin;
@@ -95,10 +104,7 @@ inline void window_partials(const ConvTableView& d, int64_t g, int64_t c_begin, 
           static_cast<int>(std::min<int64_t>(kScoreChunk, (c_end - c0) / kNativeLanes));
       vn acc[kScoreChunk];
       for (int j = 0; j < nv; ++j) acc[j] = nload(bias + c0 + j * kNativeLanes);
-      for (int64_t o = 0; o < t - p; ++o) {
-        const float* row = d.table + tok[p + o] * d.Kp + off + o * Fp + c0;
-        for (int j = 0; j < nv; ++j) acc[j] = acc[j] + nload(row + j * kNativeLanes);
-      }
+      add_offsets(d, g, c0, nv, tok, p, 0, t - p, acc);
       for (int j = 0; j < nv; ++j) nstore(out + c0 + j * kNativeLanes, acc[j]);
     }
   }

@@ -18,7 +18,8 @@ the reference's GEMM form (logged once) and gives the same scores to float round
 the table is built into a buffer that each thread keeps between calls
 (``ops.release_score_workspace()`` frees it): a fresh 250 MB tensor costs its page faults on
 every call (``python benchmarks/micro.py score``, 2-core Zen 5 instance: the fold 0.19 s
-fresh, 0.10 s reused).
+fresh, 0.10 s reused). Under ``seqgan-fast train`` glibc keeps freed memory anyway
+(seqgan_fast/malloc.py); the workspace serves every other caller (benchmarks, user code).
 ``triton`` (and ``cuda``, which has no scoring kernel of its own) runs the same folded-table
 arithmetic as a Triton kernel (ops/triton_score.py: bit-identical pooled features to ``cpp``
 on the same table; rows scored whole, no prefix sharing); the table GEMM and the head stay
