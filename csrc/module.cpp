@@ -69,6 +69,10 @@ TORCH_LIBRARY(seqgan_fast, m) {
   // (R,) per row or col_bias (N,) per column; gemm_nn_acc_ adds a . b into c (R, N) in place.
   m.def("gemm_nn(Tensor a, Tensor b, Tensor? row_bias=None, Tensor? col_bias=None) -> Tensor");
   m.def("gemm_nn_acc_(Tensor(a!) c, Tensor a, Tensor b) -> Tensor(a!)");
+  // Scoring's highway + output layer on those tiles (csrc/common/highway_head.h): logits (M, C)
+  // of pooled features x (M, F); wh_t, wt_t the transposed highway weights (F, F).
+  m.def("highway_logits(Tensor x, Tensor wh_t, Tensor bh, Tensor wt_t, Tensor bt, Tensor wo, "
+        "Tensor bo) -> Tensor");
   // The generator's output layer + log-softmax + NLL (csrc/common/lnll.h): [nll (N,)], and
   // with row_weight (N,) also the gradients of sum_r row_weight[r] * nll[r]:
   // [nll, grad_h (N, H), grad_weight (V, H), grad_bias (V,)].

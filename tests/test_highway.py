@@ -3,13 +3,15 @@ against torch: the op's products, its bits across thread counts and ISA paths, t
 outputs and gradients against the module's, and the op's argument checks."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from helpers import outputs_per_isa_and_threads
 
 from seqgan_fast import ops
 from seqgan_fast.models import Highway
-from seqgan_fast.ops.highway import fused_available, highway
+from seqgan_fast.ops.highway import fused_available, highway, highway_logits, inference_weights
 
 pytestmark = pytest.mark.skipif(not fused_available("cpu"),
                                 reason="needs the compiled extension (seqgan_fast._C)")
@@ -125,3 +127,76 @@ def test_gemm_nn_rejects_bad_input():
         mm(a, b, torch.randn(3), torch.randn(5))
     with pytest.raises(RuntimeError, match=r"c must have shape \(3, 5\)"):
         acc(torch.zeros(3, 4), a, b)
+
+
+def _head_weights(F: int, C: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    layer = Highway(F).eval()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * F ** -0.5)
+    out = torch.nn.Linear(F, C)
+    with torch.no_grad():
+        out.weight.copy_(torch.randn(C, F, generator=g) * F ** -0.5)
+        out.bias.copy_(torch.randn(C, generator=g))
+    x = torch.randn(1100, F, generator=g).clamp_min(0)  # pooled features are ReLU outputs
+    return layer, out, x
+
+
+# F: a partial last panel and a tail narrower than a native vector on every path (77), whole
+# AVX2 vectors with an AVX-512 tail (1720 // 2 = 860: 53.75 zmm), whole panels (128)
+@pytest.mark.parametrize("F,C", [(77, 2), (860, 2), (128, 3)])
+def test_highway_logits_is_the_head_on_every_isa_path(F, C):
+    """The fused scoring head (csrc/common/highway_head.h) against the module in float64, from
+    few rows (B unpacked) to past 1,024 (packed), on every ISA path."""
+    layer, out, x = _head_weights(F, C, seed=F)
+    w = inference_weights(layer)
+    with torch.no_grad():
+        want = copy.deepcopy(out).double()(copy.deepcopy(layer).double()(x.double()))
+    for isa in ops.cpu_isa_paths():
+        with ops.force_cpu_isa(isa):
+            for rows in (1, 7, 1100):
+                got = highway_logits(x[:rows], w, out)
+                assert got.shape == (rows, C) and got.dtype == torch.float32
+                err = (got.double() - want[:rows]).abs().max().item()
+                assert err <= 1e-5 * max(1.0, want.abs().max().item()), (isa, rows, err)
+
+
+@pytest.mark.parametrize("F", [300, 77])
+def test_highway_logits_bits_are_the_same_at_every_thread_count_and_on_the_fma_paths(F):
+    """Each logit sums 16 lanes of column-ordered FMA sums on the thread owning its row:
+    1, 2 and 3 threads, and the AVX-512 and AVX2 paths, give the same bits (F = 77: the tail
+    lanes land where the other path puts them)."""
+    layer, out, x = _head_weights(F, 2, seed=5)
+    w = inference_weights(layer)
+    runs = outputs_per_isa_and_threads(lambda: highway_logits(x, w, out))
+    for isa, outs in runs.items():
+        assert all(torch.equal(outs[0], o) for o in outs[1:]), isa
+    if "avx2" in runs and "avx512" in runs:
+        assert torch.equal(runs["avx2"][0], runs["avx512"][0])
+
+
+def test_highway_logits_keeps_a_nan_a_nan():
+    """relu(NaN) must stay NaN (a max(z, 0) would turn it into 0): the scorer's non-finite
+    check then sees it."""
+    layer, out, x = _head_weights(64, 2, seed=6)
+    with torch.no_grad():
+        layer.hidden.weight[3, 5] = float("nan")
+    x = x[:10].clone()
+    got = highway_logits(x, inference_weights(layer), out)
+    assert bool(torch.isnan(got).all())
+
+
+def test_highway_logits_names_the_bad_argument():
+    layer, out, x = _head_weights(64, 2, seed=7)
+    w = inference_weights(layer)
+    op = torch.ops.seqgan_fast.highway_logits
+    wo, bo = out.weight.detach(), out.bias.detach()
+    with pytest.raises(RuntimeError, match="wt_t must have shape"):
+        op(x, w.hidden_t, w.hidden_b, w.gate_t[:10].contiguous(), w.gate_b, wo, bo)
+    with pytest.raises(RuntimeError, match="wo must have shape"):
+        op(x, w.hidden_t, w.hidden_b, w.gate_t, w.gate_b, wo[:, :10].contiguous(), bo)
+    with pytest.raises(RuntimeError, match="bh must have F=64"):
+        op(x, w.hidden_t, w.hidden_b[:3].contiguous(), w.gate_t, w.gate_b, wo, bo)
+    with pytest.raises(RuntimeError, match="x must be Float"):
+        op(x.double(), w.hidden_t, w.hidden_b, w.gate_t, w.gate_b, wo, bo)

@@ -88,6 +88,22 @@ struct GemmNNView {
   const float* col_bias = nullptr;
 };
 
+// The discriminator's highway + output layer for scoring (op `highway_logits`,
+// csrc/common/highway_head.h): x (M, F) pooled features, wh_t and wt_t (F, F) the transposed
+// highway weights with biases bh, bt (F), wo (C, F) and bo (C) the output layer; logits (M, C)
+// out.
+struct HighwayHeadView {
+  const float* x;
+  const float* wh_t;
+  const float* bh;
+  const float* wt_t;
+  const float* bt;
+  const float* wo;
+  const float* bo;
+  int64_t M, F, C;
+  float* logits;
+};
+
 // The output layer + log-softmax + NLL of one target per row (op `linear_nll`,
 // csrc/common/lnll.h): h (N, H), weight (V, H), bias (V), target (N) in [0, V); nll (N) out.
 // row_weight (N) or nullptr (forward only); with it, the gradients of sum_r w_r nll_r:
@@ -130,6 +146,7 @@ struct CoreKernels {
   void (*linear_nll)(const LinearNLLView& v, int num_threads);
   int64_t (*first_non_finite)(const float* const* arrays, const int64_t* sizes, int64_t n,
                               int num_threads);
+  void (*highway_head)(const HighwayHeadView& v, int num_threads);
 };
 
 // The copies linked into this binary (csrc/cpu/kernels_*.cpp); on other CPUs than x86-64

@@ -38,11 +38,14 @@ namespace SEQGAN_ISA {
 constexpr int kScoreChunk = 4;  // native vectors of filters kept in registers per pass
 
 // The table's columns are visited in blocks: one pass over all rows touches only V x k x cw
-// floats of group g's table, sized to stay in the last-level cache, so a token's entries come
-// from memory about once per pass instead of once per row that uses them (the table is 262 MB
-// at the paper size; `python benchmarks/micro.py score`: 39 us per row at V = 5000 against
-// 14 at V = 50, where the whole table is cache-resident).
-constexpr int64_t kScorePassBytes = 8 << 20;
+// floats of group g's table, sized to the last-level cache, so a token's entries come from
+// memory about once per pass instead of once per row that uses them (the table is 262 MB at
+// the paper size). At the paper size this is a pass per group except for widths 15 and 20
+// (2 each). 32 MiB, the L3 of the 2-core Zen 5 instance, where pooling the paper's 19,456
+// prefix-shared completions took 159 ms against 222 with 8 MiB passes and 157 with none
+// (a throwaway sweep, interleaved; flat from 24 MiB up); a smaller pass repeats the per-pass
+// work (token reads, straddling partials) on narrower column blocks.
+constexpr int64_t kScorePassBytes = int64_t{32} << 20;
 
 inline int64_t column_block(const ConvTableView& d, int64_t g) {
   const int64_t cw = kScorePassBytes / (4 * d.V * d.width[g]) / kLanes * kLanes;

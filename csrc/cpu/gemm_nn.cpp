@@ -1,6 +1,9 @@
 // CPU kernels of seqgan_fast::gemm_nn and gemm_nn_acc_: the unpacked small-batch GEMM of the
-// discriminator step's highway layer (csrc/common/gemm_nn.h), through the run-time chosen ISA
-// path. The autograd wiring is seqgan_fast/ops/highway.py.
+// discriminator step's highway layer (csrc/common/gemm_nn.h), and of highway_logits, scoring's
+// fused highway + output layer on its tiles (csrc/common/highway_head.h), through the run-time
+// chosen ISA path. The autograd wiring is seqgan_fast/ops/highway.py.
+#include <utility>
+
 #include "cpu/checks.h"
 
 namespace {
@@ -51,9 +54,35 @@ at::Tensor& gemm_nn_acc_cpu(at::Tensor& c, const at::Tensor& a, const at::Tensor
   return c;
 }
 
+at::Tensor highway_logits_cpu(const at::Tensor& x, const at::Tensor& wh_t, const at::Tensor& bh,
+                             const at::Tensor& wt_t, const at::Tensor& bt, const at::Tensor& wo,
+                             const at::Tensor& bo) {
+  seqgan::check_cpu_tensor(x, "x", at::kFloat, 2);
+  const int64_t M = x.size(0), F = x.size(1);
+  for (const auto& [w, name] : {std::pair{&wh_t, "wh_t"}, std::pair{&wt_t, "wt_t"}}) {
+    seqgan::check_cpu_tensor(*w, name, at::kFloat, 2);
+    TORCH_CHECK(w->size(0) == F && w->size(1) == F, name, " must have shape (", F, ", ", F,
+                ") for x's F=", F, ", got ", w->sizes());
+  }
+  seqgan::check_cpu_tensor(wo, "wo", at::kFloat, 2);
+  TORCH_CHECK(wo.size(1) == F && wo.size(0) >= 1, "wo must have shape (C, ", F, "), got ",
+              wo.sizes());
+  const int64_t C = wo.size(0);
+  const float* b_h = bias_ptr(bh, "bh", F, "F");
+  const float* b_t = bias_ptr(bt, "bt", F, "F");
+  const float* b_o = bias_ptr(bo, "bo", C, "wo's C");
+  at::Tensor logits = at::empty({M, C}, x.options());
+  const seqgan::HighwayHeadView v{x.data_ptr<float>(), wh_t.data_ptr<float>(), b_h,
+                                  wt_t.data_ptr<float>(), b_t, wo.data_ptr<float>(), b_o,
+                                  M, F, C, logits.data_ptr<float>()};
+  seqgan::cpu_kernels().highway_head(v, seqgan::torch_threads());
+  return logits;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(seqgan_fast, CPU, m) {
   m.impl("gemm_nn", &gemm_nn_cpu);
   m.impl("gemm_nn_acc_", &gemm_nn_acc_cpu);
+  m.impl("highway_logits", &highway_logits_cpu);
 }

@@ -6,6 +6,7 @@
 #include "common/dpool.h"
 #include "common/finite.h"
 #include "common/gemm_nn.h"
+#include "common/highway_head.h"
 #include "common/lnll.h"
 #include "common/score.h"
 
@@ -18,7 +19,7 @@ static const CoreKernels kKernels = {SEQGAN_STR(SEQGAN_ISA), &decode_core, &samp
                                      &rollout_core, &score_pool_core,
                                      &conv_pool_backward_core, &gemm_nn_core,
                                      &conv_pool_forward_core, &linear_nll_core,
-                                     &first_non_finite_core};
+                                     &first_non_finite_core, &highway_head_core};
 #undef SEQGAN_STR
 #undef SEQGAN_STR2
 extern const CoreKernels* const kTable;

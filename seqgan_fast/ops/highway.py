@@ -57,7 +57,7 @@ class _Highway(torch.autograd.Function):
 
 
 class InferenceWeights(NamedTuple):
-    """A highway layer's weights for :func:`highway_rows`: transposed copies, (F, F) each."""
+    """A highway layer's weights for :func:`highway_logits`: transposed copies, (F, F) each."""
 
     hidden_t: torch.Tensor
     hidden_b: torch.Tensor
@@ -74,17 +74,19 @@ def inference_weights(layer) -> InferenceWeights:
                             t(layer.gate.weight), layer.gate.bias.detach().contiguous())
 
 
-def highway_rows(x: torch.Tensor, w: InferenceWeights) -> torch.Tensor:
-    """The layer's forward without autograd, for scoring thousands of rows x (M, F): X . W^T
-    with the bias as the products' initial value (the weight is the streamed operand here;
-    ``python benchmarks/micro.py highway``: on a 2-core AMD AVX-512 instance MKL ran the
-    4,096 x 860 x 860 products of preset ``quick``'s scoring at 122 GFLOP/s against 197, and
-    the paper's 1,720 equally fast; on a 2-core Xeon, with B packed from 1,024 rows, 177
-    against 186 and 201 against 181)."""
-    x = x.contiguous()
-    r = torch.ops.seqgan_fast.gemm_nn(x, w.hidden_t, None, w.hidden_b).clamp_min_(0.0)
-    t = torch.sigmoid_(torch.ops.seqgan_fast.gemm_nn(x, w.gate_t, None, w.gate_b))
-    return r.mul_(t).addcmul_(1 - t, x)
+def highway_logits(x: torch.Tensor, w: InferenceWeights, output) -> torch.Tensor:
+    """``output(highway(x))`` without autograd for scoring's rows x (M, F), ``output`` the
+    discriminator's nn.Linear(F, C): one kernel (csrc/common/highway_head.h) that runs the two
+    products X . W^T (the bias as their initial value, the weight the streamed operand) on
+    gemm_nn's tiles a row chunk at a time, with ReLU, the gate, the output layer behind
+    them, so no (M, F) tensor is made. The products' rate: ``python benchmarks/micro.py
+    highway`` (on a 2-core AMD AVX-512 instance MKL ran the 4,096 x 860 x 860 products of
+    preset ``quick``'s scoring at 122 GFLOP/s against 197, and the paper's 1,720 equally
+    fast; on a 2-core Xeon, with B packed from 1,024 rows, 177 against 186 and 201 against
+    181)."""
+    return torch.ops.seqgan_fast.highway_logits(
+        x.contiguous(), w.hidden_t, w.hidden_b, w.gate_t, w.gate_b,
+        output.weight.detach().contiguous(), output.bias.detach().contiguous())
 
 
 def highway(x: torch.Tensor, layer) -> torch.Tensor:

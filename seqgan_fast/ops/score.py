@@ -7,9 +7,10 @@ convolution window becomes k row loads and adds (csrc/common/score.h) instead of
 multiply-adds; ReLU and max-pool over time are fused behind it. For rollout completions the
 windows that lie inside the shared prefix are computed once per (sequence, prefix length),
 and so are the prefix parts of the windows that straddle it.
-The highway and output layers then run as GEMMs on the pooled features, ``batch_size`` rows
-at a time (on CPU's FMA paths the highway on the unpacked GEMM of ops/highway.py), so no
-(rows x filters x T) tensor is ever materialised.
+The highway and output layers then run on the pooled features, ``batch_size`` rows at a
+time (on CPU's FMA paths as one fused kernel, ops/highway.py ``highway_logits``: the two
+highway GEMMs a row chunk at a time with the gate and the output layer behind them), so no
+(rows x filters x T) tensor is ever materialised, nor any (rows x filters) one past the pool.
 
 Memory: the table is V x sum_g(k_g * round_up(F_g, 16)) floats (262 MB at the paper's
 V = 5000 and 1,720 filters). Where it would exceed ``table_bytes`` (default
@@ -36,7 +37,7 @@ import torch
 
 from .backends import is_available, resolve
 from .cpu_isa import cpu_isa
-from .highway import fused_available, highway_rows, inference_weights
+from .highway import fused_available, highway_logits, inference_weights
 
 log = logging.getLogger("seqgan_fast")
 
@@ -119,10 +120,14 @@ def _pool(rows: torch.Tensor, row0: int, prefix_x: torch.Tensor | None, num_roll
 
 @torch.no_grad()
 def _head(d, pooled: torch.Tensor, hw=None) -> torch.Tensor:
-    """P(real) from pooled features (M, F): highway (``hw``: its weights for
-    ops/highway.py's unpacked GEMM), output layer, softmax (eval: no dropout)."""
-    h = d.highway(pooled) if hw is None else highway_rows(pooled, hw)
-    return torch.softmax(d.output(h), dim=1)[:, 1]
+    """P(real) from pooled features (M, F): highway and output layer (``hw``: the highway's
+    weights for ops/highway.py's fused ``highway_logits``; None: the modules), softmax (eval:
+    no dropout)."""
+    if hw is None:
+        logits = d.output(d.highway(pooled))
+    else:
+        logits = highway_logits(pooled, hw, d.output)
+    return torch.softmax(logits, dim=1)[:, 1]
 
 
 def _check(d, x: torch.Tensor, name: str) -> None:
@@ -231,7 +236,7 @@ def _score_all(d, jobs, backend: str, batch_size: int, table_bytes_limit: int | 
     d.eval()
     try:
         folded = fold(d, reuse=True)  # dropped before this function returns
-        # the unpacked GEMM on the FMA paths; the baseline path's (SSE2) microkernel is slower
+        # the fused head on the FMA paths; the baseline path's (SSE2) microkernel is slower
         # than torch's GEMM (score 5.1 s against 1.9 s forced onto it, cpu_suite.sh paper)
         hw = inference_weights(d.highway) if fused_available(device) \
             and cpu_isa() != "baseline" else None
