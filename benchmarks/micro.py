@@ -12,6 +12,9 @@
                                       # product of a step, MKL against the unpacked gemm_nn,
                                       # and the layer forward + backward, module against fused;
                                       # scoring's 4,096-row products, F.linear against gemm_nn
+  python benchmarks/micro.py head     # scoring's fused head (op highway_logits) on the paper's
+                                      # 19,456 completions' worth of pooled features (F = 1,720)
+                                      # at 2 threads: seconds and GFLOP/s of its two products
   python benchmarks/micro.py d_conv   # the paper's conv + ReLU + max-pool forward at batch 64
                                       # and 1 (1: mostly the weight transposition), 2 threads:
                                       # the fused conv_pool_forward against oneDNN + torch max
@@ -258,6 +261,25 @@ def highway(threads: int = 2) -> None:
 
 
 @torch.no_grad()
+def head(threads: int = 2) -> None:
+    """ops/highway.py highway_logits over 19,456 rows of F = 1,720 in score's 4,096-row
+    batches (random features: the time does not depend on the values), best of 5; run it
+    with SEQGAN_FAST_ISA=avx2 for that path."""
+    from seqgan_fast.ops.cpu_isa import cpu_isa
+    from seqgan_fast.ops.highway import highway_logits, inference_weights
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    rows, F_ = 19 * 16 * 64, 1720
+    d = Discriminator(5000, 20).eval()
+    hw = inference_weights(d.highway)
+    xs = [torch.rand(min(4096, rows - r), F_) for r in range(0, rows, 4096)]
+    s = _t(lambda: [highway_logits(x, hw, d.output) for x in xs], reps=5)
+    print(f"head ({cpu_isa()} path, {threads} threads): {s:.3f} s for {rows} rows, "
+          f"{2 * 2 * rows * F_ * F_ / s / 1e9:.0f} GFLOP/s in its two products")
+
+
+@torch.no_grad()
 def d_conv(threads: int = 2) -> None:
     """The paper discriminator's conv + ReLU + max-pool forward: the fused op (values and
     argmax) against oneDNN's convolutions + torch's max with argmax + the cats; best of 7
@@ -400,6 +422,6 @@ def highway_delta() -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     ops_ = {"score": score, "d_step": d_step, "cells": cells, "d_profile": d_profile,
-            "highway": highway, "d_conv": d_conv, "g_profile": g_profile, "guard": guard,
-            "highway_delta": highway_delta}
+            "head": head, "highway": highway, "d_conv": d_conv, "g_profile": g_profile,
+            "guard": guard, "highway_delta": highway_delta}
     ops_[sys.argv[1] if len(sys.argv) > 1 else "score"]()

@@ -6,11 +6,12 @@
 // thousands of completions a reward computation scores. The two F x F products are
 // gemm_nn.h's tiles (B packed from kNNPackRows rows, the same order of k per output, so
 // the same bits as op gemm_nn), one kMicroCols-wide panel of both for a chunk of
-// kNNRowChunk rows at a time into a per-thread scratch that the epilogue folds into the
-// chunk's logit sums while it is in L1: neither product nor y is materialised for the batch
-// (as torch ops they were four M x F temporaries). At the paper size this is time-neutral
-// (the products are ~0.58 s of a 19,456-row `score` either way) and takes the call's peak
-// memory from 588 to 372 MiB (`seqgan-fast bench --op score`, Zen 5 instance).
+// kHeadRows rows at a time into a per-thread scratch that the epilogue folds into the
+// chunk's logit sums while it is in cache: neither product nor y is materialised for the
+// batch (as torch ops they were four M x F temporaries). With 48-row chunks (gemm_nn's) the
+// fusion was time-neutral at the paper size (the products ~0.58 s of a 19,456-row `score`
+// either way) and took the call's peak memory from 588 to 372 MiB (`seqgan-fast bench --op
+// score`, Zen 5 instance); the head's own larger chunks (kHeadRows) then made it faster.
 //
 // Determinism: a row's logit j is b_o[j] + l_0 + ... + l_15, lane l_q the FMA sum of y[c] *
 // W_o[j, c] over columns c = q mod 16 in order, on the thread that owns the row's chunk
@@ -42,6 +43,20 @@ inline vn highway_y(vn zh, vn zt, vn x) {
   return nfma(t, r, (one - t) * x);
 }
 
+// Rows per chunk, at most: each packed panel of the weights, streamed from L3 (2 x 11.9 MB
+// at the paper's F = 1,720), serves this many rows from L2. The head of 19,456 rows of F =
+// 1,720 at 2 threads ran at 366 / 398-403 / 356-372 GFLOP/s with 48 / 192 / 288-row chunks
+// on the AVX-512 path, 178 / 199-200 / 176-186 on AVX2 (`python benchmarks/micro.py head`,
+// Zen 5 instance, two interleaved rounds); 144 was as good as 192, 24 worse than 48.
+constexpr int64_t kHeadRows = 32 * kNNMR;
+
+// The chunk: kHeadRows rows, or fewer (whole microkernel row blocks) so that every thread has
+// one when M is small. Chunking decides only which thread computes a row, not its bits.
+inline int64_t head_chunk_rows(int64_t M, int num_threads) {
+  const int64_t nt = std::max(num_threads, 1), per_thread = (M + nt - 1) / nt;
+  return std::min(kHeadRows, (per_thread + kNNMR - 1) / kNNMR * kNNMR);
+}
+
 inline void highway_head_core(const HighwayHeadView& v, int num_threads) {
   if (v.M <= 0) return;
   const int64_t F = v.F, C = v.C;
@@ -52,13 +67,14 @@ inline void highway_head_core(const HighwayHeadView& v, int num_threads) {
   std::unique_ptr<float[]> pack;  // both weights' panels, W_h's first
   if (v.M >= kNNPackRows) pack.reset(new float[2 * panels * F * kMicroCols]);
   float* packed = pack.get();
-  const int64_t chunks = (v.M + kNNRowChunk - 1) / kNNRowChunk;
+  const int64_t rows = head_chunk_rows(v.M, num_threads);
+  const int64_t chunks = (v.M + rows - 1) / rows;
 #pragma omp parallel num_threads(num_threads)
   {
     // one panel's products for the chunk's rows (kMicroCols columns each), the logits' lane
     // partial sums, and W_o's last F - full columns zero-padded to a native vector
-    std::vector<float> zh(kNNRowChunk * kMicroCols), zt(kNNRowChunk * kMicroCols);
-    std::vector<float> acc(kNNRowChunk * C * kLanes);
+    std::vector<float> zh(rows * kMicroCols), zt(rows * kMicroCols);
+    std::vector<float> acc(rows * C * kLanes);
     std::vector<float> wo_tail(C * kNativeLanes, 0.0f);
     for (int64_t j = 0; j < C; ++j)
       for (int64_t c = full; c < F; ++c) wo_tail[j * kNativeLanes + c - full] = v.wo[j * F + c];
@@ -72,7 +88,7 @@ inline void highway_head_core(const HighwayHeadView& v, int num_threads) {
     }
 #pragma omp for schedule(static)
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-      const int64_t r0 = chunk * kNNRowChunk, m = std::min(kNNRowChunk, v.M - r0);
+      const int64_t r0 = chunk * rows, m = std::min(rows, v.M - r0);
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t c0 = p * kMicroCols, c1 = std::min(F, c0 + kMicroCols);
