@@ -1,6 +1,7 @@
 """Single-threaded breakdowns quoted in docs and comments (not part of `seqgan-fast bench`).
 
-  python benchmarks/micro.py score    # fused score: pool us/row (V=5000 and V=50), head, reference
+  python benchmarks/micro.py score    # fused score: pool us/row (V=5000 and V=50), the pool of
+                                      # all completions prefix-shared and whole, head, reference
   python benchmarks/micro.py d_step   # discriminator step: forward, backward, Adam: the module
                                       # with default / fused Adam, the forward as one GEMM
                                       # per filter width over unfolded windows (dstep.py: why
@@ -121,9 +122,11 @@ def score() -> None:
     pooled = _pool(rows, 0, x, 16, f)
     shared = _t(lambda: [_pool(comps[r : r + 4096].contiguous(), r, x, 16, f)
                          for r in range(0, len(comps), 4096)])
+    whole = _t(lambda: [_pool(comps[r : r + 4096].contiguous(), 0, None, 1, f)
+                        for r in range(0, len(comps), 4096)])
     print(f"fold {_t(lambda: fold(d)):.3f} s (into the reused workspace "
           f"{_t(lambda: fold(d, reuse=True)):.3f} s); pool of all {len(comps)} completions "
-          f"(prefix-shared) {shared:.3f} s; the first {len(rows)}: "
+          f"{shared:.3f} s prefix-shared, {whole:.3f} s scored whole; the first {len(rows)}: "
           f"head {_t(lambda: _head(d, pooled)):.3f} s, "
           f"reference {_t(lambda: d.prob_real(rows), 1):.3f} s for {len(rows)} rows")
 

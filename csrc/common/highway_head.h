@@ -47,7 +47,8 @@ inline vn highway_y(vn zh, vn zt, vn x) {
 // at the paper's F = 1,720), serves this many rows from L2. The head of 19,456 rows of F =
 // 1,720 at 2 threads ran at 366 / 398-403 / 356-372 GFLOP/s with 48 / 192 / 288-row chunks
 // on the AVX-512 path, 178 / 199-200 / 176-186 on AVX2 (`python benchmarks/micro.py head`,
-// Zen 5 instance, two interleaved rounds); 144 was as good as 192, 24 worse than 48.
+// rebuilt for each kHeadRows; Zen 5 instance, two interleaved rounds); 144 was as good as
+// 192, 24 worse than 48.
 constexpr int64_t kHeadRows = 32 * kNNMR;
 
 // The chunk: kHeadRows rows, or fewer (whole microkernel row blocks) so that every thread has
