@@ -1,7 +1,9 @@
 """Single-threaded breakdowns quoted in docs and comments (not part of `seqgan-fast bench`).
 
-  python benchmarks/micro.py score    # fused score: pool us/row (V=5000 and V=50), the pool of
-                                      # all completions prefix-shared and whole, head, reference
+  python benchmarks/micro.py score    # fused score: the whole-table pool's us/row (V=5000 and
+                                      # V=50); at 1 and 2 threads the fold + pool of the paper's
+                                      # completions, prefix-shared and whole, against the
+                                      # whole table's torch.mm + pool; head, op, reference
   python benchmarks/micro.py d_step   # discriminator step: forward, backward, Adam: the module
                                       # with default / fused Adam, the forward as one GEMM
                                       # per filter width over unfolded windows (dstep.py: why
@@ -41,7 +43,8 @@ import torch
 import torch.nn.functional as F
 
 from seqgan_fast import Discriminator, Generator, ops
-from seqgan_fast.ops.score import _head, _pool, fold
+from seqgan_fast.ops.highway import inference_weights
+from seqgan_fast.ops.score import SCORE_PASS_BYTES, _fold_pool, _head, _pool, fold, fold_operands
 from seqgan_fast.optim import fast_adam
 
 
@@ -113,22 +116,28 @@ def score() -> None:
         d = Discriminator(V, 20).eval()
         f, r = fold(d), rows % V
         s = _t(lambda: _pool(r, 0, None, 1, f))  # noqa: B023
-        print(f"pool V={V}: {s / len(r) * 1e6:.1f} us/row")
+        print(f"score_pool (whole table) V={V}: {s / len(r) * 1e6:.1f} us/row")
     d = Discriminator(5000, 20).eval()
-    f = fold(d)
+    f, fo = fold(d), fold_operands(d)
     print(f"table adds per completion, of a whole row's: {_pool_adds(f, 20, 16):.0%} "
           f"(prefix windows and straddling windows' prefix parts shared; the prefix windows "
           f"alone {_pool_adds(f, 20, 16, straddling=False):.0%})")
-    pooled = _pool(rows, 0, x, 16, f)
-    shared = _t(lambda: [_pool(comps[r : r + 4096].contiguous(), r, x, 16, f)
-                         for r in range(0, len(comps), 4096)])
-    whole = _t(lambda: [_pool(comps[r : r + 4096].contiguous(), 0, None, 1, f)
-                        for r in range(0, len(comps), 4096)])
-    print(f"fold {_t(lambda: fold(d)):.3f} s (into the reused workspace "
-          f"{_t(lambda: fold(d, reuse=True)):.3f} s); pool of all {len(comps)} completions "
-          f"{shared:.3f} s prefix-shared, {whole:.3f} s scored whole; the first {len(rows)}: "
-          f"head {_t(lambda: _head(d, pooled)):.3f} s, "
-          f"reference {_t(lambda: d.prob_real(rows), 1):.3f} s for {len(rows)} rows")
+    out = torch.empty(len(comps) + len(x), sum(fo.filters))
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+
+        def fold_pool(px, extra):
+            return _fold_pool(comps, 0, px, 16, extra, fo, SCORE_PASS_BYTES,
+                              out if extra is not None else out[: len(comps)])
+        print(f"{threads} thread(s), all {len(comps)} completions (+ x's {len(x)} rows): "
+              f"score_fold_pool {_t(lambda: fold_pool(x, x)):.3f} s prefix-shared, "  # noqa: B023
+              f"{_t(lambda: fold_pool(None, None)):.3f} s scored whole; "  # noqa: B023
+              f"fold (torch.mm, whole table) {_t(lambda: fold(d)):.3f} s + "
+              f"score_pool {_t(lambda: _pool(comps, 0, x, 16, f)):.3f} s; "
+              f"head {_t(lambda: _head(d, out, inference_weights(d.highway))):.3f} s; "
+              f"ops.score {_t(lambda: ops.score(d, comps, prefix_x=x, num_rollouts=16)):.3f} s,"
+              f" reference {_t(lambda: d.prob_real(comps), 1):.3f} s")
+    torch.set_num_threads(1)
 
 
 def d_step() -> None:

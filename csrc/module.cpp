@@ -56,6 +56,17 @@ TORCH_LIBRARY(seqgan_fast, m) {
   m.def(
       "score_pool(Tensor tokens, int row0, Tensor? prefix_x, int num_rollouts, Tensor table, "
       "Tensor bias, int[] width, int[] filters) -> Tensor");
+  // The same pooled features without the whole table: each pass (a group's column block,
+  // its V x k slice at most pass_bytes) computes its slice emb (V, E) . w_all (E, Kp)'s
+  // columns into a per-thread scratch and pools from it. Rows as score_pool's, then extra's
+  // rows scored whole, into out (M + M_extra, sum(filters)).
+  m.def(
+      "score_fold_pool(Tensor tokens, int row0, Tensor? prefix_x, int num_rollouts, "
+      "Tensor? extra, Tensor emb, Tensor w_all, Tensor bias, int[] width, int[] filters, "
+      "int pass_bytes, Tensor(a!) out) -> Tensor(a!)");
+  // Its scratch: bytes held by the calling thread, and freeing them.
+  m.def("score_workspace_bytes() -> int", &seqgan::score_workspace_bytes);
+  m.def("score_release_workspace() -> ()", &seqgan::score_release_workspace);
   // The backward of the discriminator's conv + ReLU + max-pool (csrc/common/dpool.h): emb
   // (B, T, E), grad and argmax (B, sum(filters)), weights (F_g, E, k_g) per width ->
   // [grad_emb, grad_weight per width..., grad_bias per width...].

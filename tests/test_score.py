@@ -98,22 +98,73 @@ def test_rollout_rewards_equal_scoring_every_completion_with_reference():
 
 
 def test_memory_budget_fallback_gives_the_same_scores(caplog, monkeypatch):
+    """Below one 16-column block of the widest group's slice the GEMM form runs; from there on
+    the fused kernel, with passes as wide as the limit allows: the same bits at every width."""
     d = make_d(301, 12, (2, 4, 5, 12), (33, 16, 1, 40))
     x = torch.randint(0, 301, (20, 12))
-    need = score_mod.table_bytes(d)
-    assert need == 4 * 301 * (2 * 48 + 4 * 16 + 5 * 16 + 12 * 48)
+    need = score_mod.min_pass_bytes(d)
+    assert need == 4 * 301 * 12 * 16
+    assert score_mod.table_bytes(d) == 4 * 301 * (2 * 48 + 4 * 16 + 5 * 16 + 12 * 48)
     calls = []
-    real = score_mod._pool
-    monkeypatch.setattr(score_mod, "_pool", lambda *a: calls.append(1) or real(*a))
+    real = score_mod._fold_pool
+    monkeypatch.setattr(score_mod, "_fold_pool",
+                        lambda *a: calls.append(a[6]) or real(*a))  # a[6]: pass_bytes
     monkeypatch.setattr(score_mod, "_warned_budget", False)
     with caplog.at_level(logging.INFO, logger="seqgan_fast"):
         small = ops.score(d, x, backend="cpp", table_bytes_limit=need - 1)
         assert not calls  # the fused kernel was not used
-        big = ops.score(d, x, backend="cpp", table_bytes_limit=need)
-        assert calls
+        narrow = ops.score(d, x, backend="cpp", table_bytes_limit=need)
+        assert calls == [need]
+        wide = ops.score(d, x, backend="cpp")
+        assert calls[-1] == score_mod.SCORE_PASS_BYTES
     assert "using the GEMM form" in caplog.text
     assert torch.equal(small, d.prob_real(x))
-    assert (small - big).abs().max().item() <= 1e-5
+    assert (small - narrow).abs().max().item() <= 1e-5
+    assert torch.equal(narrow, wide)
+
+
+@pytest.mark.parametrize("V,T,sizes,counts", DISCS)
+def test_fold_pool_equals_the_table_op_on_gemm_nn_table(V, T, sizes, counts):
+    """score_fold_pool computes each pass's slice with gemm_nn: the same bits as score_pool
+    on the whole table gemm_nn builds, for rollout rows, whole rows and extra rows, at
+    narrow (several passes per group) and default pass widths."""
+    g = small_generator(V, 8, 16, T, seed=1, scale=3.0)
+    d = make_d(V, T, sizes, counts, seed=2)
+    x = ops.sample(g, 5, seed=3, backend="cpp")
+    comps = ops.rollout(g, x, 2, seed=4, backend="cpp").view(-1, T)
+    fo = score_mod.fold_operands(d)
+    table = torch.ops.seqgan_fast.gemm_nn(fo.emb, fo.w_all)
+    folded = score_mod.FoldedConv(table, fo.bias, fo.widths, fo.filters)
+    F = sum(fo.filters)
+    want_c = score_mod._pool(comps[3:], 3, x, 2, folded)
+    want_x = score_mod._pool(x, 0, None, 1, folded)
+    for pass_bytes in (score_mod.min_pass_bytes(d), score_mod.SCORE_PASS_BYTES):
+        out = torch.full((comps.shape[0] - 3 + x.shape[0], F), float("nan"))
+        score_mod._fold_pool(comps[3:].contiguous(), 3, x, 2, x, fo, pass_bytes, out)
+        assert torch.equal(out, torch.cat([want_c, want_x]))
+        whole = score_mod._fold_pool(comps, 0, None, 1, x, fo, pass_bytes,
+                                     torch.empty(comps.shape[0] + x.shape[0], F))
+        assert torch.equal(whole, torch.cat([score_mod._pool(comps, 0, None, 1, folded),
+                                             want_x]))
+
+
+def test_calls_split_at_the_pooled_budget_give_the_same_scores(monkeypatch):
+    """Rows past SCORE_POOL_BYTES of features go to further kernel calls (each folding the
+    table again); the extra rows ride on the last call that has room."""
+    V, T, N = 301, 12, 3
+    g = small_generator(V, 8, 16, T, seed=5, scale=3.0)
+    d = make_d(V, T, (2, 4, 5, 12), (33, 16, 1, 40), seed=6)
+    x = ops.sample(g, 7, seed=7, backend="cpp")
+    comps = ops.rollout(g, x, N, seed=8, backend="cpp").view(-1, T)
+    want = score_mod.rollout_scores(d, comps, x, N, backend="cpp")
+    calls = []
+    real = score_mod._fold_pool
+    monkeypatch.setattr(score_mod, "_fold_pool", lambda *a: calls.append(
+        (a[0].shape[0], 0 if a[4] is None else a[4].shape[0])) or real(*a))
+    monkeypatch.setattr(score_mod, "SCORE_POOL_BYTES", 4 * 90 * 100)  # F = 90: 100 rows a call
+    got = score_mod.rollout_scores(d, comps, x, N, backend="cpp", batch_size=30)
+    assert calls == [(100, 0), (100, 0), (31, 7)]  # 231 completions, then x's 7 rows
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
 def test_score_restores_training_mode_and_ignores_dropout():
@@ -152,6 +203,28 @@ def test_kernel_refuses_filters_wider_than_the_sequence():
                                          f.table, f.bias, f.widths, f.filters)
 
 
+@pytest.mark.parametrize("change,match", [
+    ({"w_all": torch.zeros(16, 7)}, "w_all must be"),
+    ({"out": torch.zeros(3, 25)}, "out must be"),
+    ({"extra": torch.zeros(1, 6, dtype=torch.long)}, "extra must have T=7"),
+    ({"extra": torch.full((1, 7), 50)}, "extra"),
+    ({"tokens": torch.zeros(2, 5, dtype=torch.long)}, "filter width 7 must be in"),
+    ({"pass_bytes": 0}, "pass_bytes"),
+])
+def test_fold_pool_validation(change, match):
+    d = make_d(50, 7, (1, 3, 7), (5, 17, 3))
+    fo = score_mod.fold_operands(d)
+    args = {"tokens": torch.zeros(2, 7, dtype=torch.long), "extra": None, "w_all": fo.w_all,
+            "pass_bytes": 2**20, "out": torch.zeros(2, 25)}
+    args.update(change)
+    if args["extra"] is not None and "out" not in change:
+        args["out"] = torch.zeros(2 + args["extra"].shape[0], 25)
+    with pytest.raises(RuntimeError, match=match):
+        torch.ops.seqgan_fast.score_fold_pool(args["tokens"], 0, None, 1, args["extra"], fo.emb,
+                                              args["w_all"], fo.bias, fo.widths, fo.filters,
+                                              args["pass_bytes"], args["out"])
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda g, d, x: ops.rollout_rewards(g, Discriminator(300, 9), x, 2), "seq_len=9"),
     (lambda g, d, x: ops.rollout_rewards(g, Discriminator(299, 7), x, 2), "vocab_size=299"),
@@ -166,35 +239,37 @@ def test_rollout_rewards_validation(call, match):
 
 
 def test_rollout_rewards_fold_the_table_once(monkeypatch):
-    """One reward computation builds the folded table once for completions and x."""
+    """One reward computation is one kernel call: the completions and x share its passes."""
     V, T = 301, 12
     g = small_generator(V, 8, 16, T, seed=5, scale=3.0)
     d = make_d(V, T, (2, 4, 5, 12), (33, 16, 1, 40), seed=6)
     x = ops.sample(g, 5, seed=7, backend="cpp")
     calls = []
-    real = score_mod.fold
-    monkeypatch.setattr(score_mod, "fold", lambda dd, **kw: calls.append(1) or real(dd, **kw))
+    real = score_mod._fold_pool
+    monkeypatch.setattr(score_mod, "_fold_pool",
+                        lambda *a: calls.append(a[4]) or real(*a))  # a[4]: extra rows
     ops.rollout_rewards(g, d, x, 2, seed=8, backend="cpp")
-    assert len(calls) == 1
+    assert len(calls) == 1 and torch.equal(calls[0], x)
 
 
-def test_fold_workspace_is_reused_grown_and_released():
-    """fold(reuse=True) writes into one per-thread buffer: the same table as a fresh fold, the
-    same memory on the next call, grown for a larger discriminator, stale contents never
-    leaking into scores."""
-    small = make_d(50, 7, (1, 3, 7), (5, 17, 3))
-    big = make_d(301, 12, (2, 4, 5, 12), (33, 16, 1, 40), seed=1)
+def test_workspace_is_reused_grown_and_released():
+    """The pooled features go into one per-thread buffer (the same memory on the next call,
+    grown for more rows, stale contents never leaking into scores); the kernel keeps its
+    slice scratch; release_score_workspace frees both."""
+    d = make_d(50, 7, (1, 3, 7), (5, 17, 3))
     x = torch.randint(0, 50, (30, 7))
-    want = ops.score(small, x, backend="cpp")
-    score_mod.release_workspace()
-    a = score_mod.fold(small, reuse=True)
-    assert torch.equal(a.table, score_mod.fold(small).table)
-    ptr = a.table.data_ptr()
-    assert score_mod.fold(small, reuse=True).table.data_ptr() == ptr
-    b = score_mod.fold(big, reuse=True)  # larger: a new buffer
-    assert b.table.numel() > a.table.numel()
-    assert torch.equal(b.table, score_mod.fold(big).table)
-    assert torch.equal(ops.score(small, x, backend="cpp"), want)  # in the big buffer's front
     ops.release_score_workspace()
-    assert score_mod._workspace.table is None
-    assert torch.equal(ops.score(small, x, backend="cpp"), want)
+    assert torch.ops.seqgan_fast.score_workspace_bytes() == 0
+    want = ops.score(d, x, backend="cpp")
+    assert torch.ops.seqgan_fast.score_workspace_bytes() > 0
+    ptr = score_mod._workspace.pooled.data_ptr()
+    assert torch.equal(ops.score(d, x[:10], backend="cpp"), want[:10])
+    assert score_mod._workspace.pooled.data_ptr() == ptr
+    big = torch.randint(0, 50, (300, 7))
+    ops.score(d, big, backend="cpp")  # larger: a new buffer
+    assert score_mod._workspace.pooled.numel() >= 300 * 25
+    assert torch.equal(ops.score(d, x, backend="cpp"), want)  # in the big buffer's front
+    ops.release_score_workspace()
+    assert score_mod._workspace.pooled is None
+    assert torch.ops.seqgan_fast.score_workspace_bytes() == 0
+    assert torch.equal(ops.score(d, x, backend="cpp"), want)

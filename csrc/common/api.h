@@ -40,6 +40,54 @@ struct ConvTableView {
   int64_t groups, V, Kp, fp_total;
 };
 
+// Rows to pool (csrc/common/score.h): M rows of tokens (row stride T) from logical row row0;
+// prefix_x (B, T), when set, makes them rollout completions (row ((t-1)*N + n)*B + b equals
+// prefix_x[b] before t), else they are scored whole; then M_extra rows of extra, scored
+// whole. pooled: (M + M_extra, sum(filters)), the extra rows last.
+struct ScoreRowsView {
+  const int64_t* tokens;
+  int64_t row0, M, T;
+  const int64_t* prefix_x;
+  int64_t N, B;
+  const int64_t* extra;
+  int64_t M_extra;
+  float* pooled;
+};
+
+// Op score_fold_pool: the same pooling without the whole table. Pass by pass (one group's
+// block of columns), the pass's slice of the table, emb (V, E) . the pass's columns of w_all
+// (E, Kp; column off[g] + o*fpad[g] + c of w_all makes the table's), is computed into
+// scratch and pooled from cache. conv.table is unused.
+struct ScoreFoldView {
+  ConvTableView conv;
+  const float* emb;    // (V, E)
+  const float* w_all;  // (E, Kp)
+  int64_t E;
+  int64_t pass_bytes;  // a pass's slice is at most this, or one 16-column block if larger
+  float* scratch;      // score_fold_scratch_floats(conv, E, pass_bytes) floats
+};
+
+// Columns per pass of group g (width k, fpad padded filters) over V tokens: the largest
+// multiple of 16 whose V x k slice fits pass_bytes, at least 16, at most fpad.
+inline int64_t score_pass_columns(int64_t V, int64_t k, int64_t fpad, int64_t pass_bytes) {
+  int64_t cw = pass_bytes / (4 * V * k) / 16 * 16;
+  if (cw < 16) cw = 16;
+  return cw < fpad ? cw : fpad;
+}
+
+// Scratch of score_fold_pool: the largest pass's slice (V x k x cw) and its packed weight
+// columns (E x k x cw).
+inline int64_t score_fold_scratch_floats(const ConvTableView& d, int64_t E,
+                                         int64_t pass_bytes) {
+  int64_t most = 0;
+  for (int64_t g = 0; g < d.groups; ++g) {
+    const int64_t k = d.width[g], cw = score_pass_columns(d.V, k, d.fpad[g], pass_bytes);
+    const int64_t need = (d.V + E) * k * cw;
+    most = need > most ? need : most;
+  }
+  return most;
+}
+
 // The convolution + ReLU + max-pool backward (csrc/common/dpool.h): for group g, weight[g]
 // (filters[g], E, width[g]) and grad_weight[g] of that shape (Conv1d layout); emb (B, T, E)
 // the embedded rows, grad and argmax (B, F) with F = sum(filters) (grad already masked by
@@ -137,9 +185,8 @@ struct CoreKernels {
                   int64_t start_token, uint64_t seed, float temperature, int64_t* out,
                   int num_threads, const float* h0, const float* c0, int64_t min_prefix,
                   int64_t batch_offset, int64_t batch_total);
-  void (*score_pool)(const ConvTableView& d, const int64_t* tokens, int64_t row0, int64_t M,
-                     int64_t T, const int64_t* prefix_x, int64_t N, int64_t B, float* pooled,
-                     int num_threads);
+  void (*score_pool)(const ConvTableView& d, const ScoreRowsView& rows, int num_threads);
+  void (*score_fold_pool)(const ScoreFoldView& v, const ScoreRowsView& rows, int num_threads);
   void (*conv_pool_backward)(const ConvPoolGradView& v, int num_threads);
   void (*gemm_nn)(const GemmNNView& g, int num_threads);
   void (*conv_pool_forward)(const ConvPoolFwdView& v, int num_threads);
@@ -154,6 +201,11 @@ struct CoreKernels {
 namespace avx512 { extern const CoreKernels* const kTable; }
 namespace avx2 { extern const CoreKernels* const kTable; }
 namespace baseline { extern const CoreKernels* const kTable; }
+
+// score_fold_pool's per-thread scratch (csrc/cpu/score.cpp): bytes the calling thread holds,
+// and freeing them.
+int64_t score_workspace_bytes();
+void score_release_workspace();
 
 // Run-time choice (csrc/cpu/isa.cpp). Paths are ordered baseline < avx2 < avx512.
 int isa_rank(const char* name);           // 0, 1, 2; -1 for an unknown name

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "cell.h"
+#include "parallel.h"
 #include "sampler.h"
 
 #ifdef _OPENMP
@@ -106,14 +107,6 @@ inline int64_t rows_per_block(int64_t B, int threads) {
   return std::max<int64_t>(4, std::min<int64_t>(kBlockRows, (even + 3) / 4 * 4));
 }
 
-inline int resolve_threads(int num_threads) {
-#ifdef _OPENMP
-  return num_threads > 0 ? num_threads : omp_get_max_threads();
-#else
-  (void)num_threads;
-  return 1;
-#endif
-}
 
 // Calls f(Cell{}) with the cell type the weights name.
 template <class F>

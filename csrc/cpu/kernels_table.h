@@ -17,6 +17,7 @@ namespace SEQGAN_ISA {
 #define SEQGAN_STR(x) SEQGAN_STR2(x)
 static const CoreKernels kKernels = {SEQGAN_STR(SEQGAN_ISA), &decode_core, &sample_core,
                                      &rollout_core, &score_pool_core,
+                                     &score_fold_pool_core,
                                      &conv_pool_backward_core, &gemm_nn_core,
                                      &conv_pool_forward_core, &linear_nll_core,
                                      &first_non_finite_core, &highway_head_core};

@@ -174,7 +174,8 @@ def rollout_rewards(
     """Per-token rewards (B, T) float: column t-1 (t < T) is the mean over the N completions
     of prefix t of D's P(real); the last column is D(x). Scored ``score_batch`` rows at a time
     by ``ops.score``'s kernels with the same backend (``cpp``: the fused scoring kernel, one
-    folded table for the call, prefix windows shared between completions).
+    call for the completions and x, folding the table pass by pass, prefix windows shared
+    between completions).
 
     ``given`` (0 <= given < T): the first ``given`` positions are a given history, not
     generated (history-conditioned generation): they get reward 0 and only the prefixes that

@@ -1,5 +1,6 @@
 // Tests of the torch-free CPU core (csrc/common), run by ctest: Philox known answers, the
-// vectorised exp, the tile sampler on hand-made logits, the LSTM cell, and sample/rollout
+// vectorised exp, the tile sampler on hand-made logits, the LSTM cell, scoring's pooling, and
+// sample/rollout
 // against tokens exported from the reference backend (fixture.txt, make_fixture.py).
 // Usage: seqgan_core_tests CASE [fixture.txt]
 #include <cinttypes>
@@ -21,6 +22,7 @@
 #include "common/generate.h"
 #include "common/philox.h"
 #include "common/sampler.h"
+#include "common/score.h"
 #include "common/vec.h"
 #include "fixture.h"
 
@@ -761,13 +763,85 @@ static bool cpu_runs_this_path() {
 #endif
 }
 
+// ---- scoring's pooling: the whole-table op against the pass-by-pass fold ------------------
+// score_fold_pool_core (slices emb . w_all per pass, at the narrowest and a wide pass) gives
+// the same bits as score_pool_core on the table gemm_nn builds, for rollout completions from
+// logical row row0 and extra whole rows; both match a double-precision reference.
+static void test_score() {
+  const int64_t V = 37, T = 9, E = 5, G = 3, B = 3, N = 2, row0 = 5;
+  std::vector<int64_t> width{1, 3, 9}, filters{4, 20, 3}, fpad(G), off(G), fpoff(G);
+  int64_t Kp = 0, fp_total = 0, F = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    fpad[g] = (filters[g] + 15) / 16 * 16, off[g] = Kp, fpoff[g] = fp_total;
+    Kp += width[g] * fpad[g], fp_total += fpad[g], F += filters[g];
+  }
+  CellInputs in(4);
+  const std::vector<float> emb = in.fill(V * E);
+  std::vector<float> w_all = in.fill(E * Kp), bias = in.fill(fp_total);
+  for (int64_t g = 0; g < G; ++g)  // padding columns are zero
+    for (int64_t c = filters[g]; c < fpad[g]; ++c) {
+      bias[fpoff[g] + c] = 0.0f;
+      for (int64_t e = 0; e < E; ++e)
+        for (int64_t o = 0; o < width[g]; ++o) w_all[e * Kp + off[g] + o * fpad[g] + c] = 0.0f;
+    }
+  std::vector<float> table(V * Kp);
+  gemm_nn_core(GemmNNView{emb.data(), E, w_all.data(), Kp, table.data(), Kp, V, E, Kp,
+                          nullptr, false}, 2);
+  std::mt19937 rng(5);
+  std::vector<int64_t> x(B * T), extra(2 * T);
+  for (auto& v : x) v = static_cast<int64_t>(rng() % V);
+  for (auto& v : extra) v = static_cast<int64_t>(rng() % V);
+  const int64_t M = (T - 1) * N * B - row0;
+  std::vector<int64_t> tok(M * T);
+  for (int64_t i = 0; i < M; ++i) {
+    const int64_t m = row0 + i, t = m / (N * B) + 1, b = m % B;
+    for (int64_t p = 0; p < T; ++p)
+      tok[i * T + p] = p < t ? x[b * T + p] : static_cast<int64_t>(rng() % V);
+  }
+  const ConvTableView d{table.data(), bias.data(), width.data(), filters.data(), fpad.data(),
+                        off.data(), fpoff.data(), G, V, Kp, fp_total};
+  std::vector<float> want((M + 2) * F, -1.0f);
+  score_pool_core(d, ScoreRowsView{tok.data(), row0, M, T, x.data(), N, B, extra.data(), 2,
+                                   want.data()}, 3);
+  double worst = 0;
+  for (int64_t i = 0; i < M + 2; ++i) {
+    const int64_t* r = i < M ? &tok[i * T] : &extra[(i - M) * T];
+    for (int64_t g = 0, j = 0; g < G; j += filters[g], ++g)
+      for (int64_t f = 0; f < filters[g]; ++f) {
+        double best = 0;  // relu(max)
+        for (int64_t p = 0; p + width[g] <= T; ++p) {
+          double s = bias[fpoff[g] + f];
+          for (int64_t o = 0; o < width[g]; ++o)
+            for (int64_t e = 0; e < E; ++e)
+              s += double(emb[r[p + o] * E + e]) * w_all[e * Kp + off[g] + o * fpad[g] + f];
+          best = std::max(best, s);
+        }
+        worst = std::max(worst, std::fabs(best - want[i * F + j + f]));
+      }
+  }
+  EXPECT(worst < 1e-4, "score: whole-table pooling off the double reference by %g", worst);
+  for (int64_t pass_bytes : {int64_t{1}, int64_t{1} << 20}) {  // 16-column passes; one each
+    std::vector<float> scratch(score_fold_scratch_floats(d, E, pass_bytes), NAN);
+    std::vector<float> got((M + 2) * F, -1.0f);
+    ConvTableView dn = d;
+    dn.table = nullptr;
+    score_fold_pool_core(ScoreFoldView{dn, emb.data(), w_all.data(), E, pass_bytes,
+                                       scratch.data()},
+                         ScoreRowsView{tok.data(), row0, M, T, x.data(), N, B, extra.data(), 2,
+                                       got.data()}, 2);
+    EXPECT(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0,
+           "score: the fold at pass_bytes %" PRId64 " differs from the whole table's bits",
+           pass_bytes);
+  }
+}
+
 int main(int argc, char** argv) {
   if (!cpu_runs_this_path()) {
     std::printf("skipped: this CPU cannot run the %s path\n", SEQGAN_STR(SEQGAN_ISA));
     return 77;
   }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|dconv|gemm_nn|lnll|finite|fixture|threads [fixture]\n",
+    std::fprintf(stderr, "usage: %s philox|exp|log|sampler|lstm|gru|dpool|dconv|gemm_nn|lnll|finite|score|fixture|threads [fixture]\n",
                  argv[0]);
     return 2;
   }
@@ -784,6 +858,7 @@ int main(int argc, char** argv) {
   else if (which == "dconv") test_dconv();
   else if (which == "lnll") test_lnll();
   else if (which == "finite") test_finite();
+  else if (which == "score") test_score();
   else if (which == "fixture") test_fixture(fixture, false);
   else if (which == "threads") test_fixture(fixture, true);
   else {
