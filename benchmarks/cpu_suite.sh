@@ -11,8 +11,8 @@
 # train  discriminator epoch (the module with default Adam vs the trainer's step: fused Adam and
 #        the sparse pooling backward, against the sgemm FLOP floor; also AVX2-emulated) and
 #        the schedule's phase costs with the projected paper-preset wall time
-# large  rollout / sample / decode at the large size on every ISA path (score: the folded
-#        table would exceed its 512 MiB budget at V = 20000, so cpp scores as reference)
+# large  rollout / sample / decode at the large size on every ISA path (score not yet: see the
+#        README's large table)
 # cells  the g_cell axis: LSTM and GRU rows (<config>-gru, /LSTM column) for rollout, sample
 #        and decode at paper (every ISA path; AVX2-emulated too) and large
 set -euo pipefail

@@ -137,6 +137,17 @@ def score() -> None:
               f"head {_t(lambda: _head(d, out, inference_weights(d.highway))):.3f} s; "
               f"ops.score {_t(lambda: ops.score(d, comps, prefix_x=x, num_rollouts=16)):.3f} s,"
               f" reference {_t(lambda: d.prob_real(comps), 1):.3f} s")
+    # agreement: ops.score and the reference against the same discriminator in float64
+    got = ops.score(d, comps, prefix_x=x, num_rollouts=16).double()
+    ref = d.prob_real(comps).double()
+    d64 = Discriminator(5000, 20).double().eval()
+    d64.load_state_dict({k: v.double() for k, v in d.state_dict().items()})
+    exact = d64.prob_real(comps)
+    with ops.force_cpu_isa("avx2"):
+        same = torch.equal(ops.score(d, comps, prefix_x=x, num_rollouts=16), got.float())
+    print(f"agreement over the {len(comps)} completions: max |cpp - reference| "
+          f"{(got - ref).abs().max():.2g}; against float64: cpp {(got - exact).abs().max():.2g}, "
+          f"reference {(ref - exact).abs().max():.2g}; AVX2 path bit-identical: {same}")
     torch.set_num_threads(1)
 
 

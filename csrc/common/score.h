@@ -13,8 +13,8 @@
 // never builds it: each pass computes its slice, Emb (V x E) . the pass's weight columns, on
 // gemm_nn's tiles into a cache-sized scratch and pools from there, for all the rows of the
 // call. `python benchmarks/micro.py score`, the paper's 19,456 prefix-shared completions at
-// 2 threads (Zen 5): 0.108 s folded pass by pass, against 0.168 s for torch.mm writing the
-// whole table plus 0.147 s pooling from it.
+// 2 threads (Zen 5, two runs): 0.108 / 0.140 s folded pass by pass, against 0.168 / 0.134 s
+// for torch.mm writing the whole table plus 0.147 / 0.170 s pooling from it.
 //
 // Rollout layout (ScoreRowsView::prefix_x set): row m = ((t-1)*N + n)*B + b is a completion of
 // x[b] that equals x[b] on positions < t. Windows that lie inside the prefix (p + k <= t) are
