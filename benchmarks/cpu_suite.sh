@@ -11,8 +11,8 @@
 # train  discriminator epoch (the module with default Adam vs the trainer's step: fused Adam and
 #        the sparse pooling backward, against the sgemm FLOP floor; also AVX2-emulated) and
 #        the schedule's phase costs with the projected paper-preset wall time
-# large  rollout / sample / decode at the large size on every ISA path (score not yet: see the
-#        README's large table)
+# large  rollout / sample / decode at the large size on every ISA path, and score (reference,
+#        cpp, cpp@avx2)
 # cells  the g_cell axis: LSTM and GRU rows (<config>-gru, /LSTM column) for rollout, sample
 #        and decode at paper (every ISA path; AVX2-emulated too) and large
 set -euo pipefail
@@ -42,6 +42,8 @@ if [[ $what == large || $what == all ]]; then
     --budget 60 --json docs/bench_large_cpu${tag}.json
   bench --op sample,decode --config large --backends reference,$paths --repeats 2 \
     --warmup 0 --budget 60 --json docs/bench_large_cpu${tag}_sample.json
+  bench --op score --config large --backends reference,cpp,cpp@avx2 --repeats 2 --warmup 0 \
+    --budget 60 --json docs/bench_large_cpu${tag}_score.json
 fi
 if [[ $what == cells || $what == all ]]; then
   bench --op rollout,sample,decode --config paper --cell lstm,gru \
