@@ -137,6 +137,15 @@ def score() -> None:
               f"head {_t(lambda: _head(d, out, inference_weights(d.highway))):.3f} s; "
               f"ops.score {_t(lambda: ops.score(d, comps, prefix_x=x, num_rollouts=16)):.3f} s,"
               f" reference {_t(lambda: d.prob_real(comps), 1):.3f} s")
+        if threads == 2:  # the pass size (score.h), and what a fresh pooled buffer costs
+            sweep = ", ".join(
+                f"{mb} MiB {_t(lambda: _fold_pool(comps, 0, x, 16, x, fo, mb << 20, out)):.3f} s"  # noqa: B023
+                for mb in (8, 16, 32, 64))
+            fresh = _t(lambda: torch.empty_like(out).fill_(0.0))
+            reused = _t(lambda: out.fill_(0.0))
+            mib = out.numel() * 4 >> 20
+            print(f"  score_fold_pool by pass size: {sweep}; filling a fresh {mib} MiB buffer "
+                  f"{fresh:.3f} s, the same buffer again {reused:.3f} s")
     # agreement: ops.score and the reference against the same discriminator in float64
     got = ops.score(d, comps, prefix_x=x, num_rollouts=16).double()
     ref = d.prob_real(comps).double()

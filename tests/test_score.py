@@ -207,7 +207,7 @@ def test_kernel_refuses_filters_wider_than_the_sequence():
     ({"w_all": torch.zeros(16, 7)}, "w_all must be"),
     ({"out": torch.zeros(3, 25)}, "out must be"),
     ({"extra": torch.zeros(1, 6, dtype=torch.long)}, "extra must have T=7"),
-    ({"extra": torch.full((1, 7), 50)}, "extra"),
+    ({"extra": torch.full((1, 7), 50)}, "extra has token id 50"),
     ({"tokens": torch.zeros(2, 5, dtype=torch.long)}, "filter width 7 must be in"),
     ({"pass_bytes": 0}, "pass_bytes"),
 ])

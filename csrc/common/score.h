@@ -52,12 +52,12 @@ namespace SEQGAN_ISA {
 
 constexpr int kScoreChunk = 4;  // native vectors of filters kept in registers per pass
 
-// `score_pool`'s pass size over a whole table: 32 MiB, the L3 of the 2-core Zen 5 instance,
-// where pooling the paper's 19,456 prefix-shared completions took 159 ms against 222 with 8
-// MiB passes and 157 with none (a throwaway sweep, interleaved; flat from 24 MiB up); a
+// `score_pool`'s pass size over a whole table: 32 MiB, the L3 of the 2-core instances; a
 // smaller pass repeats the per-pass work (token reads, straddling partials) on narrower
 // column blocks. `score_fold_pool` takes its pass size from the caller (ops/score.py: the
-// same 32 MiB unless a smaller memory budget is set).
+// same 32 MiB unless a smaller memory budget is set); for it the size barely matters at the
+// paper size: 0.103 / 0.122 / 0.098 / 0.102 s with 8 / 16 / 32 / 64 MiB passes (`python
+// benchmarks/micro.py score`, 2 threads, Zen 5).
 constexpr int64_t kScorePassBytes = int64_t{32} << 20;
 
 // One pass: group g's table columns [c_begin, c_end); token v's entry for offset o, column c
@@ -75,8 +75,8 @@ struct ScorePass {
 // p - p_begin, one pass width: bias + its offsets o < t - p, from window_partials) and adds
 // the offsets from t - p on; the others start from the bias. Either way the sum is bias +
 // U_0 + U_1 + ... in o order, so the same bits. NV is a template argument so that the
-// accumulators stay in registers (a run-time count spilled them to the stack and took
-// twice the time: 57 -> 30 ms for the paper's completions from an L2-resident table).
+// accumulators stay in registers (with a run-time count GCC kept them on the stack: a store
+// and a reload per add).
 template <int NV>
 inline void fold_windows_nv(const ScorePass& s, int64_t c0, const int64_t* tok,
                             int64_t p_begin, int64_t p_end, float* mx, int64_t t,
@@ -139,10 +139,6 @@ inline void window_partials(const ScorePass& s, const int64_t* tok, int64_t p_be
   }
 }
 
-inline float* pooled_row(const ScoreRowsView& r, int64_t i, int64_t F) {
-  return r.pooled + i * F;
-}
-
 // Pools one pass: columns [c_begin, min(c_end, F_g)) of group g (first column fcol of
 // pooled, F columns) for every row of r.
 inline void pool_pass(const ScorePass& s, int64_t Fg, int64_t fcol, int64_t F,
@@ -150,7 +146,9 @@ inline void pool_pass(const ScorePass& s, int64_t Fg, int64_t fcol, int64_t F,
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const int64_t T = r.T, k = s.k, cw = s.c_end - s.c_begin;
   const int64_t c_out = std::min(s.c_end, Fg);
-  const bool rollout = r.prefix_x != nullptr && r.M > 0;
+  // tokens' rows are completions (prefix_x set) or scored whole; extra's are scored whole
+  const bool completions = r.prefix_x != nullptr, rollout = completions && r.M > 0;
+  const int64_t first = completions ? r.M : 0, whole = r.M + r.M_extra - first;
   const int64_t NB = r.N * r.B;
   const int64_t t_lo = rollout ? r.row0 / NB + 1 : 1;
   const int64_t t_hi = rollout ? (r.row0 + r.M - 1) / NB + 1 : 0;
@@ -170,13 +168,12 @@ inline void pool_pass(const ScorePass& s, int64_t Fg, int64_t fcol, int64_t F,
       }
     }
   }
-  const int64_t whole = (rollout || r.prefix_x != nullptr ? 0 : r.M) + r.M_extra;
 #pragma omp parallel num_threads(nt)
   {
     std::vector<float> mx(static_cast<size_t>(cw));
     std::vector<float> part(static_cast<size_t>(rollout ? std::max<int64_t>(k - 1, 1) * cw : 0));
     auto emit = [&](int64_t i) {
-      float* out = pooled_row(r, i, F) + fcol;  // group column f at out[f]
+      float* out = r.pooled + i * F + fcol;  // group column f at out[f]
       for (int64_t f = s.c_begin; f < c_out; ++f) {
         const float v = mx[f - s.c_begin];
         out[f] = v > 0.0f ? v : 0.0f;
@@ -206,7 +203,6 @@ inline void pool_pass(const ScorePass& s, int64_t Fg, int64_t fcol, int64_t F,
         }
       }
     }
-    const int64_t first = rollout || r.prefix_x != nullptr ? r.M : 0;  // row of whole row 0
 #pragma omp for schedule(dynamic, 32)
     for (int64_t j = 0; j < whole; ++j) {
       const int64_t i = first + j;
@@ -218,52 +214,47 @@ inline void pool_pass(const ScorePass& s, int64_t Fg, int64_t fcol, int64_t F,
   }
 }
 
-// pooled (M + M_extra, F) = relu(max_p conv(p)) of r's rows from a whole table (op
-// score_pool); F = sum of the groups' filter counts, groups in order.
-inline void score_pool_core(const ConvTableView& d, const ScoreRowsView& r, int num_threads) {
+// pooled (M + M_extra, F) = relu(max_p conv(p)) of r's rows, F = sum of the groups' filter
+// counts, groups in order: pass by pass (group g's columns [c0, c0 + cw), cw from
+// score_pass_columns), pass(g, c0, cw) giving that pass's ScorePass.
+template <class PassFn>
+inline void score_passes(const ConvTableView& d, int64_t pass_bytes, const ScoreRowsView& r,
+                         int num_threads, PassFn pass) {
   if (r.M + r.M_extra <= 0) return;
   const int nt = resolve_threads(num_threads);
   int64_t F = 0;
   for (int64_t g = 0; g < d.groups; ++g) F += d.filters[g];
-  int64_t fcol = 0;
-  for (int64_t g = 0; g < d.groups; ++g) {
-    const int64_t k = d.width[g], cb = score_pass_columns(d.V, k, d.fpad[g], kScorePassBytes);
-    for (int64_t c0 = 0; c0 < d.fpad[g]; c0 += cb) {
-      const ScorePass s{d.table + d.off[g] + c0, d.Kp, d.fpad[g], k, d.bias + d.fpoff[g], c0,
-                        std::min(c0 + cb, d.fpad[g])};
-      pool_pass(s, d.filters[g], fcol, F, r, nt);
-    }
-    fcol += d.filters[g];
+  for (int64_t g = 0, fcol = 0; g < d.groups; fcol += d.filters[g], ++g) {
+    const int64_t Fp = d.fpad[g], cb = score_pass_columns(d.V, d.width[g], Fp, pass_bytes);
+    for (int64_t c0 = 0; c0 < Fp; c0 += cb)
+      pool_pass(pass(g, c0, std::min(cb, Fp - c0), nt), d.filters[g], fcol, F, r, nt);
   }
 }
 
-// The same pooled features with each pass's slice computed in v.scratch (op score_fold_pool):
-// slice (V, k * cw) = emb . the pass's columns of w_all, packed as (E, k * cw).
+// Op score_pool: the passes read a whole table.
+inline void score_pool_core(const ConvTableView& d, const ScoreRowsView& r, int num_threads) {
+  score_passes(d, kScorePassBytes, r, num_threads, [&](int64_t g, int64_t c0, int64_t cw, int) {
+    return ScorePass{d.table + d.off[g] + c0, d.Kp, d.fpad[g], d.width[g],
+                     d.bias + d.fpoff[g], c0, c0 + cw};
+  });
+}
+
+// Op score_fold_pool: each pass's slice (V, k * cw) = emb . the pass's columns of w_all
+// (packed as (E, k * cw)), computed in v.scratch.
 inline void score_fold_pool_core(const ScoreFoldView& v, const ScoreRowsView& r,
                                  int num_threads) {
-  if (r.M + r.M_extra <= 0) return;
   const ConvTableView& d = v.conv;
-  const int nt = resolve_threads(num_threads);
-  int64_t F = 0;
-  for (int64_t g = 0; g < d.groups; ++g) F += d.filters[g];
-  int64_t fcol = 0;
-  for (int64_t g = 0; g < d.groups; ++g) {
-    const int64_t k = d.width[g], Fp = d.fpad[g];
-    const int64_t cb = score_pass_columns(d.V, k, Fp, v.pass_bytes);
-    for (int64_t c0 = 0; c0 < Fp; c0 += cb) {
-      const int64_t cw = std::min(cb, Fp - c0), n = k * cw;
-      float* slice = v.scratch;
-      float* wpack = v.scratch + d.V * n;
-      for (int64_t e = 0; e < v.E; ++e)
-        for (int64_t o = 0; o < k; ++o)
-          std::memcpy(wpack + e * n + o * cw, v.w_all + e * d.Kp + d.off[g] + o * Fp + c0,
-                      sizeof(float) * cw);
-      gemm_nn_core(GemmNNView{v.emb, v.E, wpack, n, slice, n, d.V, v.E, n, nullptr, false}, nt);
-      const ScorePass s{slice, n, cw, k, d.bias + d.fpoff[g], c0, c0 + cw};
-      pool_pass(s, d.filters[g], fcol, F, r, nt);
-    }
-    fcol += d.filters[g];
-  }
+  score_passes(d, v.pass_bytes, r, num_threads, [&](int64_t g, int64_t c0, int64_t cw, int nt) {
+    const int64_t k = d.width[g], Fp = d.fpad[g], n = k * cw;
+    float* slice = v.scratch;
+    float* wpack = v.scratch + d.V * n;
+    for (int64_t e = 0; e < v.E; ++e)
+      for (int64_t o = 0; o < k; ++o)
+        std::memcpy(wpack + e * n + o * cw, v.w_all + e * d.Kp + d.off[g] + o * Fp + c0,
+                    sizeof(float) * cw);
+    gemm_nn_core(GemmNNView{v.emb, v.E, wpack, n, slice, n, d.V, v.E, n, nullptr, false}, nt);
+    return ScorePass{slice, n, cw, k, d.bias + d.fpoff[g], c0, c0 + cw};
+  });
 }
 
 }  // namespace SEQGAN_ISA

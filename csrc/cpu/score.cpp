@@ -86,8 +86,8 @@ at::Tensor score_pool_cpu(const at::Tensor& tokens, int64_t row0,
   return pooled;
 }
 
-// This thread's scratch for score_fold_pool's slices (a fresh 32 MiB buffer per call costs
-// its page faults every time: ~8 ms on a 2-core VM instance).
+// This thread's scratch for score_fold_pool's slices (a fresh 32 MiB buffer per call would
+// pay its page faults every time).
 thread_local std::vector<float> fold_scratch;
 
 at::Tensor& score_fold_pool_cpu(const at::Tensor& tokens, int64_t row0,

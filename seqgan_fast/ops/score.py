@@ -18,8 +18,8 @@ highway GEMMs a row chunk at a time with the gate and the output layer behind th
 Memory: a call pools up to ``SCORE_POOL_BYTES`` (256 MiB, ``SEQGAN_FAST_SCORE_POOL_MB``) of
 features (39,000 rows at the paper's 1,720 filters; the 19,456 completions of a paper reward
 computation and its 64 sequences are one call) into a buffer the calling thread keeps, beside
-a scratch of one pass's slice (``ops.release_score_workspace()`` frees both: a fresh 134 MB
-buffer costs ~0.2 s of page faults on a 2-core VM instance, more than pooling it). Where even
+a scratch of one pass's slice (``ops.release_score_workspace()`` frees both: filling a fresh
+134 MB buffer costs a third of the fold and pool, ``benchmarks/micro.py score``). Where even
 one 16-column block of the widest group's slice (V x k x 16 floats) would exceed
 ``table_bytes_limit`` (default ``SCORE_TABLE_BYTES`` = 512 MiB, or
 ``SEQGAN_FAST_SCORE_TABLE_MB``; a smaller limit also narrows the passes) the call falls back to
@@ -284,6 +284,10 @@ def _score_all(d, jobs, backend: str, batch_size: int, table_bytes_limit: int | 
         d.train(was_training)
 
 
+def _rows(call: list[tuple[int, int, int]]) -> int:
+    return sum(b - a for _, a, b in call)
+
+
 def _score_cpp(d, jobs, batch_size: int, table_bytes_limit: int | None):
     """The cpp path: kernel calls of up to SCORE_POOL_BYTES of pooled features each (a call
     computes the table's slices once for all its rows), whole-row jobs riding along as the
@@ -297,33 +301,32 @@ def _score_cpp(d, jobs, batch_size: int, table_bytes_limit: int | None):
     # torch's GEMM (score 5.1 s against 1.9 s forced onto it, cpu_suite.sh paper)
     hw = inference_weights(d.highway) if fused_available(jobs[0][0].device) \
         and cpu_isa() != "baseline" else None
-    calls: list[dict] = []  # main: (job, r0, r1); extra: [(job, r0, r1)]; rows
+    # each call: segments (job, r0, r1), the first its main rows, the rest whole rows as extra
+    calls: list[list[tuple[int, int, int]]] = []
     for j, (x, prefix_x, _, _) in enumerate(jobs):
         for r0 in range(0, x.shape[0], cap):
             seg = (j, r0, min(x.shape[0], r0 + cap))
-            n = seg[2] - seg[1]
-            if prefix_x is None and calls and calls[-1]["rows"] + n <= cap:
-                calls[-1]["extra"].append(seg)
-                calls[-1]["rows"] += n
+            if prefix_x is None and calls and _rows(calls[-1]) + seg[2] - r0 <= cap:
+                calls[-1].append(seg)
             else:
-                calls.append({"main": seg, "extra": [], "rows": n})
+                calls.append([seg])
     parts: list[list[torch.Tensor]] = [[] for _ in jobs]
     for call in calls:
-        j, r0, r1 = call["main"]
+        (j, r0, r1), extras = call[0], call[1:]
         x, prefix_x, num_rollouts, min_prefix = jobs[j]
         px = None if prefix_x is None else prefix_x.contiguous()
         n = 1 if num_rollouts is None else num_rollouts
         # logical row of x's first row: completions of shorter prefixes are absent
         base = 0 if px is None else (min_prefix - 1) * n * px.shape[0]
-        extra = torch.cat([jobs[e][0][a:b] for e, a, b in call["extra"]]).contiguous() \
-            if call["extra"] else None
+        extra = torch.cat([jobs[e][0][a:b] for e, a, b in extras]).contiguous() \
+            if extras else None
+        rows = _rows(call)
         out = _fold_pool(x[r0:r1].contiguous(), base + r0, px, n, extra, ops, pass_bytes,
-                         _pooled_buffer(call["rows"], F))
+                         _pooled_buffer(rows, F))
         probs = torch.cat([_head(d, out[i : i + batch_size], hw)
-                           for i in range(0, call["rows"], batch_size)])
-        parts[j].append(probs[: r1 - r0])
-        at = r1 - r0
-        for e, a, b in call["extra"]:
+                           for i in range(0, rows, batch_size)])
+        at = 0
+        for e, a, b in call:
             parts[e].append(probs[at : at + b - a])
             at += b - a
     return [torch.cat(p) if p else x.new_zeros(0, dtype=torch.float32)
