@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CPU figures of the README, as run for it (2-core machine class, idle: no build, test or
-# other job beside it). Writes docs/bench_*_cpu*.json; prints each table.
+# other job beside it). Writes docs/bench_*_cpu*.json (and the paper run's .png); prints each
+# table (`python benchmarks/report.py FILE.json --markdown` prints one as in the README).
 #   bash benchmarks/cpu_suite.sh [paper|avx2|train|large|cells|all]   (default: all)
 # SEQGAN_FAST_SUITE_TAG=NAME writes docs/bench_*_cpu_NAME*.json instead (another instance's
 # figures beside the committed ones; e.g. zen5).
@@ -25,6 +26,7 @@ paths=cpp,cpp@avx2,cpp@baseline
 if [[ $what == paper || $what == all ]]; then
   bench --op rollout,rewards,score,sample,decode,adv_step --config paper \
     --backends reference_loop,reference,$paths --budget 20 --json docs/bench_paper_cpu${tag}.json
+  python benchmarks/plot.py docs/bench_paper_cpu${tag}.json -o docs/bench_paper_cpu${tag}.png
 fi
 if [[ $what == avx2 || $what == all ]]; then
   SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \

@@ -14,21 +14,24 @@ BACKEND_ORDER = ("reference_loop", "reference", "torch_compile", "cpp", "triton"
                  "gemm_floor")
 
 
-def load_rows(paths: list[str]) -> list[dict[str, Any]]:
-    """Timed rows of the given JSON files; a config name gets its file's device appended when
+def load_rows(paths: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Timed rows of the given JSON files, and each file's machine in words (device and the
+    cpp CPU path, e.g. ``cpu avx512``); a config name gets its file's device appended when
     several files are plotted together (e.g. ``paper/cpu``, ``paper/cuda``)."""
-    rows = []
+    rows, machines = [], []
     for path in paths:
         with open(path) as f:
             doc = json.load(f)
         if doc.get("schema") != 1:
             raise ValueError(f"{path}: not a seqgan_fast benchmark file (schema 1)")
-        dev = doc.get("machine", {}).get("device", "?")
+        m = doc.get("machine", {})
+        dev = m.get("device", "?")
+        machines.append(" ".join(str(v) for v in (dev, m.get("cpu_isa")) if v))
         for r in doc["results"]:
             if r.get("tokens_per_s"):
                 rows.append({**r, "config": f"{r['config']}/{dev}" if len(paths) > 1
                              else r["config"]})
-    return rows
+    return rows, machines
 
 
 def plot(rows: list[dict[str, Any]], out: str, title: str | None = None) -> None:
@@ -39,8 +42,12 @@ def plot(rows: list[dict[str, Any]], out: str, title: str | None = None) -> None
     import matplotlib.pyplot as plt
 
     groups = list(dict.fromkeys((r["op"], r["config"]) for r in rows))
-    backends = [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]
-    backends += sorted({r["backend"] for r in rows} - set(backends))
+    present = {r["backend"] for r in rows}
+    order = {b: i for i, b in enumerate(BACKEND_ORDER)}
+    # the known backends in their order, a forced ISA path after its backend (cpp@avx2 after
+    # cpp), anything else after them, the GEMM floor last
+    backends = sorted(present, key=lambda b: (b == "gemm_floor",
+                                              order.get(b.split("@")[0], len(order)), b))
     value = {(r["op"], r["config"], r["backend"]): r["tokens_per_s"] for r in rows}
     width = 0.8 / max(len(backends), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(groups) + 3), 4.5))
@@ -72,14 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--title", default=None)
     args = p.parse_args(argv)
     try:
-        rows = load_rows(args.json)
+        rows, machines = load_rows(args.json)
     except (OSError, ValueError, KeyError) as exc:
         print(f"plot: {exc}", file=sys.stderr)
         return 2
     if not rows:
         print("plot: no timed results in the input", file=sys.stderr)
         return 1
-    plot(rows, args.out, args.title)
+    title = args.title or ("seqgan_fast: throughput per backend ("
+                           + ", ".join(dict.fromkeys(machines)) + ")")
+    plot(rows, args.out, title)
     print(f"wrote {Path(args.out).resolve()}")
     return 0
 

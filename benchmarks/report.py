@@ -1,6 +1,13 @@
-"""Ratios within one run, and the readable table printed after it."""
+"""Ratios within one run, and the readable tables of a run: the plain one printed after it and
+the Markdown one the README's figures are pasted from.
+
+    python benchmarks/report.py docs/bench_paper_cpu_zen5c.json [more.json ...] [--markdown]
+"""
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from typing import Any
 
 GEMM = "gemm_floor"
@@ -111,3 +118,64 @@ def format_table(doc: dict[str, Any]) -> str:
                  "/GEMM: time over the bare output-projection GEMM for the same tokens; "
                  "/LSTM: a GRU row's time over the LSTM row's (same op, size, backend).")
     return "\n".join(lines)
+
+
+def _md_x(x: float | None) -> str:
+    return f"{x:.3g}×" if x else "—"
+
+
+def markdown_table(doc: dict[str, Any]) -> str:
+    """The JSON document's timed rows as one Markdown table (the README's layout), the machine
+    line above it; a `cpp` row names the ISA path it ran (``cpp (avx512)``)."""
+    rows = [r for r in doc["results"] if r.get("median_s") and not r.get("error")]
+    m = doc.get("machine", {})
+    cols = [("op", lambda r: r["op"])]
+    if len({r["config"] for r in rows}) > 1:
+        cols.append(("config", lambda r: r["config"]))
+    cols += [("backend", lambda r: f"cpp ({m['cpu_isa']})" if r["backend"] == "cpp"
+             and m.get("cpu_isa") else r["backend"]),
+            ("median", lambda r: _fmt_s(r["median_s"])),
+            ("tokens/s", lambda r: _fmt_rate(r.get("tokens_per_s")))]
+    for key, name in (("speedup_vs_reference_loop", "vs `reference_loop`"),
+                      ("speedup_vs_reference", "vs `reference`"), ("gemm_ratio", "/GEMM"),
+                      ("time_vs_lstm", "/LSTM")):
+        if any(r.get(key) for r in rows):
+            cols.append((name, lambda r, key=key: _md_x(r.get(key))))
+    lines = [f"{m.get('device_name', '?')} ({m.get('device')}), {m.get('torch_threads')} "
+             f"threads, torch {m.get('torch')}, cpp CPU path {m.get('cpu_isa')} (best here: "
+             f"{m.get('cpu_isa_best')}); `{' '.join(doc.get('command') or ['?'])}`", "",
+             "| " + " | ".join(c[0] for c in cols) + " |",
+             "| " + " | ".join("---" if name in ("op", "config", "backend") else "---:"
+                               for name, _ in cols) + " |"]
+    lines += ["| " + " | ".join(f(r) for _, f in cols) + " |" for r in rows]
+    for r in rows:
+        if r.get("projected_s"):
+            p = r["projected_s"]
+            lines.append(f"\n`schedule` {r['backend']}: projected full `paper` preset "
+                         f"{p['total'] / 3600:.2f} h (one adversarial batch {p['adv_batch']:.1f} "
+                         f"s; phases: " + ", ".join(f"{k} {v:.3g} s"
+                                                  for k, v in r["phases_s"].items()) + ")")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="print the table of saved benchmark JSON file(s)")
+    p.add_argument("json", nargs="+", help="benchmark JSON file(s) from seqgan-fast bench")
+    p.add_argument("--markdown", action="store_true", help="Markdown (the README's layout)")
+    args = p.parse_args(argv)
+    for i, path in enumerate(args.json):
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+            if doc.get("schema") != 1 or not isinstance(doc.get("results"), list):
+                raise ValueError("not a seqgan_fast benchmark file (schema 1)")
+            text = markdown_table(doc) if args.markdown else format_table(doc)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"report: {path}: {exc}", file=sys.stderr)
+            return 2
+        print(("\n" if i else "") + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

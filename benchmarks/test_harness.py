@@ -21,7 +21,7 @@ from seqgan_fast.benchmarks.common import (
     gemm_floor,
 )
 from seqgan_fast.benchmarks.configs import CONFIGS, BenchConfig
-from seqgan_fast.benchmarks.report import add_ratios, format_table
+from seqgan_fast.benchmarks.report import add_ratios, format_table, markdown_table
 from seqgan_fast.models import prefix_states
 from seqgan_fast.ops.weights import lstm_step, project
 
@@ -205,6 +205,35 @@ def test_main_writes_json_and_prints_the_table_last(tmp_path, capsys):
     assert printed[-1].startswith("tokens/s:")
     assert any(line.startswith("rollout") and "reference_loop" in line for line in printed)
     assert format_table(doc).strip() == "\n".join(printed).strip()
+
+
+def test_markdown_report_of_a_saved_run(tmp_path, capsys):
+    rows = [{"op": "score", "config": "paper", "backend": b, "median_s": t,
+             "tokens_per_s": 1e3 / t} for b, t in (("reference", 4.0), ("cpp", 0.5),
+                                                   ("cpp@avx2", 1.0), ("gemm_floor", 2.0))]
+    rows.append({"op": "score", "config": "paper", "backend": "cpp@baseline",
+                 "error": "skipped"})
+    add_ratios(rows)
+    doc = {"schema": 1, "machine": {"device": "cpu", "cpu_isa": "avx512"},
+           "command": ["seqgan-fast", "bench", "--op", "score"], "results": rows}
+    table = markdown_table(doc).splitlines()
+    assert "`seqgan-fast bench --op score`" in table[0] and "cpp CPU path avx512" in table[0]
+    assert table[2] == "| op | backend | median | tokens/s | vs `reference` | /GEMM |"
+    body = {line.split(" | ")[1]: line for line in table[4:]}
+    assert set(body) == {"reference", "cpp (avx512)", "cpp@avx2", "gemm_floor"}
+    assert body["cpp (avx512)"] == "| score | cpp (avx512) | 500 ms | 2k | 8× | 0.25× |"
+    assert body["gemm_floor"].endswith("| 2× | — |")
+    src = tmp_path / "run.json"
+    src.write_text(json.dumps(doc))
+    res = subprocess.run([sys.executable, str(ROOT / "report.py"), str(src), "--markdown"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "\n".join(table)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": 7, "results": []}))
+    res = subprocess.run([sys.executable, str(ROOT / "report.py"), str(bad)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "bad.json" in res.stderr and "schema" in res.stderr
 
 
 def test_cell_axis_gives_gru_rows_with_their_ratio_to_the_lstm(tmp_path):

@@ -11,7 +11,7 @@ pays the kernel's page faults and zero-fill again. ``python benchmarks/micro.py 
 ``mallopt`` serves requests up to 32 MiB (glibc's largest allowed threshold) from the heap
 and never trims it below 1 GiB of free space, as running under jemalloc or tcmalloc would.
 Numerics are untouched: the preset ``quick`` gives the same metrics bit for bit, in 70.4 s
-instead of 85.3 s (README, Performance).
+instead of 85.3 s (docs/performance_history.md).
 
 The cost: memory a run freed stays mapped to it (its RSS does not shrink after a peak).
 ``SEQGAN_FAST_MALLOC=system`` keeps glibc's defaults. Elsewhere (no glibc) this does nothing.
