@@ -2,6 +2,8 @@
 # The CPU figures of the README, as run for it (2-core machine class, idle: no build, test or
 # other job beside it). Writes docs/bench_*_cpu*.json (and the paper run's .png); prints each
 # table (`python benchmarks/report.py FILE.json --markdown` prints one as in the README).
+# Every run uses the allocator settings of `seqgan-fast train` (seqgan_fast/malloc.py; the
+# JSON's machine.malloc); SEQGAN_FAST_MALLOC=system measures glibc's defaults instead.
 #   bash benchmarks/cpu_suite.sh [paper|avx2|train|large|cells|all]   (default: all)
 # SEQGAN_FAST_SUITE_TAG=NAME writes docs/bench_*_cpu_NAME*.json instead (another instance's
 # figures beside the committed ones; e.g. zen5).

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from seqgan_fast.malloc import keep_freed_memory
+
 from . import (
     bench_adv_step,
     bench_d_epoch,
@@ -327,12 +329,17 @@ def main(argv: list[str] | None = None) -> int:
         _check_sizes(args)
         if args.json:
             check_json_target(args.json)
+        # the allocator `seqgan-fast train` runs with (seqgan_fast/malloc.py), so that the
+        # figures, the schedule's projection above all, are those of training;
+        # SEQGAN_FAST_MALLOC=system measures glibc's defaults
+        malloc = "keep" if keep_freed_memory() else "system"
     except ValueError as exc:
         print(f"seqgan-fast: error: bench: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     doc = run(ops, configs, backends, args.device, args.repeats, args.warmup, args.budget)
+    doc["machine"]["malloc"] = malloc
     doc["command"] = list(sys.argv) if argv is None else ["seqgan-fast", "bench", *argv]
     if args.json:
         with open(args.json, "w") as f:

@@ -204,20 +204,18 @@ def d_step() -> None:
 def d_profile(threads: int = 2) -> None:
     """The trainer's CPU D step (fused pool, fused Adam) at ``threads``: torch.profiler's self
     time per step of its largest ops (argv[2]: how many, default 8) at the paper size, or at
-    preset ``quick``'s 860 filters with argv[3] = quick (then with seqgan_fast/malloc.py
-    applied, as in ``seqgan-fast train``)."""
+    preset ``quick``'s 860 filters with argv[3] = quick; with seqgan_fast/malloc.py applied,
+    as in ``seqgan-fast train``."""
     from torch.profiler import profile
 
     from seqgan_fast.config import PRESETS
     from seqgan_fast.dstep import DiscriminatorStep
+    from seqgan_fast.malloc import keep_freed_memory
 
+    keep_freed_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     quick = len(sys.argv) > 3 and sys.argv[3] == "quick"
-    if quick:
-        from seqgan_fast.malloc import keep_freed_memory
-
-        keep_freed_memory()
     d = Discriminator(5000, 20, **({"num_filters": PRESETS["quick"]["d_num_filters"]}
                                    if quick else {}))
     step = DiscriminatorStep(d, fast_adam(d.parameters(), lr=1e-4), 64, pool="fused")

@@ -85,6 +85,7 @@ def format_table(doc: dict[str, Any]) -> str:
     lines.append(f"seqgan_fast benchmarks on {m.get('device_name', '?')} ({m.get('device')}), "
                  f"{m.get('torch_threads')} threads, torch {m.get('torch')}, "
                  f"cpp CPU path {m.get('cpu_isa')} (best here: {m.get('cpu_isa_best')}), "
+                 f"malloc {m.get('malloc', '?')}, "
                  f"load {m.get('loadavg_start')} -> {m.get('loadavg_end')}")
     lines.append(fmt.format(*head))
     lines.append("  ".join("-" * w for w in widths))
@@ -143,7 +144,8 @@ def markdown_table(doc: dict[str, Any]) -> str:
             cols.append((name, lambda r, key=key: _md_x(r.get(key))))
     lines = [f"{m.get('device_name', '?')} ({m.get('device')}), {m.get('torch_threads')} "
              f"threads, torch {m.get('torch')}, cpp CPU path {m.get('cpu_isa')} (best here: "
-             f"{m.get('cpu_isa_best')}); `{' '.join(doc.get('command') or ['?'])}`", "",
+             f"{m.get('cpu_isa_best')}), malloc {m.get('malloc', '?')}; "
+             f"`{' '.join(doc.get('command') or ['?'])}`", "",
              "| " + " | ".join(c[0] for c in cols) + " |",
              "| " + " | ".join("---" if name in ("op", "config", "backend") else "---:"
                                for name, _ in cols) + " |"]

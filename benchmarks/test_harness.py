@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import subprocess
 import sys
 import time
@@ -185,6 +187,9 @@ def test_main_writes_json_and_prints_the_table_last(tmp_path, capsys):
     assert doc["schema"] == 1
     for key in ("cpu_model", "cores", "torch", "triton", "device_name", "torch_threads"):
         assert key in doc["machine"]
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    keep = glibc and os.environ.get("SEQGAN_FAST_MALLOC", "keep") == "keep"
+    assert doc["machine"]["malloc"] == ("keep" if keep else "system")  # as `train` runs
     cfg = doc["configs"]["tiny"]
     assert cfg["batch"] == 3
     rows = {(r["op"], r["backend"]): r for r in doc["results"]}
@@ -258,6 +263,13 @@ def test_cell_axis_gives_gru_rows_with_their_ratio_to_the_lstm(tmp_path):
 def test_main_rejects_bad_arguments(argv, capsys):
     assert harness.main(argv + ["-q"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_main_rejects_an_unknown_malloc_mode_before_running(monkeypatch, capsys):
+    monkeypatch.setenv("SEQGAN_FAST_MALLOC", "jemalloc")
+    assert harness.main(["--quick", "--op", "decode", "--backends", "reference", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "SEQGAN_FAST_MALLOC" in err and "'jemalloc'" in err
 
 
 def test_plot_writes_a_png(tmp_path):

@@ -1,4 +1,4 @@
-"""Keep freed memory in the process for ``seqgan-fast train`` (glibc only).
+"""Keep freed memory in the process for ``seqgan-fast train`` and ``bench`` (glibc only).
 
 Why: a training step allocates the same large tensors every time (the generator's logits and
 their gradient, 1,280 x 5,000 floats = 25.6 MB at the paper size; the discriminator's highway
