@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from report import load_doc  # this folder (plot.py runs as a script)
 
 BACKEND_ORDER = ("reference_loop", "reference", "torch_compile", "cpp", "triton", "cuda", "any",
                  "gemm_floor")
@@ -20,10 +21,7 @@ def load_rows(paths: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
     several files are plotted together (e.g. ``paper/cpu``, ``paper/cuda``)."""
     rows, machines = [], []
     for path in paths:
-        with open(path) as f:
-            doc = json.load(f)
-        if doc.get("schema") != 1:
-            raise ValueError(f"{path}: not a seqgan_fast benchmark file (schema 1)")
+        doc = load_doc(path)
         m = doc.get("machine", {})
         dev = m.get("device", "?")
         machines.append(" ".join(str(v) for v in (dev, m.get("cpu_isa")) if v))

@@ -63,6 +63,32 @@ def _fmt_mem(x: int | None) -> str:
     return "-" if x is None else f"{x / 2**20:.1f}"
 
 
+def _machine(m: dict[str, Any]) -> str:
+    """The machine block in words: what every table of a run says above it."""
+    return (f"{m.get('device_name', '?')} ({m.get('device')}), {m.get('torch_threads')} "
+            f"threads, torch {m.get('torch')}, cpp CPU path {m.get('cpu_isa')} (best here: "
+            f"{m.get('cpu_isa_best')}), malloc {m.get('malloc', '?')}")
+
+
+def _projection(r: dict[str, Any]) -> str:
+    """A schedule row's projected paper-preset wall time, by phase."""
+    p, ph = r["projected_s"], r["phases_s"]
+    return (f"total {p['total'] / 3600:.2f} h = MLE {p['mle'] / 3600:.2f} h + D pre-training "
+            f"{p['d_pretrain'] / 3600:.2f} h + adversarial {p['adversarial'] / 3600:.2f} h; "
+            f"one adversarial batch {p['adv_batch']:.1f} s (phases: "
+            + ", ".join(f"{k} {v:.3g} s" for k, v in ph.items()) + ")")
+
+
+def load_doc(path: str) -> dict[str, Any]:
+    """A saved ``seqgan-fast bench`` JSON; ValueError naming ``path`` if it is not one."""
+    with open(path) as f:
+        doc = json.load(f)
+    if not isinstance(doc, dict) or doc.get("schema") != 1 \
+            or not isinstance(doc.get("results"), list):
+        raise ValueError(f"{path}: not a seqgan_fast benchmark file (schema 1)")
+    return doc
+
+
 def format_table(doc: dict[str, Any]) -> str:
     """A plain-text table of the JSON document's results, one block per (op, config)."""
     head = ("op", "config", "backend", "median", "min", "tokens/s", "vs loop", "vs ref",
@@ -82,10 +108,7 @@ def format_table(doc: dict[str, Any]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(head, *body, strict=True)]
     fmt = "  ".join(f"{{:{'<' if i < 3 else '>'}{w}}}" for i, w in enumerate(widths))
     m = doc.get("machine", {})
-    lines.append(f"seqgan_fast benchmarks on {m.get('device_name', '?')} ({m.get('device')}), "
-                 f"{m.get('torch_threads')} threads, torch {m.get('torch')}, "
-                 f"cpp CPU path {m.get('cpu_isa')} (best here: {m.get('cpu_isa_best')}), "
-                 f"malloc {m.get('malloc', '?')}, "
+    lines.append(f"seqgan_fast benchmarks on {_machine(m)}, "
                  f"load {m.get('loadavg_start')} -> {m.get('loadavg_end')}")
     lines.append(fmt.format(*head))
     lines.append("  ".join("-" * w for w in widths))
@@ -100,13 +123,7 @@ def format_table(doc: dict[str, Any]) -> str:
         lines.append("")
         lines.append("projected paper-preset wall time from measured phase costs (schedule):")
         for r in sched:
-            p, ph = r["projected_s"], r["phases_s"]
-            lines.append(
-                f"  {r['config']}/{r['backend']}: total {p['total'] / 3600:.2f} h = MLE "
-                f"{p['mle'] / 3600:.2f} h + D pre-training {p['d_pretrain'] / 3600:.2f} h + "
-                f"adversarial {p['adversarial'] / 3600:.2f} h; one adversarial batch "
-                f"{p['adv_batch']:.1f} s (phases: "
-                + ", ".join(f"{k} {v:.3g} s" for k, v in ph.items()) + ")")
+            lines.append(f"  {r['config']}/{r['backend']}: {_projection(r)}")
     errors = [r for r in rows if r.get("error")]
     if errors:
         lines.append("")
@@ -142,21 +159,13 @@ def markdown_table(doc: dict[str, Any]) -> str:
                       ("time_vs_lstm", "/LSTM")):
         if any(r.get(key) for r in rows):
             cols.append((name, lambda r, key=key: _md_x(r.get(key))))
-    lines = [f"{m.get('device_name', '?')} ({m.get('device')}), {m.get('torch_threads')} "
-             f"threads, torch {m.get('torch')}, cpp CPU path {m.get('cpu_isa')} (best here: "
-             f"{m.get('cpu_isa_best')}), malloc {m.get('malloc', '?')}; "
-             f"`{' '.join(doc.get('command') or ['?'])}`", "",
+    lines = [f"{_machine(m)}; `{' '.join(doc.get('command') or ['?'])}`", "",
              "| " + " | ".join(c[0] for c in cols) + " |",
              "| " + " | ".join("---" if name in ("op", "config", "backend") else "---:"
                                for name, _ in cols) + " |"]
     lines += ["| " + " | ".join(f(r) for _, f in cols) + " |" for r in rows]
-    for r in rows:
-        if r.get("projected_s"):
-            p = r["projected_s"]
-            lines.append(f"\n`schedule` {r['backend']}: projected full `paper` preset "
-                         f"{p['total'] / 3600:.2f} h (one adversarial batch {p['adv_batch']:.1f} "
-                         f"s; phases: " + ", ".join(f"{k} {v:.3g} s"
-                                                  for k, v in r["phases_s"].items()) + ")")
+    lines += [f"\n`schedule` {r['backend']}, projected full `paper` preset: {_projection(r)}"
+              for r in rows if r.get("projected_s")]
     return "\n".join(lines)
 
 
@@ -167,13 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     for i, path in enumerate(args.json):
         try:
-            with open(path) as f:
-                doc = json.load(f)
-            if doc.get("schema") != 1 or not isinstance(doc.get("results"), list):
-                raise ValueError("not a seqgan_fast benchmark file (schema 1)")
+            doc = load_doc(path)
             text = markdown_table(doc) if args.markdown else format_table(doc)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            print(f"report: {path}: {exc}", file=sys.stderr)
+        except OSError as exc:
+            print(f"report: {path}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        except (ValueError, KeyError, TypeError) as exc:
+            print(f"report: {exc}", file=sys.stderr)
             return 2
         print(("\n" if i else "") + text)
     return 0

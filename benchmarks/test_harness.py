@@ -265,6 +265,21 @@ def test_main_rejects_bad_arguments(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
+def test_main_applies_trains_allocator_and_records_what_it_got(tmp_path, monkeypatch):
+    calls = []
+
+    def refused():  # as keep_freed_memory off glibc: settings not in force
+        calls.append(True)
+        return False
+
+    monkeypatch.setattr(harness, "keep_freed_memory", refused)
+    out = tmp_path / "b.json"
+    assert harness.main(["--quick", "--op", "decode", "--backends", "reference", "--json",
+                         str(out), "-q"]) == 0
+    assert calls == [True]
+    assert json.loads(out.read_text())["machine"]["malloc"] == "system"
+
+
 def test_main_rejects_an_unknown_malloc_mode_before_running(monkeypatch, capsys):
     monkeypatch.setenv("SEQGAN_FAST_MALLOC", "jemalloc")
     assert harness.main(["--quick", "--op", "decode", "--backends", "reference", "-q"]) == 2
