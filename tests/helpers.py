@@ -74,3 +74,30 @@ def outputs_per_isa_and_threads(fn, threads=(1, 2, 3)) -> dict:
     finally:
         torch.set_num_threads(old)
     return out
+
+
+def triton_interpreter_problem() -> str | None:
+    """Why the Triton interpreter cannot run this package's kernels here, or None.
+
+    Probed, not inferred from versions: Triton 3.6's interpreter turns a loop bound that is a
+    kernel argument into a 1-element array, which NumPy 2.4 refuses to convert to an int
+    (3.6 with NumPy 2.2 and 3.8 with NumPy 2.4 both run every kernel). Call only with
+    TRITON_INTERPRET=1 set before triton was imported."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def _loop_bound_probe(out_ptr, n):
+        acc = 0
+        for i in range(0, n):
+            acc += i
+        tl.store(out_ptr, acc)
+
+    out = torch.zeros(1, dtype=torch.int32)
+    try:
+        _loop_bound_probe[(1,)](out, 4)
+    except Exception as exc:  # noqa: BLE001 - any failure means the interpreter is unusable
+        return (f"Triton {triton.__version__}'s interpreter fails on a loop over a kernel "
+                f"argument with NumPy {np.__version__} ({type(exc).__name__}); "
+                "Triton 3.6 needs NumPy < 2.4 in the interpreter")
+    return None if int(out[0]) == 6 else "Triton interpreter probe returned a wrong sum"

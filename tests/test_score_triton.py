@@ -17,7 +17,10 @@ if not INTERPRET and not torch.cuda.is_available():
     pytest.skip("needs TRITON_INTERPRET=1 (CPU) or a CUDA device", allow_module_level=True)
 DEVICE = "cpu" if INTERPRET else "cuda"
 
-from helpers import small_generator  # noqa: E402
+from helpers import small_generator, triton_interpreter_problem  # noqa: E402
+
+if INTERPRET and (_problem := triton_interpreter_problem()) is not None:
+    pytest.skip(_problem, allow_module_level=True)
 
 from seqgan_fast import Discriminator, ops  # noqa: E402
 from seqgan_fast.ops.triton_score import pool_triton  # noqa: E402

@@ -35,6 +35,25 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def seed_words(seed: int) -> tuple[int, int]:
+    """The 64-bit seed as two int32 kernel arguments (lo, hi words, two's complement).
+
+    Triton types a Python int argument by its range (i32, i64 or u64) and compiles one kernel
+    per type: passed whole, a fresh seed per call would recompile now and then mid-training.
+    Two words in int32 range are always i32 (``join_seed`` rebuilds the seed in the kernel)."""
+    seed &= (1 << 64) - 1
+    lo, hi = seed & 0xFFFFFFFF, seed >> 32
+    return (lo - (1 << 32) if lo >= 1 << 31 else lo), (hi - (1 << 32) if hi >= 1 << 31 else hi)
+
+
+@triton.jit
+def join_seed(seed_lo, seed_hi):
+    """The uint64 seed from ``seed_words``' two int32 words."""
+    lo = seed_lo.to(tl.uint32, bitcast=True).to(tl.uint64)
+    hi = seed_hi.to(tl.uint32, bitcast=True).to(tl.uint64)
+    return (hi << 32) | lo
+
+
 @triton.jit
 def philox_uniforms(seed, j, step, rows, stream):
     """(u0, u1) float32 of Philox4x32-10 at counters (j, step, rows, stream); rows: (R,) int."""

@@ -15,20 +15,23 @@ import triton.language as tl
 from .triton_common import (
     TILE_K,
     check_precision,
+    join_seed,
     plan_launch,
     publish_state,
     rnn_cell,
     sample_rows,
+    seed_words,
 )
 from .weights import LSTMWeights
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["B", "seed_lo", "seed_hi", "step", "row_offset", "stream"])
 def _decode_kernel(tok_ptr, h_ptr, c_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr,
                    b_out_ptr, next_ptr, h_out_ptr, c_out_ptr, scr_ptr,
-                   B, V, E, H, seed, step, row_offset, stream, temperature,
+                   B, V, E, H, seed_lo, seed_hi, step, row_offset, stream, temperature,
                    CELL: tl.constexpr, BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr,
                    KC: tl.constexpr, K: tl.constexpr, PRECISION: tl.constexpr):
+    seed = join_seed(seed_lo, seed_hi)
     pid = tl.program_id(0)
     b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     rmask = b < B
@@ -78,6 +81,6 @@ def decode_triton(w: LSTMWeights, tokens: torch.Tensor, h: torch.Tensor,
     h = h.contiguous()
     _decode_kernel[(lp.grid,)](
         tokens.contiguous(), h, h if c is None else c.contiguous(), *w.tensors(), nxt, h_out,
-        c_out, lp.scratch(tokens.device), B, V, E, H, seed, step, row_offset, stream,
-        float(temperature), CELL=w.cell_id, K=TILE_K, PRECISION=precision, **lp.meta)
+        c_out, lp.scratch(tokens.device), B, V, E, H, *seed_words(seed), step, row_offset,
+        stream, float(temperature), CELL=w.cell_id, K=TILE_K, PRECISION=precision, **lp.meta)
     return nxt, h_out, (c_out if keep_c else None)

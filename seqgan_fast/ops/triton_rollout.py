@@ -24,16 +24,18 @@ from .philox import STREAM_ROLLOUT
 from .triton_common import (
     TILE_K,
     check_precision,
+    join_seed,
     load_state,
     plan_launch,
     publish_state,
     rnn_cell,
     sample_rows,
+    seed_words,
 )
 from .weights import LSTMWeights
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["B"])
 def _prefix_kernel(x_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, hs_ptr, cs_ptr, scr_ptr,
                    h0_ptr, c0_ptr, B, T, E, H, start_token, CELL: tl.constexpr,
                    HAS_H0: tl.constexpr, HAS_C0: tl.constexpr,
@@ -59,12 +61,14 @@ def _prefix_kernel(x_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, hs_ptr, cs_ptr,
         tok = tl.load(x_ptr + b * T + t, mask=rmask, other=0)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["R0", "R", "B", "seed_lo", "seed_hi"])
 def _rollout_kernel(x_ptr, hs_ptr, cs_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr,
-                    b_out_ptr, out_ptr, scr_ptr, R0, R, B, N, T, V, E, H, seed, temperature,
+                    b_out_ptr, out_ptr, scr_ptr, R0, R, B, N, T, V, E, H, seed_lo, seed_hi,
+                    temperature,
                     STREAM: tl.constexpr, CELL: tl.constexpr, BLOCK_R: tl.constexpr,
                     HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr, K: tl.constexpr,
                     PRECISION: tl.constexpr):
+    seed = join_seed(seed_lo, seed_hi)
     pid = tl.program_id(0)
     r0 = R0 + pid.to(tl.int64) * BLOCK_R  # logical rows R0.. (R0 = (min_prefix-1)*N*B)
     r = r0 + tl.arange(0, BLOCK_R)
@@ -135,7 +139,6 @@ def rollout_triton(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int
     lp = plan_launch(rows, H, E, block_rows)
     _rollout_kernel[(lp.grid,)](
         x, hs, cs, *w.tensors(), out, lp.scratch(x.device), R0, R0 + rows, B, N, T, V, E, H,
-        seed,
-        float(temperature), STREAM=STREAM_ROLLOUT, CELL=w.cell_id, K=TILE_K,
+        *seed_words(seed), float(temperature), STREAM=STREAM_ROLLOUT, CELL=w.cell_id, K=TILE_K,
         PRECISION=precision, **lp.meta)
     return out

@@ -16,22 +16,25 @@ from .philox import STREAM_SAMPLE
 from .triton_common import (
     TILE_K,
     check_precision,
+    join_seed,
     load_state,
     plan_launch,
     publish_state,
     rnn_cell,
     sample_rows,
+    seed_words,
 )
 from .weights import LSTMWeights
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["B", "P", "seed_lo", "seed_hi", "row_offset"])
 def _sample_kernel(prefix_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr, b_out_ptr,
-                   out_ptr, scr_ptr, h0_ptr, c0_ptr, B, P, L, V, E, H, start_token, seed,
-                   row_offset, temperature, STREAM: tl.constexpr, CELL: tl.constexpr,
+                   out_ptr, scr_ptr, h0_ptr, c0_ptr, B, P, L, V, E, H, start_token, seed_lo,
+                   seed_hi, row_offset, temperature, STREAM: tl.constexpr, CELL: tl.constexpr,
                    HAS_H0: tl.constexpr, HAS_C0: tl.constexpr, BLOCK_R: tl.constexpr,
                    HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr, K: tl.constexpr,
                    PRECISION: tl.constexpr):
+    seed = join_seed(seed_lo, seed_hi)
     pid = tl.program_id(0)
     b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     rmask = b < B
@@ -76,7 +79,7 @@ def sample_triton(w: LSTMWeights, prefix: torch.Tensor, seq_len: int, seed: int,
     _sample_kernel[(lp.grid,)](
         prefix.contiguous(), *w.tensors(), out, lp.scratch(prefix.device),
         w.emb if h0 is None else h0, w.emb if c0 is None else c0, B, P, seq_len, V, E,
-        H, w.start_token, seed, row_offset, float(temperature), STREAM=STREAM_SAMPLE,
+        H, w.start_token, *seed_words(seed), row_offset, float(temperature), STREAM=STREAM_SAMPLE,
         CELL=w.cell_id, HAS_H0=h0 is not None, HAS_C0=c0 is not None, K=TILE_K,
         PRECISION=precision, **lp.meta)
     return out

@@ -18,7 +18,7 @@ import triton.language as tl
 from .triton_common import next_pow2
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M"])
 def _pool_group_kernel(tok_ptr, table_ptr, bias_ptr, out_ptr, M, T, Kp, F_out, out_stride,
                        col_out, off, fp, nf, k,
                        BLOCK_R: tl.constexpr, BLOCK_F: tl.constexpr):
