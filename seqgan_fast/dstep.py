@@ -24,10 +24,16 @@ run eagerly. The optimizer must be ``torch.optim.Adam(..., capturable=True)``
 (:func:`seqgan_fast.optim.fast_adam` makes it so on CUDA). Dropout draws inside the graph come
 from PyTorch's graph-safe Philox offsets: the same distribution as eager, not the same masks.
 
-Optimizer step hooks (the finite-value guard of seqgan_fast/guard.py synchronises with the
-host) cannot run inside a capture: they are suspended while capturing and called after each
-replay instead, pre-hooks then post-hooks, so a non-finite gradient or weight still stops
-training before anything is checkpointed.
+Optimizer step hooks cannot run inside a capture: they are suspended while capturing and
+called on the host after each replay, pre-hooks then post-hooks, except the finite-value
+guard's (seqgan_fast/guard.py), whose check would cost two host syncs and ~120 launches per
+step. The guard's test runs inside the graph instead (``guard.non_finite_flags`` on the
+gradients before the update and the weights after it, ORed into sticky per-parameter flags)
+and ``check()`` reads the flags: once per epoch from the trainer, or every ``check_every``
+steps. A non-finite value therefore still stops training, naming the parameter, before
+anything is checkpointed; it stops at the check, not before the offending update. Eager steps
+on CUDA (an epoch's last, short minibatch; data-parallel steps) defer the same way
+(``deferred_guard``, default: on CUDA); on CPU the guard's hooks check every step.
 
 On CPU the step is always eager (no graphs); ``graph="on"`` there is an error. ``pool="auto"``
 (default) trains the convolutions with the fused sparse max-pool backward where it runs (CPU
@@ -45,6 +51,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from .guard import Watch, non_finite_flags, watch_of
 from .ops.dpool import resolve_pool
 
 GRAPH_MODES = ("auto", "on", "off")
@@ -74,7 +81,8 @@ class DiscriminatorStep:
     def __init__(self, discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  batch_size: int, graph: str = "auto",
                  grad_hook: Callable[[], None] | None = None, world_size: int = 1,
-                 pool: str = "auto") -> None:
+                 pool: str = "auto", deferred_guard: bool | None = None,
+                 check_every: int = 0) -> None:
         if graph not in GRAPH_MODES:
             raise ValueError(f"graph must be one of {', '.join(GRAPH_MODES)}, got {graph!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -93,8 +101,15 @@ class DiscriminatorStep:
         self.grad_hook, self.world_size = grad_hook, world_size
         self.use_graph = dev.type == "cuda" and graph != "off" and capturable \
             and grad_hook is None
+        if not isinstance(check_every, int) or check_every < 0:
+            raise ValueError(f"check_every must be an int >= 0, got {check_every!r}")
+        self.deferred_guard = dev.type == "cuda" if deferred_guard is None else deferred_guard
+        self.check_every = check_every
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static: dict[str, torch.Tensor] = {}
+        self._flags: torch.Tensor | None = None  # (2, P) bool: bad gradient / bad weight
+        self._unchecked = 0  # steps whose flags check() has not read yet
+        self._static_watch_ids: frozenset[int] = frozenset()  # the guard's hooks, in the graph
         self.replays = 0  # graph replays so far (tests and benchmarks read it)
 
     # -- the step -------------------------------------------------------------------------
@@ -115,8 +130,50 @@ class DiscriminatorStep:
         loss, correct = self._forward_backward(x, y, batch_rows)
         if self.grad_hook is not None:
             self.grad_hook()
-        self.opt.step()
+        watch = watch_of(self.opt) if self.deferred_guard else None
+        if watch is None:
+            self.opt.step()  # the guard's hooks, if any, check on the host
+            return loss, correct
+        with self._hooks_suspended(watch.hook_ids):
+            self._flagged_update(watch)
+        self._stepped()
         return loss, correct
+
+    def _flagged_update(self, watch: Watch) -> None:
+        """The optimizer step between the guard's device-side checks (no host sync; captured
+        into the graph as it is)."""
+        flags = self._guard_flags(watch)
+        zero = flags.new_zeros((), dtype=torch.float32)
+        grads = [zero if p.grad is None else p.grad for p in watch.params]
+        flags[0].logical_or_(non_finite_flags(grads))
+        self.opt.step()
+        flags[1].logical_or_(non_finite_flags([p.detach() for p in watch.params]))
+
+    def _guard_flags(self, watch: Watch) -> torch.Tensor:
+        if self._flags is None:
+            self._flags = torch.zeros(2, len(watch.params), dtype=torch.bool,
+                                      device=_param_device(self.d))
+        return self._flags
+
+    def _stepped(self) -> None:
+        self._unchecked += 1
+        if self.check_every and self._unchecked >= self.check_every:
+            self.check()
+
+    def check(self) -> None:
+        """Read the guard's flags of the steps since the last check (one host sync) and raise
+        its NonFiniteError naming the first parameter whose gradient, else weight, was
+        non-finite (or overflowing). Nothing to do when every step checked on the host."""
+        if not self._unchecked or self._flags is None:
+            return
+        steps, self._unchecked = self._unchecked, 0
+        watch = watch_of(self.opt)
+        bad = self._flags.cpu()
+        for row, what in ((0, "(or overflowing) gradient"), (1, "weight")):
+            if watch is not None and bool(bad[row].any()):
+                name = watch.names[int(bad[row].nonzero()[0])]
+                watch.fail(what, name, f" (found on the device, within the last {steps} "
+                                       "discriminator steps)")
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor,
                  batch_rows: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,9 +190,12 @@ class DiscriminatorStep:
         self._static["y"].copy_(y)
         self._graph.replay()
         self.replays += 1
-        for hook in (*self.opt._optimizer_step_pre_hooks.values(),
-                     *self.opt._optimizer_step_post_hooks.values()):
-            hook(self.opt, (), {})
+        skip = self._static_watch_ids
+        for hooks in (self.opt._optimizer_step_pre_hooks, self.opt._optimizer_step_post_hooks):
+            for key, hook in list(hooks.items()):
+                if key not in skip:  # the guard's test ran in the graph
+                    hook(self.opt, (), {})
+        self._stepped()
         return self._static["loss"].clone(), self._static["correct"].clone()
 
     # -- capture --------------------------------------------------------------------------
@@ -146,15 +206,19 @@ class DiscriminatorStep:
         return out
 
     @contextlib.contextmanager
-    def _hooks_suspended(self) -> Iterator[None]:
+    def _hooks_suspended(self, ids: frozenset[int] | None = None) -> Iterator[None]:
+        """The optimizer's step hooks (those of ``ids``; None: all) are off inside."""
         hooks = (self.opt._optimizer_step_pre_hooks, self.opt._optimizer_step_post_hooks)
         saved = [dict(h) for h in hooks]
         for h in hooks:
-            h.clear()
+            for key in list(h):
+                if ids is None or key in ids:
+                    del h[key]
         try:
             yield
         finally:
             for h, items in zip(hooks, saved, strict=True):
+                h.clear()
                 h.update(items)
 
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -172,8 +236,15 @@ class DiscriminatorStep:
                 for t, s in zip(self._state_tensors(), saved, strict=True):
                     t.copy_(s)
             self.opt.zero_grad(set_to_none=True)
+            watch = watch_of(self.opt)
+            if watch is not None:
+                self._guard_flags(watch)  # allocated outside the capture
             with torch.cuda.graph(graph):
                 loss, correct = self._forward_backward(static_x, static_y)
-                self.opt.step()
+                if watch is None:
+                    self.opt.step()
+                else:
+                    self._flagged_update(watch)
+        self._static_watch_ids = watch.hook_ids if watch is not None else frozenset()
         self._graph = graph
         self._static = {"x": static_x, "y": static_y, "loss": loss, "correct": correct}

@@ -15,12 +15,22 @@ replaced, the paper's 7.0M in 0.83 against 1.64 ms (`python benchmarks/micro.py 
 2-core Xeon AVX-512; about 34 GB/s, the memory's pace). An element whose square overflows
 float32 (|x| >= 2^64) is refused too: such a gradient overflows Adam's second moment
 (``exp_avg_sq``) into inf, silently freezing weights.
+
+On CUDA a per-step check costs host syncs (two per step, and ~120 launches for the
+discriminator's tensors), which would erase a CUDA graph's gain. There the discriminator step
+computes the same test on the device, :func:`non_finite_flags` inside its graph, ORs it into
+sticky per-parameter flags and reads them once per epoch (``DiscriminatorStep.check``, called
+by the trainer before anything can be checkpointed): the guarantee holds (no non-finite or
+overflowing value is ever checkpointed, training stops naming the parameter), but the stop
+comes at the end of the epoch rather than before the offending update.
 """
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import torch
 
@@ -57,6 +67,38 @@ def first_non_finite(named: Iterable[tuple[str, torch.Tensor | None]]) -> str | 
     return items[int((~ok).nonzero()[0])][0]
 
 
+def non_finite_flags(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(len(tensors),) bool on the tensors' device, True where a float tensor holds a NaN, an
+    inf or an element of magnitude >= 2^64: ``first_non_finite``'s test, computed without a
+    host sync (two multi-tensor norms: the L1 norm is non-finite exactly when an element is,
+    since 7M elements below 2^64 cannot sum past float32's range; the max norm catches the
+    overflow), so it can run inside a CUDA graph."""
+    l1 = torch.stack(torch._foreach_norm(list(tensors), 1))
+    linf = torch.stack(torch._foreach_norm(list(tensors), float("inf")))
+    return ~(torch.isfinite(l1) & (linf < OVERFLOW))
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What ``watch_optimizer`` attached to an optimizer, for a caller that runs the checks
+    itself on the device (``non_finite_flags``) and reads them later: the parameters in
+    optimizer order with their names, the ids of the two checking hooks (to leave out of a
+    host-side step) and ``fail(what, name, note)``, which raises the guard's error."""
+
+    params: tuple[torch.Tensor, ...]
+    names: tuple[str, ...]
+    hook_ids: frozenset[int]
+    fail: Callable[[str, str, str], NoReturn]
+
+
+_WATCHES: weakref.WeakKeyDictionary[torch.optim.Optimizer, Watch] = weakref.WeakKeyDictionary()
+
+
+def watch_of(opt: torch.optim.Optimizer) -> Watch | None:
+    """The guard watching ``opt`` (``watch_optimizer``), or None."""
+    return _WATCHES.get(opt)
+
+
 def most_likely_setting(cfg: Any, keys: Sequence[str]) -> str:
     """Of ``keys``, the setting farthest (in orders of magnitude) from its preset value,
     formatted ``key=value``; a non-finite value always wins."""
@@ -90,10 +132,10 @@ def watch_optimizer(opt: torch.optim.Optimizer, model: str, names: dict[int, str
     (appended to the message)."""
     params = [p for group in opt.param_groups for p in group["params"]]
 
-    def fail(what: str, name: str) -> None:
+    def fail(what: str, name: str, note: str = "") -> NoReturn:
         raise NonFiniteError(
-            f"training stopped: non-finite {what} of {model} parameter {name} in {where()}; "
-            f"most likely cause: {suspect()}{kept()}")
+            f"training stopped: non-finite {what} of {model} parameter {name} in "
+            f"{where()}{note}; most likely cause: {suspect()}{kept()}")
 
     def before(_opt: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
         bad = first_non_finite((names.get(id(p), "?"), p.grad) for p in params)
@@ -105,8 +147,9 @@ def watch_optimizer(opt: torch.optim.Optimizer, model: str, names: dict[int, str
         if bad is not None:
             fail("weight", bad)
 
-    opt.register_step_pre_hook(before)
-    opt.register_step_post_hook(after)
+    handles = (opt.register_step_pre_hook(before), opt.register_step_post_hook(after))
+    _WATCHES[opt] = Watch(tuple(params), tuple(names.get(id(p), "?") for p in params),
+                          frozenset(h.id for h in handles), fail)
 
 
 def guard_trainer(trainer: Any) -> None:

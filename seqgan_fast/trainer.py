@@ -355,6 +355,7 @@ class SeqGANTrainer(RunState):
                 loss, hits = self.d_step(x[mine], y[mine], rows)
                 loss_sum, correct = loss_sum + loss, correct + hits
                 seen, count = seen + mine.numel(), count + 1
+            self.d_step.check()  # the finite-value flags of steps run on the device
         loss_sum, correct = float(loss_sum), float(correct)
         if self.world is not None:
             loss_sum, correct, seen = self.world.sum([loss_sum, correct, seen])

@@ -11,6 +11,7 @@ from helpers import outputs_per_isa_and_threads
 from seqgan_fast import Discriminator
 from seqgan_fast.config import ConfigError, TrainConfig
 from seqgan_fast.dstep import DiscriminatorStep, configure_tf32
+from seqgan_fast.guard import NonFiniteError, first_non_finite, non_finite_flags, watch_optimizer
 from seqgan_fast.ops.dpool import fused_available, resolve_pool
 from seqgan_fast.optim import fast_adam
 
@@ -191,19 +192,104 @@ def test_cuda_graph_step_follows_the_eager_curve():
 
 @needs_cuda
 def test_cuda_graph_step_keeps_the_finite_guard():
-    from seqgan_fast.guard import NonFiniteError, watch_optimizer
-
-    d = _small_d(device="cuda")
-    opt = fast_adam(d.parameters(), 1e-3)
-    watch_optimizer(opt, "discriminator", {}, lambda: "test", lambda: "d_lr")
-    step = DiscriminatorStep(d, opt, 16, graph="on")
-    batches = list(_batches(d, 3, 16, "cuda"))
-    step(*batches[0])
-    step(*batches[1])  # captured, replayed
-    with torch.no_grad():
-        d.output.weight.fill_(float("nan"))
-    with pytest.raises(NonFiniteError):
+    """The guard's test runs inside the graph: replays do not raise (no host sync), the
+    epoch's check does, naming the parameter; with check_every=1 the replay itself raises."""
+    for check_every in (0, 1):
+        d = _small_d(device="cuda")
+        opt = fast_adam(d.parameters(), 1e-3)
+        _watch(d, opt)
+        step = DiscriminatorStep(d, opt, 16, graph="on", check_every=check_every)
+        batches = list(_batches(d, 4, 16, "cuda"))
+        step(*batches[0])
+        step(*batches[1])  # captured, replayed
+        step.check()  # clean so far
+        with torch.no_grad():
+            d.output.weight.fill_(float("nan"))
+        if check_every == 1:
+            with pytest.raises(NonFiniteError, match="gradient of discriminator parameter"):
+                step(*batches[2])
+            continue
         step(*batches[2])
+        step(*batches[3])
+        assert step.replays == 3
+        with pytest.raises(NonFiniteError, match=r"parameter \S+ in test \(found on the device, "
+                                                 r"within the last 2 discriminator steps\)"):
+            step.check()
+
+
+# -- the finite-value guard checked on the device (deferred; CPU runs the same code) -----------
+
+def _watch(d: Discriminator, opt) -> None:
+    watch_optimizer(opt, "discriminator", {id(p): n for n, p in d.named_parameters()},
+                    lambda: "test", lambda: "d_lr=1")
+
+
+def test_non_finite_flags_match_first_non_finite():
+    cases = {"fine": torch.randn(5, 3), "nan": torch.tensor([1.0, float("nan")]),
+             "inf": torch.tensor([float("-inf"), 0.0]), "overflow": torch.full((4,), 3e38),
+             "just_below": torch.full((3,), 2.0 ** 63), "at": torch.tensor([0.0, -(2.0 ** 64)]),
+             "zeros": torch.zeros(7), "many_large": torch.full((100_000,), 1e18)}
+    flags = non_finite_flags(list(cases.values()))
+    assert flags.dtype == torch.bool and flags.shape == (len(cases),)
+    for (name, t), bad in zip(cases.items(), flags.tolist(), strict=True):
+        assert bad == (first_non_finite([(name, t)]) is not None), name
+
+
+def test_deferred_guard_trains_exactly_as_the_host_checked_step():
+    """Deferred checks change nothing in the arithmetic: the same weights bit for bit, and the
+    optimizer's other hooks (the trainer's step count) still run every step."""
+    d_host, d_dev = _small_d(), _small_d()
+    opt_host, opt_dev = fast_adam(d_host.parameters(), 1e-3), fast_adam(d_dev.parameters(), 1e-3)
+    _watch(d_host, opt_host)
+    _watch(d_dev, opt_dev)
+    counted = []
+    opt_dev.register_step_pre_hook(lambda *a: counted.append(1))
+    host = DiscriminatorStep(d_host, opt_host, 16)
+    dev = DiscriminatorStep(d_dev, opt_dev, 16, deferred_guard=True)
+    assert not host.deferred_guard  # CPU default: the hooks check every step
+    for i, (x, y) in enumerate(_batches(d_host, 12, 16)):
+        torch.manual_seed(i)
+        host(x, y)
+        torch.manual_seed(i)
+        dev(x, y)
+    dev.check()
+    assert len(counted) == 12
+    for a, b in zip(d_host.parameters(), d_dev.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("case", ["nan_weight", "overflowing_gradient"])
+def test_deferred_guard_stops_at_the_check_naming_the_parameter(case):
+    """A NaN weight (its gradient goes NaN first) and a gradient of 2^70 on one parameter,
+    which Adam absorbs into an inf second moment while the weights stay finite: the later
+    steps raise nothing, check() names the parameter; check_every=2 raises on the 2nd step."""
+    for check_every in (0, 2):
+        d = _small_d()
+        opt = fast_adam(d.parameters(), 1e-3)
+        _watch(d, opt)
+        step = DiscriminatorStep(d, opt, 16, deferred_guard=True, check_every=check_every)
+        batches = list(_batches(d, 4, 16))
+        step(*batches[0])
+        step.check()
+        if case == "nan_weight":
+            with torch.no_grad():
+                d.output.weight.fill_(float("nan"))
+            want = r"non-finite \(or overflowing\) gradient of discriminator parameter \S+"
+        else:
+            d.convs[1].bias.register_hook(lambda g: torch.full_like(g, 2.0 ** 70))
+            want = r"gradient of discriminator parameter convs\.1\.bias"
+        if check_every:
+            step(*batches[1])
+            with pytest.raises(NonFiniteError, match=want):
+                step(*batches[2])
+            continue
+        for x, y in batches[1:]:
+            step(x, y)
+        if case == "overflowing_gradient":
+            assert first_non_finite(d.named_parameters()) is None  # frozen, yet finite
+        with pytest.raises(NonFiniteError, match=want + r" in test \(found on the device, "
+                                                        r"within the last 3 "):
+            step.check()
 
 
 # -- the fused pooling backward (seqgan_fast/ops/dpool.py, csrc/common/dpool.h) ----------------
