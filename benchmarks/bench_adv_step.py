@@ -79,7 +79,7 @@ def _check(backend: str, cfg: BenchConfig, device: str):
         expect(tuple(rewards.shape) == tuple(x.shape), f"{backend}: rewards shape")
         ref_loss, ref_x, _ = case.reference_output()
         if backend in RNG_CONTRACT and backend != "reference":
-            check_agreement(x, ref_x, backend)
+            check_agreement(x, ref_x, backend, case)
             expect(abs(loss - ref_loss) <= 1e-3 * max(1.0, abs(ref_loss)),
                    f"{backend}: loss {loss} != reference {ref_loss}")
         # the shared models must be untouched: each contender updates its own copy

@@ -59,7 +59,7 @@ def _check(backend: str, cfg: BenchConfig):
             expect(a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5),
                    f"{backend}: state {name} differs from reference")
         if backend in RNG_CONTRACT and backend != "reference":
-            check_agreement(tok, case.reference_output()[0], backend)
+            check_agreement(tok, case.reference_output()[0], backend, case)
 
     return check
 

@@ -55,7 +55,7 @@ def _check_rollout(backend: str, cfg: BenchConfig, device: str):
     def check(out: torch.Tensor, case: Case) -> None:
         check_rollout_output(out, x, cfg.rollouts, cfg.vocab, backend)
         if backend in RNG_CONTRACT and backend != "reference":
-            check_agreement(out, case.reference_output(), backend)
+            check_agreement(out, case.reference_output(), backend, case)
 
     return check
 

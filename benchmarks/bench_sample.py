@@ -41,7 +41,7 @@ def _check(backend: str, cfg: BenchConfig):
         expect(tuple(out.shape) == shape, f"{backend}: shape {tuple(out.shape)} != {shape}")
         check_tokens_range(out, cfg.vocab, backend)
         if backend in RNG_CONTRACT and backend != "reference":
-            check_agreement(out, case.reference_output(), backend)
+            check_agreement(out, case.reference_output(), backend, case)
 
     return check
 

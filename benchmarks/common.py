@@ -85,6 +85,8 @@ class Case:
     backend_independent: bool = False
     notes: str = ""
     annotate: Callable[[dict[str, Any]], None] | None = None  # adds fields to each row
+    # backend -> fields its check measured (the token agreement), copied into its row
+    measured: dict[str, dict[str, Any]] = field(default_factory=dict)
     _reference: Any = None
 
     def reference_output(self) -> Any:
@@ -189,11 +191,14 @@ def check_tokens_range(t: torch.Tensor, vocab: int, name: str) -> None:
         expect(0 <= lo and hi < vocab, f"{name}: token ids in [{lo}, {hi}] outside [0, {vocab})")
 
 
-def check_agreement(actual: torch.Tensor, expected: torch.Tensor, name: str,
+def check_agreement(actual: torch.Tensor, expected: torch.Tensor, name: str, case: Case,
                     min_agree: float = MIN_AGREE) -> None:
+    """At least ``min_agree`` of the tokens equal reference's; the fraction is recorded in
+    the backend's row (``agreement``), passed or not."""
     expect(actual.shape == expected.shape,
            f"{name}: shape {tuple(actual.shape)} != reference {tuple(expected.shape)}")
     same = (actual == expected).double().mean().item()
+    case.measured.setdefault(name, {})["agreement"] = same
     expect(same >= min_agree, f"{name}: tokens agree with reference on {same:.5f} < {min_agree}")
 
 

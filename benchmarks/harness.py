@@ -121,6 +121,8 @@ def run_case(case: Case, repeats: int = 3, warmup: int = 1,
         except Exception as exc:  # record and go on: one broken backend must not stop a run
             row["error"] = _error_text(exc)
             log.warning("%s %s failed: %s", name, ct.backend, row["error"])
+        finally:
+            row.update(case.measured.get(ct.backend, {}))
     if not alive:
         return rows
     if case.gemm is not None:
@@ -219,8 +221,18 @@ def _overrides(args: argparse.Namespace) -> dict[str, int | None]:
 
 
 def run(ops: list[str], configs: list[BenchConfig], backends: list[str] | None, device: str,
-        repeats: int = 3, warmup: int = 1, budget_s: float | None = None) -> dict[str, Any]:
-    """Run every (op, config) and return the JSON document (schema 1)."""
+        repeats: int = 3, warmup: int = 1, budget_s: float | None = None,
+        on_case: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run every (op, config) and return the JSON document (schema 1). ``on_case(doc)``
+    after each case (the document so far: ``--json`` writes it, so a run killed by a time
+    limit keeps every finished case).
+
+    On CUDA, TF32 is off for every contender that does not ask for it (the d_epoch
+    ``fast_tf32`` row): cuDNN convolutions default to TF32 in torch, which would make the
+    reference discriminator disagree with the fp32 kernels beyond float32 rounding."""
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -241,10 +253,22 @@ def run(ops: list[str], configs: list[BenchConfig], backends: list[str] | None, 
                 log.warning("%s/%s: could not be set up: %s", op, cfg.name, exc)
                 continue
             doc["results"] += run_case(case, repeats, warmup, budget_s)
+            if on_case is not None:
+                add_ratios(doc["results"])
+                on_case(doc)
     add_ratios(doc["results"])
     doc["machine"]["loadavg_end"] = loadavg()
     doc["wall_s"] = time.perf_counter() - t0
     return doc
+
+
+def write_json(path: str, doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``path`` atomically (a temporary file renamed over it): a run killed
+    mid-write leaves the previous complete document."""
+    tmp = Path(f"{path}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    tmp.replace(path)
 
 
 def check_json_target(path: str) -> None:
@@ -338,12 +362,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    doc = run(ops, configs, backends, args.device, args.repeats, args.warmup, args.budget)
-    doc["machine"]["malloc"] = malloc
-    doc["command"] = list(sys.argv) if argv is None else ["seqgan-fast", "bench", *argv]
+    command = list(sys.argv) if argv is None else ["seqgan-fast", "bench", *argv]
+
+    def save(doc: dict[str, Any]) -> None:
+        doc["machine"]["malloc"] = malloc
+        doc["command"] = command
+        if args.json:
+            write_json(args.json, doc)
+
+    doc = run(ops, configs, backends, args.device, args.repeats, args.warmup, args.budget,
+              on_case=save)
+    save(doc)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=1)
         log.info("wrote %s", args.json)
     print(format_table(doc))
     timed_rows = [r for r in doc["results"] if r.get("median_s") is not None

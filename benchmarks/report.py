@@ -14,7 +14,8 @@ GEMM = "gemm_floor"
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """Per (op, config): speedups against reference_loop and reference, and time / GEMM floor.
+    """Per (op, config): speedups against reference_loop, reference and torch_compile, and
+    time / GEMM floor.
 
     speedup_vs_X = median_s(X) / median_s(row); gemm_ratio = median_s(row) / median_s(GEMM).
     Rows without a time (errors) get None.
@@ -26,7 +27,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         med = {r["backend"]: r.get("median_s") for r in group if r.get("median_s")}
         for r in group:
             t = r.get("median_s")
-            for base in ("reference_loop", "reference"):
+            for base in ("reference_loop", "reference", "torch_compile"):
                 r[f"speedup_vs_{base}"] = med[base] / t if t and base in med else None
             r["gemm_ratio"] = t / med[GEMM] if t and GEMM in med and r["backend"] != GEMM \
                 else None

@@ -19,6 +19,7 @@ from seqgan_fast.benchmarks.common import (
     Case,
     CheckError,
     Contender,
+    check_agreement,
     check_rollout_output,
     gemm_floor,
 )
@@ -150,6 +151,49 @@ def test_run_case_records_failures_and_times_the_rest():
     assert by["gemm_floor"]["runs"] == 4
 
 
+def test_agreement_fraction_is_recorded_in_the_row_passed_or_not():
+    ref = torch.arange(1000) % 7
+    close = ref.clone()
+    close[:1] = (close[:1] + 1) % 7  # 999 of 1000 agree
+    far = ref.clone()
+    far[:10] = (far[:10] + 1) % 7  # 990 of 1000
+
+    def agree(name):
+        return lambda out, case: check_agreement(out, case.reference_output(), name, case)
+
+    rows = harness.run_case(_toy_case([
+        Contender("reference", lambda: ref.clone()),
+        Contender("cpp", lambda: close.clone(), agree("cpp")),
+        Contender("triton", lambda: far.clone(), agree("triton")),
+    ]), repeats=1, warmup=0)
+    by = {r["backend"]: r for r in rows}
+    assert by["cpp"]["agreement"] == pytest.approx(0.999) and "error" not in by["cpp"]
+    assert by["triton"]["agreement"] == pytest.approx(0.990)
+    assert "agree with reference on 0.99000" in by["triton"]["error"]
+    assert "agreement" not in by["reference"]
+
+
+def test_run_saves_the_document_after_every_case(tmp_path, monkeypatch):
+    """--json is rewritten (atomically) after each case, so a run cut by a time limit keeps
+    the cases it finished."""
+    seen = []
+    real = harness.write_json
+
+    def spy(path, doc):
+        real(path, doc)
+        seen.append([(r["op"], r["backend"]) for r in json.loads(Path(path).read_text())
+                     ["results"]])
+
+    monkeypatch.setattr(harness, "write_json", spy)
+    out = tmp_path / "b.json"
+    assert harness.main(["--quick", "--op", "decode,sample", "--backends", "reference",
+                         "--json", str(out), "-q"]) == 0
+    assert len(seen) == 3  # after decode, after sample, at the end
+    assert {op for op, _ in seen[0]} == {"decode"}
+    assert {op for op, _ in seen[1]} == {"decode", "sample"} and seen[2] == seen[1]
+    assert not (tmp_path / "b.json.tmp").exists()
+
+
 def test_run_case_budget_keeps_one_run():
     rows = harness.run_case(_toy_case([Contender("reference", lambda: torch.zeros(2))]),
                             repeats=5, warmup=0, budget_s=0.0)
@@ -165,6 +209,7 @@ def test_add_ratios():
     by = {(r["op"], r["backend"]): r for r in rows}
     cpp = by["rollout", "cpp"]
     assert cpp["speedup_vs_reference_loop"] == 16.0 and cpp["speedup_vs_reference"] == 4.0
+    assert cpp["speedup_vs_torch_compile"] is None  # no torch_compile row in the group
     assert cpp["gemm_ratio"] == 2.0 and by["rollout", "gemm_floor"]["gemm_ratio"] is None
     assert by["rollout", "triton"]["speedup_vs_reference"] is None
     assert by["sample", "cpp"]["speedup_vs_reference"] is None  # no reference in its group
