@@ -33,3 +33,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _no_tf32():
+    """fp32 everywhere a test compares against the reference: cuDNN convolutions default to
+    TF32 in torch (10 mantissa bits), which would put the reference discriminator 1e-3 away
+    from the fp32 kernels on a GPU. Tests that want TF32 switch it on themselves."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old

@@ -39,16 +39,6 @@ def _backends():
 BACKENDS = _backends()
 
 
-@pytest.fixture(autouse=True)
-def _fp32_reference():
-    """The reference must run true fp32 matmuls for token agreement (no TF32)."""
-    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
 def _gen(vocab=300, emb=8, hidden=16, seq_len=7, scale=3.0, seed=0, cell="lstm"):
     return small_generator(vocab, emb, hidden, seq_len, seed=seed, scale=scale,
                            cell=cell).to(DEV)

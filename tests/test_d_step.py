@@ -162,6 +162,12 @@ def test_hooks_are_suspended_and_restored():
     assert calls == ["pre", "post"]
 
 
+def test_tests_run_without_tf32():
+    """conftest's autouse fixture: torch's default (cuDNN TF32 on) would put the reference
+    discriminator beyond fp32 rounding of the kernels on a GPU."""
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+
+
 def test_configure_tf32_sets_and_clears_both_switches():
     old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     try:
