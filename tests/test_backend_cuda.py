@@ -39,6 +39,14 @@ def _backends():
 BACKENDS = _backends()
 
 
+def test_expected_backends_are_available():
+    """benchmarks/gpu_check.sh sets SEQGAN_FAST_EXPECT_BACKENDS=cuda,triton: there a backend
+    that did not build (or import) is a failure, not a row of skipped tests."""
+    want = [b for b in os.environ.get("SEQGAN_FAST_EXPECT_BACKENDS", "").split(",") if b]
+    missing = [b for b in want if not ops.is_available(b, DEV)]
+    assert not missing, f"expected backends unavailable on cuda: {missing}"
+
+
 def _gen(vocab=300, emb=8, hidden=16, seq_len=7, scale=3.0, seed=0, cell="lstm"):
     return small_generator(vocab, emb, hidden, seq_len, seed=seed, scale=scale,
                            cell=cell).to(DEV)
