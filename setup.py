@@ -40,7 +40,9 @@ def rel(pattern: str) -> list:
 
 def extension():
     sources = rel("csrc/*.cpp") + rel("csrc/cpu/*.cpp")
-    cxx = ["-O3", "-std=c++17", "-fopenmp"]
+    # No -std: torch.utils.cpp_extension passes the standard its headers need (C++20 from
+    # torch 2.14 on, whose ATen.h refuses C++17; a forced -std=c++17 broke that build).
+    cxx = ["-O3", "-fopenmp"]
     # No -march=native by default: the CPU core is compiled once per ISA path (avx512, avx2,
     # baseline: csrc/cpu/kernels_*.cpp) and chosen by CPUID at run time, so one build runs on
     # every x86-64. SEQGAN_FAST_NATIVE=1 tunes the whole build for this machine instead; the
@@ -53,7 +55,7 @@ def extension():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCH_LIST)
         sources += rel("csrc/cuda/*.cu") + rel("kernels/*.cu")
         define_macros.append(("WITH_CUDA", None))
-        extra["nvcc"] = ["-O3", "-std=c++17", "-lineinfo"]
+        extra["nvcc"] = ["-O3", "-lineinfo"]
         cls = cpp_extension.CUDAExtension
     else:
         cls = cpp_extension.CppExtension

@@ -123,6 +123,12 @@ NO_CUDA="no CUDA"
 
 # -- build, with the Triton tests and the warm-up beside it --------------------------------
 export TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS="$(nproc)"
+# torch takes CUDA_HOME from `which nvcc`; where nvcc sits in /usr/local/bin that gives
+# /usr/local, whose lib64 has no libcudart (the link then fails: seen on the CPU machines)
+if [[ -z "${CUDA_HOME:-}" && ! -e /usr/local/lib64/libcudart.so \
+      && -e /usr/local/cuda/lib64/libcudart.so ]]; then
+  export CUDA_HOME=/usr/local/cuda
+fi
 BG_PIDS=()
 if (( HAVE_CUDA )); then
   export SEQGAN_FAST_CUDA=1

@@ -160,7 +160,7 @@ __host__ __device__ inline int gate_block(int cell, int seg, bool from_x) {
   return (seg == 2) == from_x ? 2 : -1;
 }
 
-static __global__ void transpose_weights_kernel(LstmWeightsView w, float* wcat, float* woutT) {
+static __global__ void transpose_weights_kernel(LSTMWeightsView w, float* wcat, float* woutT) {
   const int G = 4 * w.H, K = w.E + w.H;
   const size_t n1 = static_cast<size_t>(K) * G, n2 = static_cast<size_t>(w.H) * w.V;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n1 + n2;
@@ -181,7 +181,7 @@ static __global__ void transpose_weights_kernel(LstmWeightsView w, float* wcat, 
   }
 }
 
-static inline cudaError_t launch_transpose(const LstmWeightsView& w, float* wcat, float* woutT,
+static inline cudaError_t launch_transpose(const LSTMWeightsView& w, float* wcat, float* woutT,
                                     cudaStream_t stream) {
   const size_t n = static_cast<size_t>(w.E + w.H) * 4 * w.H + static_cast<size_t>(w.H) * w.V;
   const int blocks = static_cast<int>((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096);
@@ -362,7 +362,7 @@ struct PreparedWeights {
   size_t smem = 0;         // dynamic shared memory per block
 };
 
-inline cudaError_t prepare_weights(const LstmWeightsView& w, float* workspace,
+inline cudaError_t prepare_weights(const LSTMWeightsView& w, float* workspace,
                                    cudaStream_t stream, PreparedWeights* p) {
   p->wcat = workspace;
   p->woutT = workspace + static_cast<size_t>(w.E + w.H) * 4 * w.H;

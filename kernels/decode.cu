@@ -7,7 +7,7 @@ namespace {
 
 template <int CELL>
 __global__ void __launch_bounds__(kThreads)
-decode_kernel(LstmWeightsView w, const int64_t* __restrict__ tokens,
+decode_kernel(LSTMWeightsView w, const int64_t* __restrict__ tokens,
               const float* __restrict__ h_in, const float* __restrict__ c_in, int B,
               uint64_t seed, uint32_t step, uint32_t row_offset, uint32_t stream_id,
               float temperature, int64_t* __restrict__ next, float* __restrict__ h_out,
@@ -48,7 +48,7 @@ decode_kernel(LstmWeightsView w, const int64_t* __restrict__ tokens,
 
 }  // namespace
 
-cudaError_t launch_decode(const LstmWeightsView& w, const int64_t* tokens, const float* h,
+cudaError_t launch_decode(const LSTMWeightsView& w, const int64_t* tokens, const float* h,
                           const float* c, int B, uint64_t seed, uint32_t step,
                           uint32_t row_offset, uint32_t stream_id, float temperature,
                           int64_t* next, float* h_out, float* c_out, float* workspace,

@@ -17,7 +17,7 @@ namespace {
 
 template <int CELL>
 __global__ void __launch_bounds__(kThreads)
-prefix_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T,
+prefix_kernel(LSTMWeightsView w, const int64_t* __restrict__ x, int B, int T,
               float* __restrict__ hs, float* __restrict__ cs, const float* __restrict__ wcat,
               bool staged, const float* __restrict__ h0, const float* __restrict__ c0) {
   extern __shared__ __align__(16) unsigned char smem[];
@@ -47,7 +47,7 @@ prefix_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T,
 
 template <int CELL>
 __global__ void __launch_bounds__(kThreads)
-rollout_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T, int N,
+rollout_kernel(LSTMWeightsView w, const int64_t* __restrict__ x, int B, int T, int N,
                int64_t R0, int64_t R, uint64_t seed, float temperature, const float* __restrict__ hs,
                const float* __restrict__ cs, int64_t* __restrict__ out,
                const float* __restrict__ wcat, const float* __restrict__ woutT, bool staged) {
@@ -101,7 +101,7 @@ rollout_kernel(LstmWeightsView w, const int64_t* __restrict__ x, int B, int T, i
 
 }  // namespace
 
-cudaError_t launch_rollout(const LstmWeightsView& w, const int64_t* x, int B, int T, int N,
+cudaError_t launch_rollout(const LSTMWeightsView& w, const int64_t* x, int B, int T, int N,
                            uint64_t seed, float temperature, int64_t* out, float* workspace,
                            cudaStream_t stream, const float* h0, const float* c0,
                            int min_prefix) {

@@ -8,7 +8,7 @@ namespace {
 
 template <int CELL>
 __global__ void __launch_bounds__(kThreads)
-sample_kernel(LstmWeightsView w, const int64_t* __restrict__ prefix, int B, int P, int L,
+sample_kernel(LSTMWeightsView w, const int64_t* __restrict__ prefix, int B, int P, int L,
               uint64_t seed, uint32_t row_offset, float temperature,
               int64_t* __restrict__ out, const float* __restrict__ wcat,
               const float* __restrict__ woutT, bool staged, const float* __restrict__ h0,
@@ -41,7 +41,7 @@ sample_kernel(LstmWeightsView w, const int64_t* __restrict__ prefix, int B, int 
 
 }  // namespace
 
-cudaError_t launch_sample(const LstmWeightsView& w, const int64_t* prefix, int B, int P, int L,
+cudaError_t launch_sample(const LSTMWeightsView& w, const int64_t* prefix, int B, int P, int L,
                           uint64_t seed, uint32_t row_offset, float temperature, int64_t* out,
                           float* workspace, cudaStream_t stream, const float* h0,
                           const float* c0) {

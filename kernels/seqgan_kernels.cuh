@@ -16,7 +16,7 @@ namespace seqgan_cuda {
 
 constexpr int kCellLSTM = 0, kCellGRU = 1;
 
-struct LstmWeightsView {
+struct LSTMWeightsView {
   const float* emb;    // (V, E)
   const float* w_ih;   // (4H, E) LSTM (i, f, g, o) | (3H, E) GRU (r, z, n)
   const float* w_hh;   // (4H, H) | (3H, H)
@@ -39,7 +39,7 @@ inline size_t rollout_workspace_floats(int V, int E, int H, int B, int T) {
 }
 
 // tokens (B,), h, c (B, H) -> next (B,), h_out, c_out (B, H); Philox row row_offset + b.
-cudaError_t launch_decode(const LstmWeightsView& w, const int64_t* tokens, const float* h,
+cudaError_t launch_decode(const LSTMWeightsView& w, const int64_t* tokens, const float* h,
                           const float* c, int B, uint64_t seed, uint32_t step,
                           uint32_t row_offset, uint32_t stream_id, float temperature,
                           int64_t* next, float* h_out, float* c_out, float* workspace,
@@ -47,7 +47,7 @@ cudaError_t launch_decode(const LstmWeightsView& w, const int64_t* tokens, const
 
 // prefix (B, P) -> out (B, L); positions >= P drawn at Philox row row_offset + b, stream 0.
 // h0, c0 (B, H): the rows' initial states (nullptr: zeros; a GRU ignores c0).
-cudaError_t launch_sample(const LstmWeightsView& w, const int64_t* prefix, int B, int P, int L,
+cudaError_t launch_sample(const LSTMWeightsView& w, const int64_t* prefix, int B, int P, int L,
                           uint64_t seed, uint32_t row_offset, float temperature, int64_t* out,
                           float* workspace, cudaStream_t stream, const float* h0 = nullptr,
                           const float* c0 = nullptr);
@@ -55,7 +55,7 @@ cudaError_t launch_sample(const LstmWeightsView& w, const int64_t* prefix, int B
 // x (B, T) -> out (T-min_prefix, N, B, T): the logical rows r = ((t-1)*N + n)*B + b of the
 // prefixes t >= min_prefix (output row r - (min_prefix-1)*N*B), stream 1; the prefix pass
 // starts from h0, c0 (B, H) (nullptr: zeros).
-cudaError_t launch_rollout(const LstmWeightsView& w, const int64_t* x, int B, int T, int N,
+cudaError_t launch_rollout(const LSTMWeightsView& w, const int64_t* x, int B, int T, int N,
                            uint64_t seed, float temperature, int64_t* out, float* workspace,
                            cudaStream_t stream, const float* h0 = nullptr,
                            const float* c0 = nullptr, int min_prefix = 1);

@@ -1,7 +1,7 @@
 // CPU kernel of seqgan_fast::decode: one fused generator step (embedding, LSTM cell, projection,
 // exact sample) — a thin checked wrapper around seqgan::decode_core (csrc/common/generate.h),
 // called through the run-time chosen ISA path (csrc/cpu/isa.cpp).
-#include "cpu/checks.h"
+#include "checks.h"
 
 namespace {
 

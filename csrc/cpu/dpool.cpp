@@ -3,7 +3,7 @@
 // backward in the sparse form (csrc/common/dpool.h), through the run-time chosen ISA path.
 #include <vector>
 
-#include "cpu/checks.h"
+#include "checks.h"
 
 namespace {
 

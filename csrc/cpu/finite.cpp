@@ -2,7 +2,7 @@
 // chosen ISA path; seqgan_fast/guard.py calls it on CPU float32 tensors.
 #include <vector>
 
-#include "cpu/checks.h"
+#include "checks.h"
 
 namespace {
 

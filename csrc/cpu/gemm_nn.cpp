@@ -4,7 +4,7 @@
 // chosen ISA path. The autograd wiring is seqgan_fast/ops/highway.py.
 #include <utility>
 
-#include "cpu/checks.h"
+#include "checks.h"
 
 namespace {
 

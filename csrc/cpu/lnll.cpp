@@ -3,7 +3,7 @@
 // seqgan_fast/ops/linear_nll.py.
 #include <vector>
 
-#include "cpu/checks.h"
+#include "checks.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 // through the run-time chosen ISA path (csrc/cpu/isa.cpp) (memory bound: see
 // csrc/common/generate.h; the output plus packed weights, prefix states and per-thread block
 // workspaces).
-#include "cpu/checks.h"
+#include "checks.h"
 
 namespace {
 

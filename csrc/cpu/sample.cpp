@@ -1,7 +1,7 @@
 // CPU kernel of seqgan_fast::sample: whole sequences from the start token, the first P positions
 // teacher-forced from `prefix` — a thin checked wrapper around seqgan::sample_core
 // (csrc/common/generate.h), called through the run-time chosen ISA path (csrc/cpu/isa.cpp).
-#include "cpu/checks.h"
+#include "checks.h"
 
 namespace {
 

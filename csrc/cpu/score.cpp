@@ -5,7 +5,7 @@
 // it). The highway and output layers run in seqgan_fast/ops/score.py.
 #include <vector>
 
-#include "cpu/checks.h"
+#include "checks.h"
 
 namespace {
 

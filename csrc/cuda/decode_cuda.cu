@@ -1,6 +1,6 @@
 // CUDA kernel of seqgan_fast::decode: checks, then kernels/decode.cu's launch_decode on the
 // current stream (no host synchronisation after the token-range check).
-#include "cuda/checks.cuh"
+#include "checks.h"
 
 namespace {
 
@@ -10,12 +10,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(
     const at::Tensor& w_out, const at::Tensor& b_out, int64_t seed, int64_t step,
     int64_t row_offset, int64_t stream, double temperature, int64_t cell) {
   using namespace seqgan_cuda;
-  const LstmWeightsView w = check_weights(emb, w_ih, w_hh, bias, w_out, b_out, 0, cell);
+  const LSTMWeightsView w = check_weights(emb, w_ih, w_hh, bias, w_out, b_out, 0, cell);
   const c10::cuda::CUDAGuard guard(emb.device());
-  check_cuda_tensor(tokens, "tokens", at::kLong, 1, emb.device());
+  check_tensor(tokens, "tokens", at::kLong, 1, emb.device());
   const int64_t B = tokens.size(0);
-  check_cuda_tensor(h, "h", at::kFloat, 2, emb.device());
-  check_cuda_tensor(c, "c", at::kFloat, 2, emb.device());
+  check_tensor(h, "h", at::kFloat, 2, emb.device());
+  check_tensor(c, "c", at::kFloat, 2, emb.device());
   TORCH_CHECK(h.size(0) == B && h.size(1) == w.H, "h must have shape (", B, ", ", w.H,
               "), got ", h.sizes());
   TORCH_CHECK(c.size(0) == B && c.size(1) == w.H, "c must have shape (", B, ", ", w.H,

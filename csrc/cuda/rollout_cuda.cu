@@ -1,7 +1,7 @@
 // CUDA kernel of seqgan_fast::rollout: checks, then kernels/rollout.cu's launch_rollout on the
 // current stream: the prefix-state pass and one persistent launch for the (T-min_prefix)*N*B
 // completions of the prefixes t >= min_prefix. Memory: the output, transposed weights and the prefix states 2*T*B*H fp32.
-#include "cuda/checks.cuh"
+#include "checks.h"
 
 namespace {
 
@@ -12,10 +12,10 @@ at::Tensor rollout_cuda(const at::Tensor& x, int64_t num_rollouts, const at::Ten
                         const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0,
                         int64_t min_prefix, int64_t batch_offset, int64_t batch_total) {
   using namespace seqgan_cuda;
-  const LstmWeightsView w =
+  const LSTMWeightsView w =
       check_weights(emb, w_ih, w_hh, bias, w_out, b_out, start_token, cell);
   const c10::cuda::CUDAGuard guard(emb.device());
-  check_cuda_tensor(x, "x", at::kLong, 2, emb.device());
+  check_tensor(x, "x", at::kLong, 2, emb.device());
   const int64_t B = x.size(0), T = x.size(1), N = num_rollouts;
   TORCH_CHECK(N >= 1 && N < (int64_t{1} << 31), "num_rollouts must be in [1, 2**31), got ", N);
   TORCH_CHECK(batch_offset == 0 && (batch_total == 0 || batch_total == B),

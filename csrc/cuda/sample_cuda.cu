@@ -1,6 +1,6 @@
 // CUDA kernel of seqgan_fast::sample: checks, then kernels/sample.cu's launch_sample on the
 // current stream (one persistent launch for all positions).
-#include "cuda/checks.cuh"
+#include "checks.h"
 
 namespace {
 
@@ -10,10 +10,10 @@ at::Tensor sample_cuda(const at::Tensor& prefix, const at::Tensor& emb, const at
                        int64_t seed, int64_t row_offset, double temperature, int64_t cell,
                        const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0) {
   using namespace seqgan_cuda;
-  const LstmWeightsView w =
+  const LSTMWeightsView w =
       check_weights(emb, w_ih, w_hh, bias, w_out, b_out, start_token, cell);
   const c10::cuda::CUDAGuard guard(emb.device());
-  check_cuda_tensor(prefix, "prefix", at::kLong, 2, emb.device());
+  check_tensor(prefix, "prefix", at::kLong, 2, emb.device());
   const int64_t B = prefix.size(0), P = prefix.size(1);
   TORCH_CHECK(seq_len >= 1 && seq_len < (int64_t{1} << 31), "seq_len must be in [1, 2**31), got ",
               seq_len);
