@@ -17,8 +17,8 @@ import copy
 
 import torch
 
-from seqgan_fast.dstep import DiscriminatorStep, configure_tf32
-from seqgan_fast.optim import fast_adam
+from seqgan_fast.train.dstep import DiscriminatorStep, configure_tf32
+from seqgan_fast.train.optim import fast_adam
 
 from .common import Case, Contender, build_models, expect
 from .configs import BenchConfig

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from seqgan_fast.malloc import keep_freed_memory
+from seqgan_fast.cli.malloc import keep_freed_memory
 
 from . import (
     bench_adv_step,

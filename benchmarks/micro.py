@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from seqgan_fast import Discriminator, Generator, ops
 from seqgan_fast.ops.highway import inference_weights
 from seqgan_fast.ops.score import SCORE_PASS_BYTES, _fold_pool, _head, _pool, fold, fold_operands
-from seqgan_fast.optim import fast_adam
+from seqgan_fast.train.optim import fast_adam
 
 
 def _t(fn, reps: int = 3) -> float:
@@ -208,9 +208,9 @@ def d_profile(threads: int = 2) -> None:
     as in ``seqgan-fast train``."""
     from torch.profiler import profile
 
+    from seqgan_fast.cli.malloc import keep_freed_memory
     from seqgan_fast.config import PRESETS
-    from seqgan_fast.dstep import DiscriminatorStep
-    from seqgan_fast.malloc import keep_freed_memory
+    from seqgan_fast.train.dstep import DiscriminatorStep
 
     keep_freed_memory()
     torch.set_num_threads(threads)
@@ -352,7 +352,7 @@ def g_profile(threads: int = 2) -> None:
     (argv[2]: how many, default 6)."""
     from torch.profiler import profile
 
-    from seqgan_fast.malloc import keep_freed_memory
+    from seqgan_fast.cli.malloc import keep_freed_memory
 
     kept = keep_freed_memory()
     torch.set_num_threads(threads)
@@ -394,7 +394,7 @@ def guard(threads: int = 2) -> None:
     parameters: the extension's one-pass op against per-tensor vector norms (the check before
     it), best of 20, interleaved."""
     from seqgan_fast.config import TrainConfig
-    from seqgan_fast.guard import first_non_finite
+    from seqgan_fast.train.guard import first_non_finite
 
     torch.set_num_threads(threads)
     for name in ("quick", "paper"):

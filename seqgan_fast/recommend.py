@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .config import ConfigError, TrainConfig
+from .config.train_config import ConfigError, TrainConfig
 from .data.interactions import ItemVocab
 
 DEFAULT_BATCH = 1024
@@ -48,11 +48,11 @@ def load_run_generator(run_dir: str | os.PathLike, device: str = "cpu",
     """The generator of a run folder: ``latest`` (the last checkpoint), ``best`` (the one
     selected by validation, ``best/``, see config ``select_metric``) or ``auto`` (best where
     the run has one). Errors (ConfigError / CheckpointError) name the folder or file."""
-    from .checkpoint import latest_checkpoint, load_checkpoint
-    from .models import Generator
-    from .runfolder import check_run_state
-    from .runstate import BEST_DIR
-    from .trainer import check_device
+    from .models.generator import Generator
+    from .run.checkpoint import latest_checkpoint, load_checkpoint
+    from .run.folder import check_run_state
+    from .run.state import BEST_DIR
+    from .train.trainer import check_device
 
     if checkpoint not in CHECKPOINTS:
         raise ConfigError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got "

@@ -10,9 +10,9 @@ from helpers import outputs_per_isa_and_threads
 
 from seqgan_fast import Discriminator
 from seqgan_fast.config import ConfigError, TrainConfig
-from seqgan_fast.dstep import DiscriminatorStep, configure_tf32
 from seqgan_fast.ops.dpool import fused_available, resolve_pool
-from seqgan_fast.optim import fast_adam
+from seqgan_fast.train.dstep import DiscriminatorStep, configure_tf32
+from seqgan_fast.train.optim import fast_adam
 
 needs_fused = pytest.mark.skipif(not fused_available("cpu"), reason="needs the compiled "
                                  "extension (pip install --no-build-isolation -e .)")
@@ -191,7 +191,7 @@ def test_cuda_graph_step_follows_the_eager_curve():
 
 @needs_cuda
 def test_cuda_graph_step_keeps_the_finite_guard():
-    from seqgan_fast.guard import NonFiniteError, watch_optimizer
+    from seqgan_fast.train.guard import NonFiniteError, watch_optimizer
 
     d = _small_d(device="cuda")
     opt = fast_adam(d.parameters(), 1e-3)
@@ -364,7 +364,7 @@ def test_conv_pool_backward_op_rejects_bad_input():
 def test_trainer_step_uses_the_fused_pool_only_off_the_reference_backend(tmp_path):
     from helpers import TINY_TRAIN
 
-    from seqgan_fast.trainer import SeqGANTrainer
+    from seqgan_fast.train.trainer import SeqGANTrainer
 
     def trainer(backend: str, run: str) -> SeqGANTrainer:
         cfg = TrainConfig.preset("quick").with_overrides([*TINY_TRAIN, f"backend={backend}"])

@@ -22,10 +22,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from seqgan_fast import Discriminator, Generator, ops
-from seqgan_fast import checkpoint as ckpt
-from seqgan_fast.cli import main
-from seqgan_fast.distributed import World, activate, shard_rollout_rewards, world_from_env
-from seqgan_fast.draws import sample_in_chunks
+from seqgan_fast.cli.main import main
+from seqgan_fast.parallel.distributed import World, activate, shard_rollout_rewards, world_from_env
+from seqgan_fast.run import checkpoint as ckpt
+from seqgan_fast.train.draws import sample_in_chunks
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available")
@@ -79,7 +79,7 @@ def _job_train(rank: int, folder: Path, argv: list[str]) -> dict:
 
 def _job_train_kill_rank1(rank: int, folder: Path, argv: list[str]) -> dict:
     """Rank 1 dies (SIGKILL-like: no clean-up) in its first discriminator round."""
-    from seqgan_fast.trainer import SeqGANTrainer
+    from seqgan_fast.train.trainer import SeqGANTrainer
 
     if rank == 1:
         def die(self):

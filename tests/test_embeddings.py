@@ -9,9 +9,9 @@ import pytest
 import torch
 from helpers import TINY_TRAIN
 
-from seqgan_fast.cli import main
+from seqgan_fast.cli.main import main
+from seqgan_fast.data.embeddings import load_embeddings
 from seqgan_fast.data.text import DataError
-from seqgan_fast.embeddings import load_embeddings
 
 TOKENS = ["<pad>", "<bos>", "apple", "pear", "fig", "plum"]
 

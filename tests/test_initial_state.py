@@ -146,7 +146,7 @@ def test_state_validation():
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_separate_encoder_sample_and_rollout(cell, backend):
-    from seqgan_fast.ops.encoded import derive_seed
+    from seqgan_fast.models.encoded import derive_seed
 
     torch.manual_seed(0)
     g = Generator(120, 6, 9, 7, cell=cell, encoder="separate", history_len=3)

@@ -23,15 +23,15 @@ from helpers import TINY_TRAIN as TINY
 from helpers import outputs_per_isa_and_threads
 from safetensors.torch import load_file, save_file
 
-from seqgan_fast import checkpoint as ckpt
 from seqgan_fast import ops
 from seqgan_fast._ext import has_kernel
-from seqgan_fast.cli import main
+from seqgan_fast.cli.main import main
+from seqgan_fast.cli.threads import ThreadGovernor, choose_threads
 from seqgan_fast.config import PRESETS, ConfigError, TrainConfig
-from seqgan_fast.guard import NonFiniteError, first_non_finite, most_likely_setting
 from seqgan_fast.models import Discriminator, Generator
-from seqgan_fast.runlock import RunLock, RunLockedError, is_locked
-from seqgan_fast.threads import ThreadGovernor, choose_threads
+from seqgan_fast.run import checkpoint as ckpt
+from seqgan_fast.run.lock import RunLock, RunLockedError, is_locked
+from seqgan_fast.train.guard import NonFiniteError, first_non_finite, most_likely_setting
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -430,7 +430,7 @@ def test_lock_is_exclusive_released_and_reported():
 def test_stale_lock_of_a_killed_process_is_taken_over(tmp_path, caplog):
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH",
                                                                                 "")}
-    code = ("import sys; from seqgan_fast.runlock import RunLock; RunLock(sys.argv[1])"
+    code = ("import sys; from seqgan_fast.run.lock import RunLock; RunLock(sys.argv[1])"
             ".acquire(); print('locked', flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -443,7 +443,7 @@ def test_stale_lock_of_a_killed_process_is_taken_over(tmp_path, caplog):
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     assert not is_locked(tmp_path)  # the kernel dropped the lock with the process
-    with caplog.at_level(logging.INFO, logger="seqgan_fast.runlock"):
+    with caplog.at_level(logging.INFO, logger="seqgan_fast.run.lock"):
         with RunLock(tmp_path):
             assert (tmp_path / ".lock").read_text().split() == [str(os.getpid())]
     assert f"taking over the lock left by process {proc.pid}" in caplog.text
@@ -501,13 +501,13 @@ def test_choose_threads(default, cpus, others, expect):
 
 
 def test_governor_lowers_threads_under_load_and_warns(monkeypatch, caplog):
-    import seqgan_fast.threads as threads
+    import seqgan_fast.cli.threads as threads
 
     monkeypatch.setattr(threads, "available_cpus", lambda: 2)
     load = {"others": 2.0}
     monkeypatch.setattr(threads, "other_runnable", lambda: load["others"])
     torch.set_num_threads(2)
-    with caplog.at_level(logging.WARNING, logger="seqgan_fast.threads"):
+    with caplog.at_level(logging.WARNING, logger="seqgan_fast.cli.threads"):
         gov = ThreadGovernor(interval_s=0.0)
         assert gov.apply() == 1 and torch.get_num_threads() == 1
     assert "oversubscribed" in caplog.text
@@ -520,7 +520,7 @@ def test_governor_lowers_threads_under_load_and_warns(monkeypatch, caplog):
 
 
 def test_other_runnable_reads_this_machine():
-    from seqgan_fast.threads import available_cpus, other_runnable
+    from seqgan_fast.cli.threads import available_cpus, other_runnable
 
     assert other_runnable(samples=2, gap_s=0.0) >= 0
     assert 1 <= available_cpus() <= (os.cpu_count() or 1)

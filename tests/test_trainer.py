@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from seqgan_fast import Generator, SeqGANTrainer, TrainConfig
-from seqgan_fast import checkpoint as ckpt
 from seqgan_fast.config import ConfigError
+from seqgan_fast.run import checkpoint as ckpt
 from seqgan_fast.tasks.oracle import OracleTask
-from seqgan_fast.trainer import derive_seed, update_rollout_policy
+from seqgan_fast.train.trainer import derive_seed, update_rollout_policy
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +81,7 @@ def test_best_generator_selected_by_validation_and_resumed(tmp_path):
     """select_metric (oracle: nll_oracle, minimised) keeps the best of the final MLE and the
     adversarial evaluations in best/; the summary reports it beside the last point; an
     interrupted run resumes to the same best, and best/ follows the restored state."""
-    from seqgan_fast.trainer import BEST_DIR
+    from seqgan_fast.train.trainer import BEST_DIR
 
     cfg = tiny(adv_batches=4, eval_every=1)
     full = SeqGANTrainer(cfg, tmp_path / "full", progress=False).fit()
@@ -162,7 +162,7 @@ def test_select_min_z_keeps_the_selected_unless_the_paired_gain_is_significant(
 
 
 def test_select_metric_errors_and_off(tmp_path):
-    from seqgan_fast.trainer import BEST_DIR
+    from seqgan_fast.train.trainer import BEST_DIR
 
     with pytest.raises(ConfigError, match="select_metric='val_ndcg@10' is not among"):
         SeqGANTrainer(tiny(select_metric="val_ndcg@10"), tmp_path / "a", progress=False).fit()

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ..limits import MAX_TEMPERATURE, MIN_TEMPERATURE
+from ..config.limits import MAX_TEMPERATURE, MIN_TEMPERATURE
 from .weights import CELLS, LSTMWeights
 
 

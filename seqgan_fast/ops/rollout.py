@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
+from ..models.encoded import has_separate_encoder, rollout_encoded
 from .backends import resolve
 from .checks import check_seed, check_state, check_temperature, check_tokens, check_weights
-from .encoded import has_separate_encoder, rollout_encoded
 from .philox import STREAM_ROLLOUT
 from .sample_ref import canonical_sample
 from .weights import LSTMWeights, as_weights, lstm_step, project
@@ -32,7 +32,7 @@ def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
     prefixes t >= min_prefix (logical rows from (min_prefix-1)*N*B on); the prefix pass
     starts from (h0, c0) (B, H) (default zeros). ``batch_rows=(lo, total)``: x is rows
     lo..lo+B-1 of a batch of ``total``; Philox rows are the whole batch's."""
-    from ..models import prefix_states
+    from ..models.generator import prefix_states
 
     B, T = x.shape
     N = num_rollouts

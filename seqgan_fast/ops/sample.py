@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
+from ..models.encoded import has_separate_encoder, sample_encoded
 from .backends import resolve
 from .checks import check_seed, check_state, check_temperature, check_tokens, check_weights
-from .encoded import has_separate_encoder, sample_encoded
 from .philox import STREAM_SAMPLE
 from .sample_ref import canonical_sample
 from .weights import LSTMWeights, as_weights, lstm_step, project
@@ -18,7 +18,7 @@ def sample_ref(w: LSTMWeights, prefix: torch.Tensor, seq_len: int, seed: int,
                c0: torch.Tensor | None = None) -> torch.Tensor:
     """Reference: prefix (B, P) int64 -> (B, seq_len); positions P.. drawn at row row_offset+b,
     from the initial state (h0, c0) (B, H) (default zeros)."""
-    from ..models import initial_state
+    from ..models.generator import initial_state
 
     B, P = prefix.shape
     out = torch.empty(B, seq_len, dtype=torch.int64, device=prefix.device)

@@ -4,7 +4,7 @@ Every task follows ``Task`` (tasks/base.py). ``make_task(cfg)`` picks one by ``c
 """
 from __future__ import annotations
 
-from ..config import ConfigError, TrainConfig
+from ..config.train_config import ConfigError, TrainConfig
 from .base import Task
 
 

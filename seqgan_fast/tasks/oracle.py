@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from ..config import ConfigError, TrainConfig
-from ..distributed import active
-from ..draws import derive_seed, sample_in_chunks, sample_rows
-from ..models import Oracle
+from ..config.train_config import ConfigError, TrainConfig
+from ..models.generator import Oracle
+from ..parallel.distributed import active
+from ..train.draws import derive_seed, sample_in_chunks, sample_rows
 from .base import Task
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..config.train_config import ConfigError
 from .checkpoint import CheckpointError, latest_checkpoint
-from .config import ConfigError
 
 log = logging.getLogger(__name__)
 PHASES = ("mle", "d_pretrain", "adv", "done")

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, ConfigError, TrainConfig
+from ..config.train_config import PRESETS, ConfigError, TrainConfig
 
 PROG = "seqgan-fast"
 MAX_THREADS = 4096
@@ -136,7 +136,7 @@ def _check_cpu_isa() -> None:
     import os
 
     if os.environ.get("SEQGAN_FAST_ISA"):
-        from .ops import cpu_isa
+        from ..ops import cpu_isa
 
         cpu_isa()
 
@@ -148,7 +148,7 @@ def _fail(message: str) -> int:
 
 def _setup_errors():
     """Errors of the set-up stage (arguments, config, data, checkpoint), all user-facing."""
-    from .checkpoint import CheckpointError
+    from ..run.checkpoint import CheckpointError
 
     return (CLIError, ConfigError, CheckpointError, FileNotFoundError, NotADirectoryError,
             PermissionError, ValueError, RuntimeError)
@@ -156,10 +156,10 @@ def _setup_errors():
 
 def _fit_errors():
     """Errors that stop a started run; what is already saved stays (see guard.py)."""
-    from .checkpoint import CheckpointError
-    from .distributed import DistributedError
-    from .guard import NonFiniteError
-    from .runlock import RunLockedError
+    from ..parallel.distributed import DistributedError
+    from ..run.checkpoint import CheckpointError
+    from ..run.lock import RunLockedError
+    from ..train.guard import NonFiniteError
 
     return (DistributedError, NonFiniteError, RunLockedError, CheckpointError, ConfigError,
             OSError)
@@ -176,7 +176,7 @@ def _configure_logging(quiet: bool, level: int | None = None) -> None:
 
 # -- train ------------------------------------------------------------------------------------
 def _train_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
-    from .checkpoint import latest_checkpoint
+    from ..run.checkpoint import latest_checkpoint
 
     out = Path(args.out) if args.out else Path("runs") / (args.preset or "quick")
     if args.resume and args.overwrite:
@@ -214,7 +214,7 @@ def _train_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
 
 def _check_data_file(data: str) -> None:
     """The file as given, or (relative) under the shared data folder, as the tasks look."""
-    from .data.paths import data_dir
+    from ..data.paths import data_dir
 
     p = Path(data).expanduser()
     if p.is_file() or (not p.is_absolute() and (data_dir() / p).is_file()):
@@ -235,7 +235,7 @@ def _infer_task(data: str, preset_task: str) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .distributed import DistributedError, env_world_size
+    from ..parallel.distributed import DistributedError, env_world_size
     from .malloc import keep_freed_memory
 
     try:  # before the first large tensor (seqgan_fast/malloc.py: why)
@@ -260,9 +260,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_process(args: argparse.Namespace, world_size: int | None) -> int:
     """``train`` in this process: the whole run, or (``world_size``) one rank of it."""
-    from .distributed import DistributedError, world_from_env
+    from ..parallel.distributed import DistributedError, world_from_env
+    from ..train.trainer import SeqGANTrainer
     from .threads import ThreadGovernor
-    from .trainer import SeqGANTrainer
 
     main_rank = world_size is None or os.environ.get("RANK", "0") == "0"
     _configure_logging(args.quiet, None if main_rank else logging.ERROR)  # rank 0 speaks
@@ -336,15 +336,15 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
 # -- sample -----------------------------------------------------------------------------------
 def _task_class(name: str):
     if name == "oracle":
-        from .tasks.oracle import OracleTask
+        from ..tasks.oracle import OracleTask
 
         return OracleTask
     if name == "text":
-        from .tasks.text import TextTask
+        from ..tasks.text import TextTask
 
         return TextTask
     if name == "recsys":
-        from .tasks.recsys import RecsysTask
+        from ..tasks.recsys import RecsysTask
 
         return RecsysTask
     raise ConfigError(f"unknown task {name!r} in the run's checkpoint")
@@ -353,10 +353,10 @@ def _task_class(name: str):
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from . import ops
-    from .draws import SAMPLE_CHUNK
-    from .ops.checks import check_temperature
-    from .recommend import load_run_generator
+    from .. import ops
+    from ..ops.checks import check_temperature
+    from ..recommend import load_run_generator
+    from ..train.draws import SAMPLE_CHUNK
 
     _configure_logging(quiet=True)
     try:
@@ -418,9 +418,9 @@ def _recommend(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from .data.interactions import read_interactions
-    from .data.text import resolve_data_path
-    from .recommend import Recommender, read_user_list
+    from ..data.interactions import read_interactions
+    from ..data.text import resolve_data_path
+    from ..recommend import Recommender, read_user_list
 
     _configure_logging(quiet=True)
     t0 = time.perf_counter()
@@ -484,7 +484,7 @@ def _recommend(args: argparse.Namespace) -> int:
 # -- bench ------------------------------------------------------------------------------------
 def _bench(argv: list[str]) -> int:
     try:
-        from .benchmarks.harness import main as bench_main
+        from ..benchmarks.harness import main as bench_main
     except ImportError as exc:
         return _fail(f"the benchmark harness is unavailable ({exc})")
     return int(bench_main(argv) or 0)

@@ -252,7 +252,7 @@ def _check_index(state: Any, where: Path) -> None:
 
 def _check_finite(tensors: dict[str, torch.Tensor], where: str,
                   error: type[Exception]) -> None:
-    from .guard import first_non_finite
+    from ..train.guard import first_non_finite
 
     bad = first_non_finite(tensors.items())
     if bad is not None:

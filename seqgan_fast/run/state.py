@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config.train_config import ConfigError, TrainConfig
+from ..metrics import paired_gain_z
 from .checkpoint import (
     atomic_write_json,
     atomic_write_text,
@@ -28,10 +30,8 @@ from .checkpoint import (
     optimizer_tensors,
     save_checkpoint,
 )
-from .config import ConfigError, TrainConfig
-from .metrics import paired_gain_z
-from .runfolder import check_metrics_file, check_output_folder, check_run_state, restart_plan
-from .runlock import refuse_if_locked
+from .folder import check_metrics_file, check_output_folder, check_run_state, restart_plan
+from .lock import refuse_if_locked
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class RunState:
                                self._state_json())
 
     def _restore(self, tensors: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> None:
-        from .models import Generator
+        from ..models.generator import Generator
 
         if Generator.complete_arch(state.get("model")) != self.model_info:
             raise ConfigError(f"checkpoint in {self.out_dir} is for model {state.get('model')}, "
@@ -304,7 +304,7 @@ class RunState:
         return summary
 
     def _plot(self) -> None:
-        from .plotting import plot_curves
+        from .plots import plot_curves
 
         if not self._writes:
             return

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops.weights import CELLS, LSTMWeights, gru_bias, lstm_step
+from ..ops.weights import CELLS, LSTMWeights, gru_bias, lstm_step
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class Generator(nn.Module):
     def _fused_features(self, x: torch.Tensor, state: State | None):
         """The features behind the logits when the fused output layer + NLL kernel runs on
         them (seqgan_fast/ops/linear_nll.py), else None."""
-        from .ops import linear_nll
+        from ..ops import linear_nll
 
         if self.output.bias is None or type(self).forward is not Generator.forward \
                 or not linear_nll.fused_available(self.output.weight):
@@ -228,7 +228,7 @@ class Generator(nn.Module):
         the same loss and gradients to float rounding; elsewhere torch's ops."""
         h = self._fused_features(x, state) if fused else None
         if h is not None:
-            from .ops.linear_nll import weighted_nll
+            from ..ops.linear_nll import weighted_nll
 
             n = x.numel() if total_tokens is None else total_tokens
             return weighted_nll(h, self.output, x.reshape(-1), h.new_full((x.numel(),), 1 / n))
@@ -279,7 +279,7 @@ class Generator(nn.Module):
         default (``fused``) through the fused output layer + NLL kernel where it runs
         (mle_loss's: the same value to float rounding, without materialising the logits;
         the metrics of every backend's runs use it alike), else torch's ops."""
-        from .ops.linear_nll import nll_rows
+        from ..ops.linear_nll import nll_rows
 
         self.check_tokens(x)
         x = x.to(self.device)
@@ -315,7 +315,7 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         """Generate (num_samples, seq_len) int64 tokens (canonical sampler, DESIGN §4),
         from the initial state (h0, c0) (num_samples, H) each (default zeros)."""
-        from .ops.sample import sample
+        from ..ops.sample import sample
 
         return sample(self, num_samples, seed=seed, temperature=temperature,
                       backend=backend, prefix=prefix, h0=h0, c0=c0)
@@ -504,7 +504,7 @@ class Discriminator(nn.Module):
         part is used, so every rank's mask is its slice of the single-process one.
         """
         if pool == "fused":
-            from .ops.dpool import conv_pool
+            from ..ops.dpool import conv_pool
 
             return self.head(conv_pool(self.embedding(x), self.convs), batch_rows, fused=True)
         if pool != "module":
@@ -529,7 +529,7 @@ class Discriminator(nn.Module):
 
     def _highway(self, pooled: torch.Tensor, fused: bool) -> torch.Tensor:
         if fused and pooled.dtype == torch.float32:
-            from .ops import highway as fused_highway
+            from ..ops import highway as fused_highway
 
             if fused_highway.fused_available(pooled.device):
                 return fused_highway.highway(pooled, self.highway)

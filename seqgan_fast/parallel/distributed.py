@@ -277,17 +277,17 @@ def shard_rollout_rewards(world: World, policy, discriminator, x: torch.Tensor,
     completions come from one rollout call on the whole batch. The discriminator scores only
     this rank's completions either way.
     """
-    from . import ops
-    from .ops.rollout import check_discriminator
-    from .ops.score import rollout_scores
+    from .. import ops
+    from ..ops.rollout import check_discriminator
+    from ..ops.score import rollout_scores
 
     check_discriminator(discriminator, policy, x, 4096)
     B, T = x.shape
     lo, hi = world.shard(B)
     m = given + 1  # the shortest prefix that ends in a generated token
-    from .ops.backends import resolve
-    from .ops.encoded import has_separate_encoder
-    from .ops.rollout import BATCH_ROWS_BACKENDS
+    from ..models.encoded import has_separate_encoder
+    from ..ops.backends import resolve
+    from ..ops.rollout import BATCH_ROWS_BACKENDS
 
     if resolve(backend, x.device) in BATCH_ROWS_BACKENDS and not has_separate_encoder(policy):
         mine = ops.rollout(policy, x[lo:hi], num_rollouts, seed, backend=backend, min_prefix=m,

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ._ext import has_kernel
+from .._ext import has_kernel
 
 
 class NonFiniteError(RuntimeError):
@@ -60,7 +60,7 @@ def first_non_finite(named: Iterable[tuple[str, torch.Tensor | None]]) -> str | 
 def most_likely_setting(cfg: Any, keys: Sequence[str]) -> str:
     """Of ``keys``, the setting farthest (in orders of magnitude) from its preset value,
     formatted ``key=value``; a non-finite value always wins."""
-    from .config import PRESETS, TrainConfig
+    from ..config.train_config import PRESETS, TrainConfig
 
     base = TrainConfig.preset(cfg.preset_name) if cfg.preset_name in PRESETS else TrainConfig()
 
@@ -125,7 +125,7 @@ def guard_trainer(trainer: Any) -> None:
         return f"phase {phase}, {pos} (optimizer step {steps['n']} of this process)"
 
     def kept() -> str:
-        from .checkpoint import CheckpointError, latest_checkpoint
+        from ..run.checkpoint import CheckpointError, latest_checkpoint
 
         try:
             path = latest_checkpoint(trainer.out_dir)

@@ -10,7 +10,7 @@ import math
 import os
 from typing import Any
 
-from .config import ConfigError
+from .train_config import ConfigError
 
 INT_MAX = 2**31 - 1          # the kernels index rows and tokens with int32
 SEED_LIMIT = 2**64           # seeds are 64-bit Philox keys

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import ops
-from .distributed import active
+from .. import ops
+from ..parallel.distributed import active
 
 SAMPLE_CHUNK = 4096  # rows per sampling call: bounds the reference backend's logit memory
 

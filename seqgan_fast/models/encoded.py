@@ -53,7 +53,7 @@ def _encode(g, history: torch.Tensor, chunk: int = 65536):
 def sample_encoded(g, num_samples: int, seed: int, temperature: float, backend: str,
                    prefix: torch.Tensor, row_offset: int) -> torch.Tensor:
     """(num_samples, seq_len): history from zeros, continuation from its encoding."""
-    from .sample import sample
+    from ..ops.sample import sample
 
     w, L, T = g.kernel_weights(), g.history_len, g.seq_len
     P = prefix.shape[1]
@@ -71,8 +71,8 @@ def rollout_encoded(g, x: torch.Tensor, num_rollouts: int, seed: int, temperatur
     """(T-min_prefix, N, B, T) completions of the prefixes t >= min_prefix of x (module
     docstring); the shorter prefixes are not computed, and every completion is the full
     call's (the same seeds and Philox rows)."""
-    from .rollout import rollout
-    from .sample import sample
+    from ..ops.rollout import rollout
+    from ..ops.sample import sample
 
     w, L, m = g.kernel_weights(), g.history_len, min_prefix
     B, T = x.shape

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from .ops.dpool import resolve_pool
+from ..ops.dpool import resolve_pool
 
 GRAPH_MODES = ("auto", "on", "off")
 

@@ -34,10 +34,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from . import ops
-from .checkpoint import latest_checkpoint
-from .config import ConfigError, TrainConfig
-from .distributed import (
+from .. import ops
+from ..config.train_config import ConfigError, TrainConfig
+from ..models.generator import Discriminator, Generator
+from ..parallel.distributed import (
     DEFAULT_TIMEOUT_S,
     DistributedError,
     World,
@@ -46,13 +46,13 @@ from .distributed import (
     shard_rollout_rewards,
     world_from_env,
 )
+from ..run.checkpoint import latest_checkpoint
+from ..run.lock import RunLock
+from ..run.state import BEST_DIR, RunState, _fmt, _jsonable, open_run  # noqa: F401 (BEST_DIR)
 from .draws import derive_seed, sample_in_chunks
 from .dstep import DiscriminatorStep, configure_tf32
 from .guard import guard_trainer
-from .models import Discriminator, Generator
 from .optim import fast_adam
-from .runlock import RunLock
-from .runstate import BEST_DIR, RunState, _fmt, _jsonable, open_run  # noqa: F401 (BEST_DIR)
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class SeqGANTrainer(RunState):
                  overwrite: bool = False, progress: bool | None = None, task=None,
                  world: World | None = None,
                  dist_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        from .tasks import make_task
+        from ..tasks import make_task
 
         self.cfg = cfg.validate()
         self.out_dir = Path(out_dir)
@@ -161,7 +161,7 @@ class SeqGANTrainer(RunState):
             cfg.d_l2_reg).to(self.device)
         self.embeddings_info: dict[str, Any] | None = None
         if cfg.g_embeddings and not resume:  # a resumed run restores its trained embedding
-            from .embeddings import load_embeddings, vocabulary_strings
+            from ..data.embeddings import load_embeddings, vocabulary_strings
 
             loaded = load_embeddings(cfg.g_embeddings, vocabulary_strings(self.task),
                                      cfg.g_emb_dim, seed=cfg.seed)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.text import DataError, resolve_data_path
+from .text import DataError, resolve_data_path
 
 log = logging.getLogger(__name__)
 
