@@ -12,7 +12,8 @@ from seqgan_fast import Generator, SeqGANTrainer, TrainConfig
 from seqgan_fast.config import ConfigError
 from seqgan_fast.run import checkpoint as ckpt
 from seqgan_fast.tasks.oracle import OracleTask
-from seqgan_fast.train.trainer import derive_seed, update_rollout_policy
+from seqgan_fast.train.draws import draw_seed
+from seqgan_fast.train.trainer import update_rollout_policy
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +36,7 @@ def read_metrics(run: Path) -> list[dict]:
 
 
 def temp_files(run: Path) -> list[Path]:
-    return [p for p in run.rglob("*") if p.name.startswith(ckpt._TMP_PREFIX)]
+    return [p for p in run.rglob("*") if p.name.startswith(ckpt.TMP_PREFIX)]
 
 
 def test_fit_writes_every_artefact(tmp_path):
@@ -133,8 +134,8 @@ def test_select_min_z_keeps_the_selected_unless_the_paired_gain_is_significant(
         with torch.no_grad():
             next(t.generator.parameters()).add_(1.0)  # a new generator for each evaluation
         per_user[_key(t.generator)] = values
-        t._consider_best({"phase": phase, "epoch": epoch, "val_q": float(values.mean())},
-                         candidate=True)
+        t.run.consider_best({"phase": phase, "epoch": epoch, "val_q": float(values.mean())},
+                            candidate=True)
 
     base = (users % 10 == 0).astype(float)  # 0.10
     evaluate("mle", 3, base)
@@ -151,7 +152,7 @@ def test_select_min_z_keeps_the_selected_unless_the_paired_gain_is_significant(
     assert (t.state["best"]["phase"], t.state["best"]["epoch"]) == ("adv", 2)
     assert t.state["best"]["gain_z"] > 2.0
     # a resumed run has no per-user values in memory: they are recomputed from best/'s weights
-    t._best_per_user = None
+    t.run._best_per_user = None
     worse = strong.copy()
     worse[0] = 0.0
     evaluate("adv", 3, worse)  # a lower value: not even tested
@@ -346,10 +347,10 @@ def test_rollout_policy_update_rule():
 
 
 def test_derived_seeds_are_stable_and_distinct():
-    seeds = [derive_seed(0, 1, i) for i in range(100)]
+    seeds = [draw_seed(0, 1, i) for i in range(100)]
     assert len(set(seeds)) == 100 and all(0 <= s < 2**64 for s in seeds)
-    assert seeds == [derive_seed(0, 1, i) for i in range(100)]
-    assert derive_seed(1, 1, 0) != seeds[0] and derive_seed(0, 2, 0) != seeds[0]
+    assert seeds == [draw_seed(0, 1, i) for i in range(100)]
+    assert draw_seed(1, 1, 0) != seeds[0] and draw_seed(0, 2, 0) != seeds[0]
 
 
 def test_oracle_task_seeded_and_from_file(tmp_path, oracle_npz):

@@ -15,17 +15,32 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from ..config.train_config import PRESETS, ConfigError, TrainConfig
+from .. import ops
+from ..config import PRESETS, ConfigError, TrainConfig
+from ..data.interactions import read_interactions
+from ..data.paths import data_dir
+from ..data.text import resolve_data_path
+from ..errors import CLIError
+from ..ops import cpu_isa
+from ..ops.checks import check_temperature
+from ..parallel.distributed import DistributedError, env_world_size, world_from_env
+from ..recommend import Recommender, load_run_generator, read_user_list
+from ..run.checkpoint import CheckpointError, latest_checkpoint
+from ..run.lock import RunLockedError
+from ..tasks.oracle import OracleTask
+from ..tasks.recsys import RecsysTask
+from ..tasks.text import TextTask
+from ..train.draws import SAMPLE_CHUNK
+from ..train.guard import NonFiniteError
+from ..train.trainer import SeqGANTrainer
+from .malloc import keep_freed_memory
+from .threads import ThreadGovernor
 
 PROG = "seqgan-fast"
 MAX_THREADS = 4096
 MAX_SAMPLES = 10_000_000  # sample -n: Philox rows are 32-bit; printed in chunks, so memory is
                           # bounded, but more lines than this is a typo rather than a wish
 _TASK_BY_SUFFIX = {".txt": "text", ".inter": "recsys", ".csv": "recsys"}
-
-
-class CLIError(Exception):
-    """A usage error; the message is printed as one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,7 +151,6 @@ def _check_cpu_isa() -> None:
     import os
 
     if os.environ.get("SEQGAN_FAST_ISA"):
-        from ..ops import cpu_isa
 
         cpu_isa()
 
@@ -148,7 +162,6 @@ def _fail(message: str) -> int:
 
 def _setup_errors():
     """Errors of the set-up stage (arguments, config, data, checkpoint), all user-facing."""
-    from ..run.checkpoint import CheckpointError
 
     return (CLIError, ConfigError, CheckpointError, FileNotFoundError, NotADirectoryError,
             PermissionError, ValueError, RuntimeError)
@@ -156,10 +169,6 @@ def _setup_errors():
 
 def _fit_errors():
     """Errors that stop a started run; what is already saved stays (see guard.py)."""
-    from ..parallel.distributed import DistributedError
-    from ..run.checkpoint import CheckpointError
-    from ..run.lock import RunLockedError
-    from ..train.guard import NonFiniteError
 
     return (DistributedError, NonFiniteError, RunLockedError, CheckpointError, ConfigError,
             OSError)
@@ -176,7 +185,6 @@ def _configure_logging(quiet: bool, level: int | None = None) -> None:
 
 # -- train ------------------------------------------------------------------------------------
 def _train_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
-    from ..run.checkpoint import latest_checkpoint
 
     out = Path(args.out) if args.out else Path("runs") / (args.preset or "quick")
     if args.resume and args.overwrite:
@@ -214,7 +222,6 @@ def _train_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
 
 def _check_data_file(data: str) -> None:
     """The file as given, or (relative) under the shared data folder, as the tasks look."""
-    from ..data.paths import data_dir
 
     p = Path(data).expanduser()
     if p.is_file() or (not p.is_absolute() and (data_dir() / p).is_file()):
@@ -235,8 +242,6 @@ def _infer_task(data: str, preset_task: str) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..parallel.distributed import DistributedError, env_world_size
-    from .malloc import keep_freed_memory
 
     try:  # before the first large tensor (seqgan_fast/malloc.py: why)
         keep_freed_memory()
@@ -260,9 +265,6 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_process(args: argparse.Namespace, world_size: int | None) -> int:
     """``train`` in this process: the whole run, or (``world_size``) one rank of it."""
-    from ..parallel.distributed import DistributedError, world_from_env
-    from ..train.trainer import SeqGANTrainer
-    from .threads import ThreadGovernor
 
     main_rank = world_size is None or os.environ.get("RANK", "0") == "0"
     _configure_logging(args.quiet, None if main_rank else logging.ERROR)  # rank 0 speaks
@@ -287,7 +289,7 @@ def _train_process(args: argparse.Namespace, world_size: int | None) -> int:
             return 2  # rank 0 met the same input and says so
         raise _BadInput(str(exc)) from None
     try:
-        from tqdm.contrib.logging import logging_redirect_tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm  # local: absent from older tqdm
 
         redirect = logging_redirect_tqdm()  # the root handler (_configure_logging's)
     except ImportError:  # older tqdm
@@ -336,15 +338,12 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
 # -- sample -----------------------------------------------------------------------------------
 def _task_class(name: str):
     if name == "oracle":
-        from ..tasks.oracle import OracleTask
 
         return OracleTask
     if name == "text":
-        from ..tasks.text import TextTask
 
         return TextTask
     if name == "recsys":
-        from ..tasks.recsys import RecsysTask
 
         return RecsysTask
     raise ConfigError(f"unknown task {name!r} in the run's checkpoint")
@@ -353,10 +352,6 @@ def _task_class(name: str):
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import ops
-    from ..ops.checks import check_temperature
-    from ..recommend import load_run_generator
-    from ..train.draws import SAMPLE_CHUNK
 
     _configure_logging(quiet=True)
     try:
@@ -418,9 +413,6 @@ def _recommend(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from ..data.interactions import read_interactions
-    from ..data.text import resolve_data_path
-    from ..recommend import Recommender, read_user_list
 
     _configure_logging(quiet=True)
     t0 = time.perf_counter()
@@ -484,6 +476,7 @@ def _recommend(args: argparse.Namespace) -> int:
 # -- bench ------------------------------------------------------------------------------------
 def _bench(argv: list[str]) -> int:
     try:
+        # local: the harness lives in the repository (benchmarks/), not every install has it
         from ..benchmarks.harness import main as bench_main
     except ImportError as exc:
         return _fail(f"the benchmark harness is unavailable ({exc})")

@@ -10,7 +10,8 @@ import math
 import os
 from typing import Any
 
-from .train_config import ConfigError
+from ..errors import ConfigError
+from ..ops.checks import MAX_TEMPERATURE, MIN_TEMPERATURE
 
 INT_MAX = 2**31 - 1          # the kernels index rows and tokens with int32
 SEED_LIMIT = 2**64           # seeds are 64-bit Philox keys
@@ -18,8 +19,6 @@ MAX_VOCAB = 2**24
 MAX_DIM = 2**16              # embedding / hidden sizes, filter counts, sequence length
 MAX_ROLLOUT_ROWS = 2**32     # (T-1) * num_rollouts * batch_size: 32-bit Philox row counter
 LR_MAX = 10.0                # Adam's step is ~lr per weight: beyond this nothing trains
-MIN_TEMPERATURE = 1e-3       # below, logits / t overflow float32 for ordinary logits
-MAX_TEMPERATURE = 1e3
 
 INT_KEYS = ("oracle_seed", "num_train", "num_eval", "num_test", "max_len", "min_count",
             "vocab_size", "seq_len", "g_emb_dim", "g_hidden_dim", "d_emb_dim", "batch_size",

@@ -6,9 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A bad preset name, override key or value; the message is meant for the user."""
+from ..errors import ConfigError
+from .limits import check_limits, check_types
 
 
 @dataclass
@@ -124,8 +123,6 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check value ranges and names; raises ConfigError naming the key. Returns self."""
-        from .limits import check_limits, check_types
-
         def bad(key: str, why: str) -> ConfigError:
             return ConfigError(f"bad value {getattr(self, key)!r} for {key}: {why}")
 
@@ -208,8 +205,6 @@ class TrainConfig:
             raise ConfigError(f"unknown config key(s) {bad}")
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         return cls(**kwargs)
-
-
 
 
 def _parse_value(key: str, raw: str, current: Any, f: dataclasses.Field) -> Any:

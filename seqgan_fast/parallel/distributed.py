@@ -29,19 +29,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..errors import DistributedError
+from ..ops.backends import resolve
+from ..ops.rollout import BATCH_ROWS_BACKENDS, check_discriminator, reward_table, rollout
+from ..ops.score import rollout_scores
+from ..ops.weights import has_separate_encoder
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 120.0  # a hung (not dead) peer: how long a collective waits for it
 _ACTIVE: World | None = None
-
-
-class DistributedError(RuntimeError):
-    """A rank lost its peers (one died or hung) or the ranks disagree; one line for the user.
-    ``echo=False``: another rank reports the same cause (the CLI prints it there only)."""
-
-    def __init__(self, message: str, echo: bool = True) -> None:
-        super().__init__(message)
-        self.echo = echo
 
 
 def collective_errors() -> tuple[type[BaseException], ...]:
@@ -277,30 +274,19 @@ def shard_rollout_rewards(world: World, policy, discriminator, x: torch.Tensor,
     completions come from one rollout call on the whole batch. The discriminator scores only
     this rank's completions either way.
     """
-    from .. import ops
-    from ..ops.rollout import check_discriminator
-    from ..ops.score import rollout_scores
-
     check_discriminator(discriminator, policy, x, 4096)
     B, T = x.shape
     lo, hi = world.shard(B)
     m = given + 1  # the shortest prefix that ends in a generated token
-    from ..models.encoded import has_separate_encoder
-    from ..ops.backends import resolve
-    from ..ops.rollout import BATCH_ROWS_BACKENDS
-
     if resolve(backend, x.device) in BATCH_ROWS_BACKENDS and not has_separate_encoder(policy):
-        mine = ops.rollout(policy, x[lo:hi], num_rollouts, seed, backend=backend, min_prefix=m,
-                           batch_rows=(lo, B)).reshape(-1, T)
+        mine = rollout(policy, x[lo:hi], num_rollouts, seed, backend=backend, min_prefix=m,
+                       batch_rows=(lo, B)).reshape(-1, T)
     else:
-        comps = ops.rollout(policy, x, num_rollouts, seed, backend=backend, min_prefix=m)
+        comps = rollout(policy, x, num_rollouts, seed, backend=backend, min_prefix=m)
         mine = comps[:, :, lo:hi].reshape(-1, T)
     scores, last = rollout_scores(discriminator, mine, x[lo:hi], num_rollouts, backend, 4096,
                                   min_prefix=m)
-    rewards = torch.zeros(hi - lo, T, dtype=torch.float32, device=x.device)
-    rewards[:, m - 1 : T - 1] = scores.view(T - m, num_rollouts, hi - lo).mean(dim=1).t()
-    rewards[:, T - 1] = last
-    return rewards
+    return reward_table(scores, last, num_rollouts, T, m)
 
 
 def _first_line(exc: BaseException) -> str:

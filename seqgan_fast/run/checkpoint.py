@@ -31,21 +31,20 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import CheckpointError, NonFiniteCheckpointError
+from ..ops.finite import first_non_finite
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "LATEST"
 STATE = "state.json"
-_TMP_PREFIX = ".tmp-"
+TMP_PREFIX = ".tmp-"  # unfinished writes (atomic_write_*, save_checkpoint, plots)
 _NAME = re.compile(r"[0-9]{6,}")  # checkpoint folder names, as save_checkpoint writes them
 
 
-class CheckpointError(RuntimeError):
-    """No usable checkpoint (missing, incomplete or unreadable); the message names the path."""
 
 
-class NonFiniteCheckpointError(CheckpointError):
-    """A state with NaN or inf tensors was about to be saved (and was not)."""
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -69,7 +68,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def _temp_name(folder: Path, name: str) -> Path:
     """A fresh hidden name next to the final one (same file system, so os.replace is atomic)."""
-    return folder / f"{_TMP_PREFIX}{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    return folder / f"{TMP_PREFIX}{name}.{os.getpid()}.{secrets.token_hex(4)}"
 
 
 def _remove(path: Path) -> None:
@@ -252,7 +251,6 @@ def _check_index(state: Any, where: Path) -> None:
 
 def _check_finite(tensors: dict[str, torch.Tensor], where: str,
                   error: type[Exception]) -> None:
-    from ..train.guard import first_non_finite
 
     bad = first_non_finite(tensors.items())
     if bad is not None:

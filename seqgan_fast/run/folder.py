@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..config.train_config import ConfigError
+from ..config import ConfigError
 from .checkpoint import CheckpointError, latest_checkpoint
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from ..errors import RunLockedError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
@@ -19,10 +21,6 @@ except ImportError:  # pragma: no cover - not POSIX
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
-
-
-class RunLockedError(RuntimeError):
-    """Another live process holds the run folder; the message is one line for the user."""
 
 
 def _pid_alive(pid: int) -> bool:

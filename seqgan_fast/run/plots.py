@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import _TMP_PREFIX
+from .checkpoint import TMP_PREFIX
 
 _SKIP = ("phase", "epoch", "time_s")
 
@@ -14,6 +14,7 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike) -> Path 
     """One panel per numeric metric of ``records`` (metrics.jsonl rows) against training
     progress: MLE epochs, then adversarial batches after a dashed line. Written atomically.
     Returns the path, or None when there is nothing to draw."""
+    # local: matplotlib is heavy to import, and only the end of a phase draws
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -50,7 +51,7 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike) -> Path 
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     path = Path(path)
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}")
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
     try:
         fig.savefig(tmp, format="png", dpi=100)
         os.replace(tmp, path)

@@ -1,9 +1,10 @@
 """Run state apart from the schedule: the run folder's files, checkpoints and resumption.
 
-``RunState`` is the part of ``SeqGANTrainer`` (trainer.py) that reads and writes the run folder:
-which run a folder may hold (``open_run``), the checkpoint of the whole training state and its
-restoration, ``metrics.jsonl``, ``config.json``, ``summary.json`` and the curves. The trainer
-keeps the schedule (its phases) and calls these.
+``open_run`` decides which run a folder may hold; ``RunState`` (held by ``SeqGANTrainer``,
+train/trainer.py) keeps the counters and records and reads and writes the run folder: the
+checkpoint of the whole training state and its restoration, ``metrics.jsonl``,
+``config.json``, ``summary.json`` and the curves. The trainer keeps the schedule (its
+phases) and calls these.
 """
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..config.train_config import ConfigError, TrainConfig
+from ..config import ConfigError, TrainConfig
 from ..metrics import paired_gain_z
+from ..models import Generator
 from .checkpoint import (
     atomic_write_json,
     atomic_write_text,
@@ -32,6 +35,7 @@ from .checkpoint import (
 )
 from .folder import check_metrics_file, check_output_folder, check_run_state, restart_plan
 from .lock import refuse_if_locked
+from .plots import plot_curves
 
 log = logging.getLogger(__name__)
 
@@ -76,28 +80,69 @@ def _run_files(out_dir: Path) -> list[Path]:
     return [out_dir / n for n in names if (out_dir / n).exists()]
 
 
+@dataclass
+class Trainables:
+    """What a checkpoint holds besides the counters: the three networks and their optimizers
+    (separate Adam states for MLE and the policy gradient, as the reference code's two ops)."""
+
+    generator: Generator
+    rollout_policy: Generator
+    discriminator: torch.nn.Module
+    g_mle_opt: torch.optim.Optimizer
+    g_adv_opt: torch.optim.Optimizer
+    d_opt: torch.optim.Optimizer
+
+
 class RunState:
-    """The run-folder half of ``SeqGANTrainer``: it expects the trainer's ``cfg``, ``out_dir``,
-    ``state``, ``records``, models, optimizers, ``task``, ``device`` and ``backend``."""
+    """A training run's state and its folder: the schedule's counters (``state``), the
+    evaluation records, the generator selected by validation, checkpoints of the whole
+    training state and their restoration, ``metrics.jsonl``, ``config.json``,
+    ``summary.json`` and the curves. ``SeqGANTrainer`` holds one (``trainer.run``) and runs
+    the schedule; this object never reaches back into the trainer.
+
+    ``world``: the data-parallel group or None; only a single process or rank 0 writes.
+    ``resumed`` / ``overwrite``: what ``open_run`` decided for the folder."""
+
+    def __init__(self, out_dir: Path, cfg: TrainConfig, task: Any, nets: Trainables,
+                 device: torch.device, backend: str, world: Any = None, resumed: bool = False,
+                 overwrite: bool = False,
+                 embeddings_info: dict[str, Any] | None = None) -> None:
+        self.out_dir, self.cfg, self.task, self.nets = out_dir, cfg, task, nets
+        self.device, self.backend, self.world = device, backend, world
+        self.resumed, self.overwrite = resumed, overwrite
+        self.state: dict[str, Any] = {
+            "phase": "mle", "mle_epoch": 0, "d_round": 0, "adv_batch": 0, "seed_calls": 0,
+            "elapsed_s": 0.0, "metrics_lines": 0, "num_evals": 0, "save_index": 0,
+            "phase_s": {"mle": 0.0, "d_pretrain": 0.0, "adv": 0.0},
+        }
+        if embeddings_info is not None:
+            self.state["g_embeddings"] = embeddings_info
+        self._best_generator: dict[str, torch.Tensor] | None = None
+        self._best_per_user = None  # its per-user validation values (select_min_z)
+        self.records: list[dict[str, Any]] = []
+        self._elapsed0, self._t0 = 0.0, time.perf_counter()
 
     @property
-    def _writes(self) -> bool:
+    def writes(self) -> bool:
         """Whether this process writes the run folder: a single process, or rank 0."""
-        world = getattr(self, "world", None)
-        return world is None or world.is_main
+        return self.world is None or self.world.is_main
 
     @property
     def model_info(self) -> dict[str, Any]:
-        g = self.generator
+        g = self.nets.generator
         return {"vocab_size": g.vocab_size, "seq_len": g.seq_len, "start_token": g.start_token,
                 "g_emb_dim": g.emb_dim, "g_hidden_dim": g.hidden_dim, **g.arch_info()}
 
-    def _elapsed(self) -> float:
+    def start_clock(self) -> None:
+        """Training time restarts from the checkpointed ``elapsed_s``."""
+        self._elapsed0, self._t0 = float(self.state["elapsed_s"]), time.perf_counter()
+
+    def elapsed(self) -> float:
         return self._elapsed0 + time.perf_counter() - self._t0
 
-    def _append_record(self, record: dict[str, Any]) -> None:
+    def append_record(self, record: dict[str, Any]) -> None:
         """One evaluation: a line of metrics.jsonl (rank 0), and the run's count of them."""
-        if self._writes:
+        if self.writes:
             with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
         self.records.append(record)
@@ -117,7 +162,7 @@ class RunState:
             return "nll_oracle"
         return "nll_test" if self.task.name == "text" and cfg.test_data else None
 
-    def _consider_best(self, record: dict[str, Any], candidate: bool) -> None:
+    def consider_best(self, record: dict[str, Any], candidate: bool) -> None:
         """Keep the generator of the best candidate evaluation (the final MLE one and every
         adversarial one) by the selection metric, in memory and in ``best/``."""
         name = self._select_name()
@@ -154,7 +199,7 @@ class RunState:
             entry["gain_z"] = z
         self.state["best"] = entry
         self._best_generator = {k: v.detach().clone()
-                                for k, v in self.generator.state_dict().items()}
+                                for k, v in self.nets.generator.state_dict().items()}
         self._best_per_user = mine
         self._write_best()
 
@@ -162,7 +207,7 @@ class RunState:
         """The selected generator's per-user validation values (recomputed from its weights
         after a resume)."""
         if self._best_per_user is None:
-            g = copy.deepcopy(self.generator)
+            g = copy.deepcopy(self.nets.generator)
             g.load_state_dict(self._best_generator)
             self._best_per_user = self.task.per_user_values(name, g)
         return self._best_per_user
@@ -172,58 +217,56 @@ class RunState:
                 "model": self.model_info, "task": self.task.name, "backend": self.backend}
 
     def _write_best(self) -> None:
-        if self._best_generator is not None and self._writes:
+        if self._best_generator is not None and self.writes:
             save_checkpoint(self.out_dir / BEST_DIR, self.state["num_evals"],
                             {"generator": self._best_generator}, self._state_json())
 
-    def _sync_best_dir(self) -> None:
+    def sync_best_dir(self) -> None:
         """best/ follows the restored state (one from a discarded future is replaced)."""
-        if not self._writes:
+        if not self.writes:
             return
         if self._best_generator is not None:
             self._write_best()
         else:
             clear_checkpoints(self.out_dir / BEST_DIR)
 
-    def _maybe_checkpoint(self) -> None:
+    def maybe_checkpoint(self) -> None:
         if self.state["num_evals"] % self.cfg.checkpoint_every == 0:
             self.save_checkpoint()
 
     def save_checkpoint(self) -> Path:
         """Write the whole training state (atomically; rank 0 only) and return its folder."""
-        self.state["elapsed_s"] = self._elapsed()
+        self.state["elapsed_s"] = self.elapsed()
         self.state["save_index"] += 1
         rng = {"torch_cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["torch_cuda"] = torch.cuda.get_rng_state(self.device)
         tensors = {
-            "generator": self.generator.state_dict(),
-            "rollout": self.rollout_policy.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "optimizers": {**optimizer_tensors(self.g_mle_opt, "g_mle"),
-                           **optimizer_tensors(self.g_adv_opt, "g_adv"),
-                           **optimizer_tensors(self.d_opt, "d")},
+            "generator": self.nets.generator.state_dict(),
+            "rollout": self.nets.rollout_policy.state_dict(),
+            "discriminator": self.nets.discriminator.state_dict(),
+            "optimizers": {**optimizer_tensors(self.nets.g_mle_opt, "g_mle"),
+                           **optimizer_tensors(self.nets.g_adv_opt, "g_adv"),
+                           **optimizer_tensors(self.nets.d_opt, "d")},
             "rng": rng,
         }
         if self._best_generator is not None:  # so that a resume restores best/ exactly
             tensors["best_generator"] = self._best_generator
-        if not self._writes:  # the other ranks keep the same counters, rank 0 writes
+        if not self.writes:  # the other ranks keep the same counters, rank 0 writes
             return self.out_dir / "checkpoints"
         return save_checkpoint(self.out_dir, self.state["save_index"], tensors,
                                self._state_json())
 
-    def _restore(self, tensors: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> None:
-        from ..models.generator import Generator
-
+    def restore(self, tensors: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> None:
         if Generator.complete_arch(state.get("model")) != self.model_info:
             raise ConfigError(f"checkpoint in {self.out_dir} is for model {state.get('model')}, "
                               f"but this config builds {self.model_info}")
-        self.generator.load_state_dict(tensors["generator"])
-        self.rollout_policy.load_state_dict(tensors["rollout"])
-        self.discriminator.load_state_dict(tensors["discriminator"])
-        load_optimizer(self.g_mle_opt, tensors["optimizers"], "g_mle")
-        load_optimizer(self.g_adv_opt, tensors["optimizers"], "g_adv")
-        load_optimizer(self.d_opt, tensors["optimizers"], "d")
+        self.nets.generator.load_state_dict(tensors["generator"])
+        self.nets.rollout_policy.load_state_dict(tensors["rollout"])
+        self.nets.discriminator.load_state_dict(tensors["discriminator"])
+        load_optimizer(self.nets.g_mle_opt, tensors["optimizers"], "g_mle")
+        load_optimizer(self.nets.g_adv_opt, tensors["optimizers"], "g_adv")
+        load_optimizer(self.nets.d_opt, tensors["optimizers"], "d")
         torch.set_rng_state(tensors["rng"]["torch_cpu"])
         if self.device.type == "cuda" and "torch_cuda" in tensors["rng"]:
             torch.cuda.set_rng_state(tensors["rng"]["torch_cuda"], self.device)
@@ -247,10 +290,10 @@ class RunState:
                  self.out_dir, self.state["phase"], self.state["mle_epoch"],
                  self.state["d_round"], self.state["adv_batch"])
 
-    def _prepare_out_dir(self) -> None:
-        if self._writes:
+    def prepare_out_dir(self) -> None:
+        if self.writes:
             self._write_out_dir()
-        if getattr(self, "world", None) is not None:  # rank 0's metrics history everywhere
+        if self.world is not None:  # rank 0's metrics history everywhere
             self.records = self.world.broadcast_object(self.records)
         self.resumed = True  # a second fit() continues this run
 
@@ -271,7 +314,7 @@ class RunState:
         self.task.save(self.out_dir)  # also on resume: the task may keep state there
         atomic_write_text(self.out_dir / CONFIG_FILE, self.cfg.to_json() + "\n")
 
-    def _write_summary(self) -> dict[str, Any]:
+    def write_summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = dict(self.records[-1]) if self.records else {}
         mle = [r for r in self.records if r["phase"] == "mle"]
         adv = [r for r in self.records if r["phase"] == "adv"]
@@ -282,10 +325,10 @@ class RunState:
             for key, value in (rec or {}).items():
                 if key not in ("phase", "epoch", "time_s") and isinstance(value, (int, float)):
                     summary[f"{key}_{tag}"] = value
-        summary.update(_jsonable(self.task.summary_extras()))
+        summary.update(jsonable(self.task.summary_extras()))
         summary.update({
             "task": self.task.name, "preset": self.cfg.preset_name, "device": str(self.device),
-            "backend": self.backend, "wall_s": round(self._elapsed(), 3),
+            "backend": self.backend, "wall_s": round(self.elapsed(), 3),
             "phase_s": {k: round(v, 3) for k, v in self.state["phase_s"].items()},
             "mle_epochs": self.state["mle_epoch"], "d_pretrain_rounds": self.state["d_round"],
             "adv_batches": self.state["adv_batch"],
@@ -299,14 +342,12 @@ class RunState:
                                    "passed_over": self.state.get("not_selected", [])}
             if self.records:
                 summary["last"] = {k: v for k, v in self.records[-1].items() if k != "time_s"}
-        if self._writes:
+        if self.writes:
             atomic_write_json(self.out_dir / SUMMARY_FILE, summary)
         return summary
 
-    def _plot(self) -> None:
-        from .plots import plot_curves
-
-        if not self._writes:
+    def plot(self) -> None:
+        if not self.writes:
             return
         try:
             plot_curves(self.records, self.out_dir / CURVES_FILE)
@@ -324,7 +365,8 @@ def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
                           f"{', '.join(sorted(RESUMABLE_CHANGES))} may change)")
 
 
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+def jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` with tensors and numpy scalars as plain numbers, non-finite floats as None."""
     def conv(v: Any) -> Any:
         if isinstance(v, torch.Tensor):
             v = v.item() if v.numel() == 1 else v.tolist()
@@ -341,5 +383,6 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {str(k): conv(v) for k, v in d.items()}
 
 
-def _fmt(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A metric as the log line shows it (floats to 4 decimals)."""
     return f"{v:.4f}" if isinstance(v, float) else str(v)

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..config.train_config import ConfigError, TrainConfig
+from ..config import ConfigError, TrainConfig
 from ..data.text import (
     BOS,
     PAD,

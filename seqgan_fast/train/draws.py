@@ -12,7 +12,7 @@ from ..parallel.distributed import active
 SAMPLE_CHUNK = 4096  # rows per sampling call: bounds the reference backend's logit memory
 
 
-def derive_seed(base: int, stream: int, index: int) -> int:
+def draw_seed(base: int, stream: int, index: int) -> int:
     """A 64-bit seed for draw ``index`` of ``stream``, derived from ``base`` (SeedSequence:
     well mixed, platform independent)."""
     words = np.random.SeedSequence([base % 2**64, stream, index]).generate_state(2, np.uint32)

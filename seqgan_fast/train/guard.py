@@ -25,6 +25,9 @@ from typing import Any
 import torch
 
 from .._ext import has_kernel
+from ..config import PRESETS, TrainConfig
+from ..errors import CheckpointError
+from ..run.checkpoint import latest_checkpoint
 
 
 class NonFiniteError(RuntimeError):
@@ -60,8 +63,6 @@ def first_non_finite(named: Iterable[tuple[str, torch.Tensor | None]]) -> str | 
 def most_likely_setting(cfg: Any, keys: Sequence[str]) -> str:
     """Of ``keys``, the setting farthest (in orders of magnitude) from its preset value,
     formatted ``key=value``; a non-finite value always wins."""
-    from ..config.train_config import PRESETS, TrainConfig
-
     base = TrainConfig.preset(cfg.preset_name) if cfg.preset_name in PRESETS else TrainConfig()
 
     def distance(key: str) -> float:
@@ -125,8 +126,6 @@ def guard_trainer(trainer: Any) -> None:
         return f"phase {phase}, {pos} (optimizer step {steps['n']} of this process)"
 
     def kept() -> str:
-        from ..run.checkpoint import CheckpointError, latest_checkpoint
-
         try:
             path = latest_checkpoint(trainer.out_dir)
         except CheckpointError:

@@ -35,8 +35,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import ops
-from ..config.train_config import ConfigError, TrainConfig
-from ..models.generator import Discriminator, Generator
+from ..config import TrainConfig
+from ..config.device import check_device
+from ..data.embeddings import load_embeddings, vocabulary_strings
+from ..errors import ConfigError
+from ..models import Discriminator, Generator
 from ..parallel.distributed import (
     DEFAULT_TIMEOUT_S,
     DistributedError,
@@ -48,8 +51,9 @@ from ..parallel.distributed import (
 )
 from ..run.checkpoint import latest_checkpoint
 from ..run.lock import RunLock
-from ..run.state import BEST_DIR, RunState, _fmt, _jsonable, open_run  # noqa: F401 (BEST_DIR)
-from .draws import derive_seed, sample_in_chunks
+from ..run.state import BEST_DIR, RunState, Trainables, format_value, jsonable, open_run  # noqa: F401 (BEST_DIR)
+from ..tasks import make_task
+from .draws import draw_seed, sample_in_chunks
 from .dstep import DiscriminatorStep, configure_tf32
 from .guard import guard_trainer
 from .optim import fast_adam
@@ -74,26 +78,8 @@ def update_rollout_policy(rollout: Generator, generator: Generator, rate: float)
             p.mul_(rate).add_(own[name], alpha=1.0 - rate)
 
 
-def check_device(device: str) -> torch.device:
-    """Parse ``cpu`` / ``cuda[:N]``; ConfigError when CUDA is asked for but unavailable."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"bad device {device!r}; choose from cpu, cuda") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"bad device {device!r}; choose from cpu, cuda")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} requested but CUDA is not available "
-                              f"(torch {torch.__version__}, CUDA build: "
-                              f"{torch.version.cuda or 'no'})")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA "
-                              "device(s)")
-    return dev
 
-
-class SeqGANTrainer(RunState):
+class SeqGANTrainer:
     """Train a SeqGAN generator on ``make_task(cfg)``; artefacts go to ``out_dir``.
 
     Everything is validated in the constructor, before anything is written: the config,
@@ -113,19 +99,39 @@ class SeqGANTrainer(RunState):
                  overwrite: bool = False, progress: bool | None = None, task=None,
                  world: World | None = None,
                  dist_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        from ..tasks import make_task
-
         self.cfg = cfg.validate()
         self.out_dir = Path(out_dir)
         self.world = world if world is not None else world_from_env(cfg.device, dist_timeout_s)
-        self.progress = progress if self._writes else False
-        if self.world is None:  # the run folder first, as it always was
+        writes = self.world is None or self.world.is_main
+        self.progress = progress if writes else False
+        resume, overwrite, ckpt_tensors, ckpt_state = self._open_folder(resume, overwrite)
+        torch.manual_seed(cfg.seed)
+        self._build_task(task)
+        embeddings_info = self._build_models(ckpt_state, resume)
+        self._build_optimizers()
+        self.run = RunState(
+            self.out_dir, self.cfg, self.task,
+            Trainables(self.generator, self.rollout_policy, self.discriminator,
+                       self.g_mle_opt, self.g_adv_opt, self.d_opt),
+            self.device, self.backend, self.world, resumed=resume, overwrite=overwrite,
+            embeddings_info=embeddings_info)
+        self.state = self.run.state  # the schedule's counters (checkpointed with the run)
+        if ckpt_state is not None:
+            self.run.restore(ckpt_tensors, ckpt_state)
+        guard_trainer(self)  # NaN/inf gradients or weights stop training (guard.py)
+
+    # -- construction, in order (the order of the random draws is part of the run) ---------
+    def _open_folder(self, resume: bool, overwrite: bool):
+        """The device and backend, and what the run folder may hold (``run.state.open_run``):
+        a single process checks the folder first, as it always did; data-parallel ranks
+        first agree on their config, then rank 0 decides for all."""
+        if self.world is None:
             plan = open_run(self.out_dir, self.cfg, resume, overwrite)
-        self.device = check_device(cfg.device)
+        self.device = check_device(self.cfg.device)
         if self.world is not None and self.device.type == "cuda":
             self.device = self.world.device  # one device per rank: cuda:LOCAL_RANK
         try:
-            self.backend = ops.resolve(cfg.backend, self.device)
+            self.backend = ops.resolve(self.cfg.backend, self.device)
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
         if self.world is not None:  # every rank agrees before rank 0 touches the folder
@@ -133,17 +139,22 @@ class SeqGANTrainer(RunState):
                 **self.cfg.to_dict(), "resume": resume, "overwrite": overwrite,
                 "resolved_backend": self.backend, "torch": torch.__version__})
             plan = self._open_run(resume, overwrite)
-        resume, overwrite, ckpt_tensors, ckpt_state = plan
-        self.resumed = resume
-        self.overwrite = overwrite
-        torch.manual_seed(cfg.seed)
+        return plan
+
+    def _build_task(self, task) -> None:
+        """The task (``make_task(cfg)`` unless given) and its training sequences."""
         with activate(self.world):
-            self.task = task if task is not None else make_task(cfg)
+            self.task = task if task is not None else make_task(self.cfg)
             self.train_x = self.task.train_sequences().to(self.device)
         if self.train_x.dim() != 2 or self.train_x.shape[0] == 0:
             raise ConfigError(f"task {self.task.name} gave no training sequences")
+        self.cond_x = self._conditional_rows(self.cfg)
 
-        self.cond_x = self._conditional_rows(cfg)
+    def _build_models(self, ckpt_state: dict[str, Any] | None, resume: bool
+                      ) -> dict[str, Any] | None:
+        """Generator (with pretrained embeddings where configured), discriminator and the
+        rollout policy; returns what the embeddings file gave (None without one)."""
+        cfg = self.cfg
         V, T, start = self.task.vocab_size, self.task.seq_len, self.task.start_token
         # a resumed run keeps the encoder's positions its checkpoint recorded (runs before the
         # default followed history_len read seq_len // 2)
@@ -159,22 +170,25 @@ class SeqGANTrainer(RunState):
         self.discriminator = Discriminator(
             V, T, cfg.d_emb_dim, cfg.d_filter_sizes, cfg.d_num_filters, cfg.d_dropout_keep,
             cfg.d_l2_reg).to(self.device)
-        self.embeddings_info: dict[str, Any] | None = None
+        embeddings_info = None
         if cfg.g_embeddings and not resume:  # a resumed run restores its trained embedding
-            from ..data.embeddings import load_embeddings, vocabulary_strings
-
             loaded = load_embeddings(cfg.g_embeddings, vocabulary_strings(self.task),
                                      cfg.g_emb_dim, seed=cfg.seed)
             with torch.no_grad():
                 self.generator.embedding.weight.copy_(loaded.weight.to(self.device))
-            self.embeddings_info = loaded.info()
+            embeddings_info = loaded.info()
         if cfg.g_embeddings_freeze:
             self.generator.embedding.weight.requires_grad_(False)
         if self.world is not None:  # equal by the seed already; as DDP, make sure
             self.world.broadcast_module(self.generator)
             self.world.broadcast_module(self.discriminator)
         self.rollout_policy = copy.deepcopy(self.generator).requires_grad_(False)
-        # Separate Adam states for MLE and policy gradient, as the reference code's two ops.
+        return embeddings_info
+
+    def _build_optimizers(self) -> None:
+        """Separate Adam states for MLE and policy gradient, as the reference code's two ops;
+        the discriminator's Adam (optim.py) inside its training step (dstep.py)."""
+        cfg = self.cfg
         self.g_mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr)
         self.g_adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr)
         self.d_opt = fast_adam(self.discriminator.parameters(), lr=cfg.d_lr)  # see optim.py
@@ -194,19 +208,9 @@ class SeqGANTrainer(RunState):
                                         world_size=size,
                                         pool="auto" if self.fused_kernels else "module")
 
-        self.state: dict[str, Any] = {
-            "phase": "mle", "mle_epoch": 0, "d_round": 0, "adv_batch": 0, "seed_calls": 0,
-            "elapsed_s": 0.0, "metrics_lines": 0, "num_evals": 0, "save_index": 0,
-            "phase_s": {"mle": 0.0, "d_pretrain": 0.0, "adv": 0.0},
-        }
-        if self.embeddings_info is not None:
-            self.state["g_embeddings"] = self.embeddings_info
-        self._best_generator: dict[str, torch.Tensor] | None = None
-        self._best_per_user = None  # its per-user validation values (select_min_z)
-        self.records: list[dict[str, Any]] = []
-        if ckpt_state is not None:
-            self._restore(ckpt_tensors, ckpt_state)
-        guard_trainer(self)  # NaN/inf gradients or weights stop training (guard.py)
+    def save_checkpoint(self) -> Path:
+        """Write the whole training state (atomically; rank 0 only) and return its folder."""
+        return self.run.save_checkpoint()
 
     # -- helpers --------------------------------------------------------------------------
     def _open_run(self, resume: bool, overwrite: bool):
@@ -262,7 +266,7 @@ class SeqGANTrainer(RunState):
 
     def next_seed(self) -> int:
         """The seed of the next random draw (counter checkpointed with the run)."""
-        seed = derive_seed(self.cfg.seed, _STREAM_TRAINER, self.state["seed_calls"])
+        seed = draw_seed(self.cfg.seed, _STREAM_TRAINER, self.state["seed_calls"])
         self.state["seed_calls"] += 1
         return seed
 
@@ -415,19 +419,19 @@ class SeqGANTrainer(RunState):
         self._g_step(self.g_adv_opt, loss)
         return world.sum([float(rewards.sum())])[0] / (B * x.shape[1])
 
-    # -- evaluation (files and checkpoints: runstate.RunState) ----------------------------
+    # -- evaluation (files and checkpoints: run/state.py's RunState) -----------------------
     def evaluate(self, phase: str, epoch: int, final: bool = False) -> dict[str, Any]:
         self.generator.eval()
         with activate(self.world):  # the tasks shard their samples and sum their metrics
             metrics = self.task.evaluate(self.generator, phase=phase, epoch=epoch, final=final)
-        record = {"phase": phase, "epoch": epoch, "time_s": round(self._elapsed(), 3),
-                  **_jsonable(metrics)}
+        record = {"phase": phase, "epoch": epoch, "time_s": round(self.run.elapsed(), 3),
+                  **jsonable(metrics)}
         if self.world is not None:  # rank 0's record (its clock) on every rank
             record = self.world.broadcast_object(record)
-        self._append_record(record)
+        self.run.append_record(record)
         log.info("%s %s %d: %s", phase, "epoch" if phase == "mle" else "batch", epoch,
-                 ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
-        self._consider_best(record, candidate=phase == "adv" or final)
+                 ", ".join(f"{k}={format_value(v)}" for k, v in metrics.items()))
+        self.run.consider_best(record, candidate=phase == "adv" or final)
         return record
 
     # -- the schedule ---------------------------------------------------------------------
@@ -437,8 +441,8 @@ class SeqGANTrainer(RunState):
         Data-parallel: rank 0 holds the lock and writes; a rank that loses its peers raises
         DistributedError (one line, naming the checkpoint to resume from)."""
         try:
-            with RunLock(self.out_dir) if self._writes else contextlib.nullcontext():
-                if self._writes and not (self.resumed or self.overwrite) \
+            with RunLock(self.out_dir) if self.run.writes else contextlib.nullcontext():
+                if self.run.writes and not (self.run.resumed or self.run.overwrite) \
                         and latest_checkpoint(self.out_dir):
                     raise ConfigError(f"{self.out_dir} now holds a run (written by another "
                                       "trainer after this one was set up); not overwritten")
@@ -461,9 +465,9 @@ class SeqGANTrainer(RunState):
                 f"{self.out_dir} --resume (any number of processes)")
 
     def _fit_locked(self) -> dict[str, Any]:
-        self._prepare_out_dir()
-        self._sync_best_dir()
-        self._elapsed0, self._t0 = float(self.state["elapsed_s"]), time.perf_counter()
+        self.run.prepare_out_dir()
+        self.run.sync_best_dir()
+        self.run.start_clock()
         log.info("training %s on %s (%s backend%s) -> %s", self.task.name, self.device,
                  self.backend, _isa_note(self.backend), self.out_dir)
         st = self.state
@@ -478,14 +482,14 @@ class SeqGANTrainer(RunState):
             st["phase"] = following
             if following == "adv":  # the rollout policy starts as a copy of the generator
                 self.rollout_policy.load_state_dict(self.generator.state_dict())
-            self.save_checkpoint()
-            self._plot()
-        return self._write_summary()
+            self.run.save_checkpoint()
+            self.run.plot()
+        return self.run.write_summary()
 
     def _fit_mle(self) -> None:
         cfg, st = self.cfg, self.state
         official = cfg.eval_schedule == "official"
-        if st["mle_epoch"] == 0 and not self.records and not official:
+        if st["mle_epoch"] == 0 and not self.run.records and not official:
             self.evaluate("mle", 0, final=cfg.mle_epochs == 0)
         with self._bar(cfg.mle_epochs, st["mle_epoch"], "MLE") as bar:
             while st["mle_epoch"] < cfg.mle_epochs:
@@ -499,7 +503,7 @@ class SeqGANTrainer(RunState):
                     self.evaluate("mle", label, final=True)
                 elif label % cfg.eval_every == 0:
                     self.evaluate("mle", label)
-                    self._maybe_checkpoint()
+                    self.run.maybe_checkpoint()
 
     def _fit_d(self) -> None:
         cfg, st = self.cfg, self.state
@@ -512,7 +516,7 @@ class SeqGANTrainer(RunState):
                 bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
                 log.debug("D round %d: loss %.4f, accuracy %.4f", st["d_round"], loss, acc)
                 if st["d_round"] < cfg.d_pretrain_rounds and st["d_round"] % cfg.eval_every == 0:
-                    self.save_checkpoint()
+                    self.run.save_checkpoint()
         if loss is not None:
             log.info("discriminator pre-trained: last epoch loss %.4f, accuracy %.4f", loss, acc)
 
@@ -533,12 +537,12 @@ class SeqGANTrainer(RunState):
                 b = st["adv_batch"]
                 if cfg.eval_schedule == "official":
                     if evaluated and b < cfg.adv_batches:
-                        self._maybe_checkpoint()  # a whole batch: resuming never splits one
+                        self.run.maybe_checkpoint()  # a whole batch: resuming never splits one
                 elif b == cfg.adv_batches:
                     self.evaluate("adv", b, final=True)
                 elif b % cfg.eval_every == 0:
                     self.evaluate("adv", b)
-                    self._maybe_checkpoint()
+                    self.run.maybe_checkpoint()
 
     def _official_adv_eval(self) -> bool:
         """``eval_schedule=official``: evaluate batch k (0-based) after its generator step and
