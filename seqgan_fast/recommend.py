@@ -77,7 +77,7 @@ def load_run_generator(run_dir: str | os.PathLike, device: str = "cpu",
     m = Generator.complete_arch(state["model"])  # old checkpoints: LSTM, tied encoder
     generator = Generator(m["vocab_size"], m["g_emb_dim"], m["g_hidden_dim"], m["seq_len"],
                           m["start_token"], cell=m["g_cell"], encoder=m["g_encoder"],
-                          history_len=m["g_history"] or None)
+                          encoder_len=m["g_history"] or None)
     generator.load_state_dict(tensors["generator"])
     cfg = TrainConfig.from_dict(state["config"]).replace(device=str(dev))
     return LoadedRun(generator.to(dev).eval(), cfg, state, path)

@@ -112,7 +112,7 @@ def test_separate_encoder_gets_gradients(cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_separate_encoder_trains_in_mle_and_policy_gradient(cell):
     # the trainer's calls (no explicit state): the model's own factorisation reaches the encoder
-    g = Generator(50, 6, 8, 6, cell=cell, encoder="separate", history_len=2)
+    g = Generator(50, 6, 8, 6, cell=cell, encoder="separate", encoder_len=2)
     x = torch.randint(0, 50, (4, 6))
     for loss in (g.mle_loss(x), g.pg_loss(x, torch.rand(4, 6))):
         g.zero_grad(set_to_none=True)
@@ -149,7 +149,7 @@ def test_separate_encoder_sample_and_rollout(cell, backend):
     from seqgan_fast.models.encoded import stage_seed
 
     torch.manual_seed(0)
-    g = Generator(120, 6, 9, 7, cell=cell, encoder="separate", history_len=3)
+    g = Generator(120, 6, 9, 7, cell=cell, encoder="separate", encoder_len=3)
     w, L, B, N = g.kernel_weights(), 3, 5, 2
     x = ops.sample(g, B, seed=11, backend=backend)
     # the history from zeros, the continuation from the encoder's state

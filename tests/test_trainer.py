@@ -249,7 +249,7 @@ def test_separate_encoder_reads_history_len_and_a_resume_keeps_what_was_recorded
     cfg = tiny(g_encoder="separate", history_len=4, mle_epochs=1, d_pretrain_rounds=0,
                adv_batches=1)
     trainer = SeqGANTrainer(cfg, tmp_path, progress=False)
-    assert trainer.generator.history_len == 4  # the conditioning history, not T // 2 = 3
+    assert trainer.generator.encoder_len == 4  # the conditioning history, not T // 2 = 3
     trainer.fit()
     # a run from before that default recorded the model's seq_len // 2: resuming keeps it
     ckpt_dir = tmp_path / "checkpoints" / (tmp_path / "checkpoints" / "LATEST").read_text().strip()
@@ -258,7 +258,7 @@ def test_separate_encoder_reads_history_len_and_a_resume_keeps_what_was_recorded
     state["model"]["g_history"] = 3
     (ckpt_dir / "state.json").write_text(json.dumps(state))
     resumed = SeqGANTrainer(cfg.replace(adv_batches=2), tmp_path, resume=True, progress=False)
-    assert resumed.generator.history_len == 3
+    assert resumed.generator.encoder_len == 3
     with pytest.raises(ConfigError, match="g_history"):  # T = 7: at most 6 positions
         SeqGANTrainer(tiny(g_encoder="separate", g_history=7), tmp_path / "bad")
 

@@ -34,8 +34,9 @@ class TrainConfig:
     g_hidden_dim: int = 32
     g_cell: str = "lstm"                 # generator RNN: lstm | gru (torch gate conventions)
     g_encoder: str = "tied"              # tied (the generator reads the history) | separate
-    g_history: int = 0                   # separate encoder: positions it reads (0: history_len
-                                         # when conditioning, else seq_len // 2)
+    g_history: int = 0                   # separate encoder: its length, the positions it reads
+                                         # (Generator.encoder_len; 0: history_len when
+                                         # conditioning, else seq_len // 2)
     g_embeddings: str | None = None      # pretrained vectors (word2vec/GloVe text or .npy)
     g_embeddings_freeze: bool = False    # keep the pretrained embedding fixed
     d_emb_dim: int = 64
@@ -184,10 +185,28 @@ class TrainConfig:
         check_limits(self)
         return self
 
-    def encoder_positions(self) -> int | None:
-        """The positions a separate encoder reads (``Generator(history_len=)``): g_history,
+    def encoder_len(self) -> int | None:
+        """The positions a separate encoder reads (``Generator(encoder_len=)``): g_history,
         else the conditioning history, else None (the model's seq_len // 2)."""
         return self.g_history or self.history_len or None
+
+    def check_lengths(self, seq_len: int, recorded_encoder_len: int | None = None
+                      ) -> int | None:
+        """The two history lengths against the task's sequence length (known once its data
+        is read; ``validate`` checks them against each other): ``history_len`` must leave a
+        position to generate, a separate encoder read 1 to seq_len - 1 positions
+        (``recorded_encoder_len``: a resumed run's, which wins). Returns the encoder length
+        the generator is built with (None: the model's default). ConfigError names the key."""
+        if self.history_len >= seq_len:
+            raise ConfigError(f"bad value {self.history_len} for history_len: must be below "
+                              f"the sequence length {seq_len}")
+        if self.g_encoder != "separate":
+            return self.encoder_len()
+        L = recorded_encoder_len or self.encoder_len()
+        if L is not None and not 1 <= L < seq_len:
+            raise ConfigError(f"bad value {L} for g_history (or history_len): a separate "
+                              f"encoder reads 1 to seq_len - 1 = {seq_len - 1} positions")
+        return L
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -54,7 +54,7 @@ def _encode(g, history: torch.Tensor, chunk: int = 65536):
 def sample_encoded(g, num_samples: int, seed: int, temperature: float, backend: str,
                    prefix: torch.Tensor, row_offset: int) -> torch.Tensor:
     """(num_samples, seq_len): history from zeros, continuation from its encoding."""
-    w, L, T = g.kernel_weights(), g.history_len, g.seq_len
+    w, L, T = g.kernel_weights(), g.encoder_len, g.seq_len
     P = prefix.shape[1]
     hist = sample(w, num_samples, seed=seed, temperature=temperature, backend=backend,
                   prefix=prefix[:, : min(P, L)], seq_len=L, row_offset=row_offset)
@@ -70,7 +70,7 @@ def rollout_encoded(g, x: torch.Tensor, num_rollouts: int, seed: int, temperatur
     """(T-min_prefix, N, B, T) completions of the prefixes t >= min_prefix of x (module
     docstring); the shorter prefixes are not computed, and every completion is the full
     call's (the same seeds and Philox rows)."""
-    w, L, m = g.kernel_weights(), g.history_len, min_prefix
+    w, L, m = g.kernel_weights(), g.encoder_len, min_prefix
     B, T = x.shape
     N = num_rollouts
     out = x.expand(max(T - m, 0), N, B, T).clone()  # out[t - m] completes prefix t

@@ -29,7 +29,7 @@ class Generator(nn.Module):
     pass over a history is the encoder: condition by ``prefix``) or ``"separate"`` (an RNN of
     the same cell reads the history; its final state starts the generator, see ``encode``).
 
-    With a separate encoder a sequence x (B, T) is a history x[:, :L] (L = ``history_len``,
+    With a separate encoder a sequence x (B, T) is a history x[:, :L] (L = ``encoder_len``,
     default T // 2) and its continuation: p(x) = p(x[:L] | zeros) * p(x[L:] | encode(x[:L])),
     both factors by the same generator network, the second restarted (start token) from the
     encoder's final state. ``forward``, ``nll``, ``mle_loss`` and ``pg_loss`` follow that
@@ -49,7 +49,7 @@ class Generator(nn.Module):
         init_std: float = 0.1,
         cell: str = "lstm",
         encoder: str = "tied",
-        history_len: int | None = None,
+        encoder_len: int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("emb_dim", emb_dim),
@@ -65,13 +65,13 @@ class Generator(nn.Module):
         self.vocab_size, self.emb_dim, self.hidden_dim = vocab_size, emb_dim, hidden_dim
         self.seq_len, self.start_token = seq_len, start_token
         self.cell, self.encoder_kind = cell, encoder
-        self.history_len = 0
+        self.encoder_len = 0  # the positions a separate encoder reads (config key g_history)
         if encoder == "separate":
-            L = seq_len // 2 if history_len is None else history_len
+            L = seq_len // 2 if encoder_len is None else encoder_len
             if not isinstance(L, int) or not 1 <= L < seq_len:
-                raise ValueError(f"history_len must be an int in [1, seq_len - 1] = "
+                raise ValueError(f"encoder_len must be an int in [1, seq_len - 1] = "
                                  f"[1, {seq_len - 1}] for a separate encoder, got {L!r}")
-            self.history_len = L
+            self.encoder_len = L
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         self.embedding = nn.Embedding(vocab_size, emb_dim)
         setattr(self, cell, rnn(emb_dim, hidden_dim, batch_first=True))
@@ -89,7 +89,7 @@ class Generator(nn.Module):
     def arch_info(self) -> dict[str, Any]:
         """What a checkpoint records to rebuild this architecture."""
         return {"g_cell": self.cell, "g_encoder": self.encoder_kind,
-                "g_history": self.history_len}
+                "g_history": self.encoder_len}
 
     @staticmethod
     def complete_arch(model: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -179,14 +179,14 @@ class Generator(nn.Module):
     def forward(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
         """Teacher-forced logits: x (B, T) int64 -> (B, T, V); position t sees x[:, :t].
         ``state``: the initial (h0, c0) (e.g. ``encode(history)``; default zeros). With a
-        separate encoder and no state, positions >= history_len restart from
-        ``encode(x[:, :history_len])`` (the class docstring's factorisation)."""
+        separate encoder and no state, positions >= encoder_len restart from
+        ``encode(x[:, :encoder_len])`` (the class docstring's factorisation)."""
         return self.output(self.features(x, state))
 
     def features(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
         """The RNN outputs behind ``forward``'s logits: (B, T, H); the output layer of
         position t predicts x[:, t] (``Recommender`` projects only the position it needs)."""
-        L = self.history_len
+        L = self.encoder_len
         if self.encoder is not None and state is None and x.shape[1] > L:
             head = self._features(x[:, :L], None)
             return torch.cat([head, self._features(x[:, L:], self.encode(x[:, :L]))], dim=1)

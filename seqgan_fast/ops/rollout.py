@@ -175,7 +175,7 @@ def rollout_rewards(
     score_batch: int = 4096,
     h0: torch.Tensor | None = None,
     c0: torch.Tensor | None = None,
-    given: int = 0,
+    history_len: int = 0,
 ) -> torch.Tensor:
     """Per-token rewards (B, T) float: column t-1 (t < T) is the mean over the N completions
     of prefix t of D's P(real); the last column is D(x). Scored ``score_batch`` rows at a time
@@ -183,16 +183,18 @@ def rollout_rewards(
     call for the completions and x, folding the table pass by pass, prefix windows shared
     between completions).
 
-    ``given`` (0 <= given < T): the first ``given`` positions are a given history, not
-    generated (history-conditioned generation): they get reward 0 and only the prefixes that
-    contain a generated token (t > given) are rolled out and scored; the other columns equal
-    the full computation's.
+    ``history_len`` (0 <= history_len < T): the first ``history_len`` positions are a given
+    history, not generated (history-conditioned generation, config key ``history_len``): they
+    get reward 0 and only the prefixes that contain a generated token (t > history_len, i.e.
+    ``min_prefix = history_len + 1`` of ``rollout``) are rolled out and scored; the other
+    columns equal the full computation's.
     """
     check_discriminator(discriminator, policy, x, score_batch)
     B, T = x.shape
-    if isinstance(given, bool) or not isinstance(given, int) or not 0 <= given < T:
-        raise ValueError(f"given must be an int in [0, T-1={T - 1}], got {given!r}")
-    m = given + 1  # the shortest prefix that ends in a generated token
+    if isinstance(history_len, bool) or not isinstance(history_len, int) or \
+            not 0 <= history_len < T:
+        raise ValueError(f"history_len must be an int in [0, T-1={T - 1}], got {history_len!r}")
+    m = history_len + 1  # the shortest prefix that ends in a generated token
     comps = rollout(policy, x, num_rollouts, seed, temperature, backend, h0=h0, c0=c0,
                     min_prefix=m)
     scores, last = rollout_scores(discriminator, comps.view(-1, T), x, num_rollouts, backend,

@@ -81,7 +81,7 @@ def has_separate_encoder(model) -> bool:
     """Whether ``model`` draws in two stages, history then continuation (a Generator with
     ``encoder="separate"``): ops.sample / ops.rollout then call its ``sample_with_encoder``
     / ``rollout_with_encoder``, which compose these ops (seqgan_fast/models/encoded.py)."""
-    return getattr(model, "encoder", None) is not None and getattr(model, "history_len", 0) > 0
+    return getattr(model, "encoder", None) is not None and getattr(model, "encoder_len", 0) > 0
 
 
 def as_weights(model_or_weights) -> LSTMWeights:

@@ -263,9 +263,9 @@ def check_same_config(world: World, entries: dict[str, Any]) -> None:
 
 def shard_rollout_rewards(world: World, policy, discriminator, x: torch.Tensor,
                           num_rollouts: int, seed: int, backend: str,
-                          given: int = 0) -> torch.Tensor:
+                          history_len: int = 0) -> torch.Tensor:
     """This rank's rows of ``ops.rollout_rewards(policy, discriminator, x, num_rollouts, seed,
-    given=given)`` for the whole batch x (B, T): (hi - lo, T) float, ``(lo, hi) =
+    history_len=history_len)`` for the whole batch x (B, T): (hi - lo, T) float, ``(lo, hi) =
     world.shard(B)``.
 
     On the ``reference`` and ``cpp`` backends each rank rolls out only its rows
@@ -277,7 +277,7 @@ def shard_rollout_rewards(world: World, policy, discriminator, x: torch.Tensor,
     check_discriminator(discriminator, policy, x, 4096)
     B, T = x.shape
     lo, hi = world.shard(B)
-    m = given + 1  # the shortest prefix that ends in a generated token
+    m = history_len + 1  # the shortest prefix that ends in a generated token
     if resolve(backend, x.device) in BATCH_ROWS_BACKENDS and not has_separate_encoder(policy):
         mine = rollout(policy, x[lo:hi], num_rollouts, seed, backend=backend, min_prefix=m,
                        batch_rows=(lo, B)).reshape(-1, T)

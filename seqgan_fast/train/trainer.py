@@ -106,8 +106,8 @@ class SeqGANTrainer:
         self.progress = progress if writes else False
         resume, overwrite, ckpt_tensors, ckpt_state = self._open_folder(resume, overwrite)
         torch.manual_seed(cfg.seed)
-        self._build_task(task)
-        embeddings_info = self._build_models(ckpt_state, resume)
+        encoder_len = self._build_task(task, ckpt_state)
+        embeddings_info = self._build_models(encoder_len, resume)
         self._build_optimizers()
         self.run = RunState(
             self.out_dir, self.cfg, self.task,
@@ -141,32 +141,29 @@ class SeqGANTrainer:
             plan = self._open_run(resume, overwrite)
         return plan
 
-    def _build_task(self, task) -> None:
-        """The task (``make_task(cfg)`` unless given) and its training sequences."""
+    def _build_task(self, task, ckpt_state: dict[str, Any] | None) -> int | None:
+        """The task (``make_task(cfg)`` unless given) and its training sequences; the history
+        lengths checked against its sequence length. Returns the separate encoder's length
+        (a resumed run keeps the one its checkpoint recorded: runs from before the default
+        followed history_len read seq_len // 2)."""
         with activate(self.world):
             self.task = task if task is not None else make_task(self.cfg)
             self.train_x = self.task.train_sequences().to(self.device)
         if self.train_x.dim() != 2 or self.train_x.shape[0] == 0:
             raise ConfigError(f"task {self.task.name} gave no training sequences")
+        recorded = Generator.complete_arch((ckpt_state or {}).get("model", {})).get("g_history")
+        encoder_len = self.cfg.check_lengths(self.task.seq_len, recorded)
         self.cond_x = self._conditional_rows(self.cfg)
+        return encoder_len
 
-    def _build_models(self, ckpt_state: dict[str, Any] | None, resume: bool
-                      ) -> dict[str, Any] | None:
+    def _build_models(self, encoder_len: int | None, resume: bool) -> dict[str, Any] | None:
         """Generator (with pretrained embeddings where configured), discriminator and the
         rollout policy; returns what the embeddings file gave (None without one)."""
         cfg = self.cfg
         V, T, start = self.task.vocab_size, self.task.seq_len, self.task.start_token
-        # a resumed run keeps the encoder's positions its checkpoint recorded (runs before the
-        # default followed history_len read seq_len // 2)
-        recorded = (ckpt_state or {}).get("model", {}).get("g_history") \
-            if cfg.g_encoder == "separate" else None
-        L = recorded or cfg.encoder_positions()
-        if cfg.g_encoder == "separate" and L is not None and not 1 <= L < T:
-            raise ConfigError(f"bad value {L} for g_history (or history_len): a separate "
-                              f"encoder reads 1 to seq_len - 1 = {T - 1} positions")
         self.generator = Generator(V, cfg.g_emb_dim, cfg.g_hidden_dim, T, start,
                                    cell=cfg.g_cell, encoder=cfg.g_encoder,
-                                   history_len=L).to(self.device)
+                                   encoder_len=encoder_len).to(self.device)
         self.discriminator = Discriminator(
             V, T, cfg.d_emb_dim, cfg.d_filter_sizes, cfg.d_num_filters, cfg.d_dropout_keep,
             cfg.d_l2_reg).to(self.device)
@@ -234,9 +231,6 @@ class SeqGANTrainer:
         P = cfg.history_len
         if not P:
             return None
-        if P >= self.task.seq_len:
-            raise ConfigError(f"bad value {P} for history_len: must be below the sequence "
-                              f"length {self.task.seq_len}")
         pad = getattr(self.task, "pad_token", None)
         rows = self.train_x if pad is None else self.train_x[self.train_x[:, P] != pad]
         if rows.shape[0] == 0:
@@ -377,7 +371,7 @@ class SeqGANTrainer:
                        backend=self.backend, prefix=prefix)
         rewards = ops.rollout_rewards(policy, self.discriminator, x,
                                       num_rollouts=cfg.num_rollouts, seed=self.next_seed(),
-                                      backend=self.backend, given=cfg.history_len)
+                                      backend=self.backend, history_len=cfg.history_len)
         real = None
         if cfg.adv_mle_weight > 0:  # a real minibatch for the likelihood term
             real = self._real_rows(cfg.batch_size, self.next_seed(), with_replacement=True)
@@ -399,7 +393,8 @@ class SeqGANTrainer:
                           row_offset=lo, prefix=None if prefix is None else prefix[lo:hi])
         x = world.gather_rows(part, B)
         rewards = shard_rollout_rewards(world, policy, self.discriminator, x, cfg.num_rollouts,
-                                        self.next_seed(), self.backend, given=cfg.history_len)
+                                        self.next_seed(), self.backend,
+                                        history_len=cfg.history_len)
         real = None
         if cfg.adv_mle_weight > 0:  # the same real batch on every rank; each takes its rows
             real = self._real_rows(B, self.next_seed(), with_replacement=True)
