@@ -1,6 +1,6 @@
 """The discriminator step the schedule repeats ~1 million times: the trainer's fused Adam
-(seqgan_fast/optim.py) trains exactly as torch's default Adam up to float rounding; the step
-object (seqgan_fast/dstep.py) trains exactly as the plain loop on CPU and, captured in a CUDA
+(seqgan_fast/train/optim.py) trains exactly as torch's default Adam up to float rounding; the step
+object (seqgan_fast/train/dstep.py) trains exactly as the plain loop on CPU and, captured in a CUDA
 graph, follows the eager curve on a GPU (those tests skip without one)."""
 import copy
 
@@ -18,9 +18,7 @@ needs_fused = pytest.mark.skipif(not fused_available("cpu"), reason="needs the c
                                  "extension (pip install --no-build-isolation -e .)")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs on one torch thread (conftest.one_thread)."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.one_thread
 
 
 def _train(d: Discriminator, opt, steps: int, seed: int = 0) -> list[float]:
@@ -63,7 +61,7 @@ def test_fast_adam_is_fused_where_torch_supports_it():
         assert opt.defaults.get("fused") is True
 
 
-# -- the trainer's step object (seqgan_fast/dstep.py) ---------------------------------------
+# -- the trainer's step object (seqgan_fast/train/dstep.py) ---------------------------------------
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -8,17 +8,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_trainer import read_metrics, tiny
+from helpers import read_metrics, tiny
 
 from seqgan_fast import Generator, SeqGANTrainer, TrainConfig
 from seqgan_fast.config import OFFICIAL, ConfigError
 from seqgan_fast.models import Discriminator, Highway
 from seqgan_fast.train import trainer as trainer_mod
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs on one torch thread (conftest.one_thread)."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.one_thread
 
 
 def test_paper_preset_is_the_official_behaviour():

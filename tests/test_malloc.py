@@ -1,4 +1,4 @@
-"""seqgan_fast/malloc.py: glibc keeps freed memory for ``seqgan-fast train``; the opt-out and
+"""seqgan_fast/cli/malloc.py: glibc keeps freed memory for ``seqgan-fast train``; the opt-out and
 a bad value of its variable."""
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import read_metrics, tiny
 
 from seqgan_fast import Generator, SeqGANTrainer, TrainConfig
 from seqgan_fast.config import ConfigError
@@ -15,24 +16,7 @@ from seqgan_fast.tasks.oracle import OracleTask
 from seqgan_fast.train.draws import draw_seed
 from seqgan_fast.train.trainer import update_rollout_policy
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs on one torch thread (conftest.one_thread)."""
-
-
-def tiny(**changes) -> TrainConfig:
-    """The quick preset shrunk to a toy oracle (odd sizes on purpose)."""
-    base = dict(vocab_size=61, seq_len=7, g_emb_dim=8, g_hidden_dim=16, num_train=200,
-                num_eval=150, mle_epochs=3, eval_every=2, d_pretrain_rounds=1,
-                d_num_negatives=100, d_epochs=1, d_emb_dim=8, d_filter_sizes=(2, 3),
-                d_num_filters=(8, 8), adv_batches=3, adv_d_rounds=1, num_rollouts=3,
-                batch_size=32, backend="reference")
-    return TrainConfig.preset("quick", **{**base, **changes})
-
-
-def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.one_thread
 
 
 def temp_files(run: Path) -> list[Path]:
