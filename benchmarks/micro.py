@@ -10,7 +10,7 @@
                                       # the trainer does not use it), and the fused sparse
                                       # pooling backward (ops/dpool.py: the trainer's step)
   python benchmarks/micro.py d_profile [N] [quick]  # the trainer's D step at 2 threads: self time
-                                      # per step of its largest ops (README: what is left)
+                                      # per step of its largest ops (docs/performance.md)
   python benchmarks/micro.py highway  # the paper's highway layer at batch 64, 2 threads: each
                                       # product of a step, MKL against the unpacked gemm_nn,
                                       # and the layer forward + backward, module against fused;
@@ -204,7 +204,7 @@ def d_step() -> None:
 def d_profile(threads: int = 2) -> None:
     """The trainer's CPU D step (fused pool, fused Adam) at ``threads``: torch.profiler's self
     time per step of its largest ops (argv[2]: how many, default 8) at the paper size, or at
-    preset ``quick``'s 860 filters with argv[3] = quick; with seqgan_fast/malloc.py applied,
+    preset ``quick``'s 860 filters with argv[3] = quick; with seqgan_fast/cli/malloc.py applied,
     as in ``seqgan-fast train``."""
     from torch.profiler import profile
 
@@ -346,7 +346,7 @@ def d_conv(threads: int = 2) -> None:
 
 def g_profile(threads: int = 2) -> None:
     """The trainer's generator MLE step (batch 64, T = 20, V = 5000, clip 5, Adam) with
-    seqgan_fast/malloc.py applied as ``seqgan-fast train`` does: wall time with torch's
+    seqgan_fast/cli/malloc.py applied as ``seqgan-fast train`` does: wall time with torch's
     output layer + cross-entropy and with the fused kernel (ops/linear_nll.py), best of 5
     interleaved rounds; then torch.profiler's self time per step of each one's largest ops
     (argv[2]: how many, default 6)."""

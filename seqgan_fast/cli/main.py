@@ -7,13 +7,18 @@ written.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
 import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
+
+import torch
+import torch.distributed as dist
 
 from .. import ops
 from ..config import PRESETS, ConfigError, TrainConfig
@@ -148,8 +153,6 @@ class _BadInput(Exception):
 
 def _check_cpu_isa() -> None:
     """A bad SEQGAN_FAST_ISA is refused before any work (ops.cpu_isa raises ValueError)."""
-    import os
-
     if os.environ.get("SEQGAN_FAST_ISA"):
 
         cpu_isa()
@@ -243,7 +246,7 @@ def _infer_task(data: str, preset_task: str) -> str:
 
 def _train(args: argparse.Namespace) -> int:
 
-    try:  # before the first large tensor (seqgan_fast/malloc.py: why)
+    try:  # before the first large tensor (seqgan_fast/cli/malloc.py: why)
         keep_freed_memory()
     except ValueError as exc:
         raise _BadInput(str(exc)) from None
@@ -254,8 +257,6 @@ def _train(args: argparse.Namespace) -> int:
         raise _BadInput(str(exc)) from None
     if world_size <= 1:
         return _train_process(args, None)
-    import torch.distributed as dist
-
     try:
         return _train_process(args, world_size)
     finally:
@@ -350,8 +351,6 @@ def _task_class(name: str):
 
 
 def _sample(args: argparse.Namespace) -> int:
-    import torch
-
 
     _configure_logging(quiet=True)
     try:
@@ -386,8 +385,6 @@ def _sample(args: argparse.Namespace) -> int:
 
 def _history_prefix(task, task_name: str, history: str, generator):
     """--history as a (1, P) token prefix: its last seq_len - 1 known items."""
-    import torch
-
     if task_name != "recsys":
         raise ConfigError(f"--history needs a recsys run; {task_name!r} runs sample from "
                           "the start token")
@@ -409,10 +406,6 @@ def _history_prefix(task, task_name: str, history: str, generator):
 
 # -- recommend --------------------------------------------------------------------------------
 def _recommend(args: argparse.Namespace) -> int:
-    import csv
-    import os
-    import time
-
 
     _configure_logging(quiet=True)
     t0 = time.perf_counter()

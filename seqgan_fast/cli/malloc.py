@@ -10,8 +10,8 @@ pays the kernel's page faults and zero-fill again. ``python benchmarks/micro.py 
 ``fill_`` 4.3-4.9) against 26.8-29.5 ms with the settings below (3.0-3.6 and 0.9).
 ``mallopt`` serves requests up to 32 MiB (glibc's largest allowed threshold) from the heap
 and never trims it below 1 GiB of free space, as running under jemalloc or tcmalloc would.
-Numerics are untouched: the preset ``quick`` gives the same metrics bit for bit, in 70.4 s
-instead of 85.3 s (docs/performance_history.md).
+Numerics are untouched: ``seqgan-fast train`` (preset ``quick``, 2 threads, idle AVX-512
+instance) gives the same metrics bit for bit, in 70.4 s instead of 85.3 s.
 
 The cost: memory a run freed stays mapped to it (its RSS does not shrink after a peak).
 ``SEQGAN_FAST_MALLOC=system`` keeps glibc's defaults. Elsewhere (no glibc) this does nothing.

@@ -66,7 +66,8 @@ class TrainConfig:
     # given (teacher-forced), the rest generated, rolled out and rewarded, and D judges
     # (history, continuation) windows; 0 = generate whole sequences from the start token.
     history_len: int = 0
-    # How the reference code (LantaoYu/SeqGAN) effectively trains; README "Faithfulness".
+    # How the reference code (LantaoYu/SeqGAN) effectively trains
+    # (docs/training-and-faithfulness.md).
     pg_norm: str = "sum"                 # PG loss: sum over all B*T positions | batch_mean
     rollout_policy: str = "current"      # rollouts by the generator itself | delayed copy
     mle_shuffle: bool = False            # reshuffle MLE batches every epoch (official: never)
@@ -275,17 +276,19 @@ _DATA_ORDER = dict(mle_shuffle=True)
 PRESETS: dict[str, dict[str, Any]] = {
     # The reference implementation's exact schedule on the synthetic oracle.
     "paper": dict(OFFICIAL),
-    # Same algorithm, scaled to a few minutes on 2 CPU cores (reductions documented in README).
-    # Every reduction, and why, is listed in the README ("Presets"). d_lr is 10x the paper's
-    # because the discriminator gets ~200x fewer steps; at 1e-4 it stays at chance.
+    # Same algorithm, scaled to a few minutes on 2 CPU cores.
+    # Every reduction, and why, is listed in docs/training-and-faithfulness.md ("Presets").
+    # d_lr is 10x the paper's because the discriminator gets ~200x fewer steps; at 1e-4 it
+    # stays at chance.
     "quick": dict(num_train=2000, num_eval=2000, mle_epochs=15, d_pretrain_rounds=3,
                   d_num_negatives=2000, adv_batches=15, adv_d_rounds=1, d_epochs=2,
                   d_lr=1e-3, eval_every=5,
                   d_num_filters=(50, 100, 100, 100, 100, 50, 50, 50, 50, 50, 80, 80)),
     # Text and recommendation presets (sizes tuned for CPU in issue 6).
-    # CPU-sized (README "Datasets"): the text-GAN benchmarks run 80 MLE + 100 adversarial
-    # epochs with the full discriminator; here 6 MLE epochs, 10 adversarial batches, 8
-    # rollouts and a quarter-cost discriminator (half the filters, d_emb_dim 32).
+    # CPU-sized (docs/training-and-faithfulness.md, "Datasets"): the text-GAN benchmarks run
+    # 80 MLE + 100 adversarial epochs with the full discriminator; here 6 MLE epochs, 10
+    # adversarial batches, 8 rollouts and a quarter-cost discriminator (half the filters,
+    # d_emb_dim 32).
     "coco": dict(task="text", data="text/coco_train.txt", test_data="text/coco_test.txt",
                  tokenize="word", max_len=37, seq_len=37, num_eval=500, mle_epochs=6,
                  d_pretrain_rounds=3, d_num_negatives=2000, d_epochs=2, d_lr=1e-3,
@@ -304,7 +307,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The adversarial phase is history-conditioned (the last 5 of 20 positions generated,
     # D judges (history, continuation)), keeps the likelihood term (adv_mle_weight 1 beside a
     # batch-mean PG with a batch-mean reward baseline) and is selected by val_ndcg@10 with the
-    # MLE end-point as a candidate (README "Recommendation").
+    # MLE end-point as a candidate (docs/recommendation.md).
     "instacart": dict(task="recsys", data="recsys/instacart_sample.csv", max_len=20,
                       seq_len=20, min_count=5, mask_history=False, topk=(5, 10, 20),
                       mle_epochs=8, d_pretrain_rounds=3, d_num_negatives=2000, d_epochs=2,

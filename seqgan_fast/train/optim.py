@@ -9,7 +9,7 @@ pass (4.4 ms). The arithmetic is Adam's; only float rounding
 differs (tests/test_d_step.py: the same loss curve to 1e-4 over 200 steps).
 
 On CUDA the optimizer is built ``capturable=True`` (its step count lives on the device), so
-the whole discriminator step can be captured in a CUDA graph (seqgan_fast/dstep.py).
+the whole discriminator step can be captured in a CUDA graph (seqgan_fast/train/dstep.py).
 """
 from __future__ import annotations
 

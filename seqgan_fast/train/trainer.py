@@ -7,7 +7,7 @@
    Monte-Carlo rollout rewards; rollout-policy update; ``adv_d_rounds`` discriminator rounds).
 
 Where the reference code's effective behaviour differs from the paper's text, config keys
-choose (README "Faithfulness"): ``pg_norm``, ``rollout_policy``, ``mle_shuffle``,
+choose (docs/training-and-faithfulness.md): ``pg_norm``, ``rollout_policy``, ``mle_shuffle``,
 ``d_shuffle`` and ``eval_schedule``.
 
 Every random draw (sampling, rollouts, shuffles) takes a seed derived from ``cfg.seed`` and a
