@@ -1,7 +1,7 @@
 """``python -m seqgan_fast`` = the ``seqgan-fast`` console script."""
 import sys
 
-from .cli.main import main
+from .cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

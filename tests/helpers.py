@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from scipy.stats import chisquare
 
 from seqgan_fast import Generator, TrainConfig
-from seqgan_fast.cli.main import main
+from seqgan_fast.cli.commands import main
 from seqgan_fast.run import checkpoint as ckpt
 
 # A tiny training run: every phase of the schedule in a second or two (CLI --set values).

@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import TINY_TRAIN as TINY
 
-from seqgan_fast.cli.main import main
+from seqgan_fast.cli.commands import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,7 +165,7 @@ def test_bench_without_harness_is_one_line(monkeypatch, capsys):
 
 
 def test_defaults_and_task_inference(tmp_path):
-    from seqgan_fast.cli.main import _train_config, build_parser
+    from seqgan_fast.cli.commands import _train_config, build_parser
 
     def resolve(*argv):
         return _train_config(build_parser().parse_args(["train", *argv]))

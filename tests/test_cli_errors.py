@@ -26,7 +26,7 @@ from helpers import (
 )
 from helpers import TINY_TRAIN as TINY
 
-from seqgan_fast.cli.main import main
+from seqgan_fast.cli.commands import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.one_thread
 

@@ -23,7 +23,7 @@ import torch.multiprocessing as mp
 from helpers import read_metrics
 
 from seqgan_fast import Discriminator, Generator, ops
-from seqgan_fast.cli.main import main
+from seqgan_fast.cli.commands import main
 from seqgan_fast.parallel.distributed import World, activate, shard_rollout_rewards, world_from_env
 from seqgan_fast.run import checkpoint as ckpt
 from seqgan_fast.train.draws import sample_in_chunks

@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import TINY_TRAIN
 
-from seqgan_fast.cli.main import main
+from seqgan_fast.cli.commands import main
 from seqgan_fast.data.embeddings import load_embeddings
 from seqgan_fast.data.text import DataError
 

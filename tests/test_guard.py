@@ -10,7 +10,7 @@ from helpers import outputs_per_isa_and_threads, train_tiny, typed_setting
 
 from seqgan_fast import ops
 from seqgan_fast._ext import has_kernel
-from seqgan_fast.cli.main import main
+from seqgan_fast.cli.commands import main
 from seqgan_fast.config import TrainConfig
 from seqgan_fast.run import checkpoint as ckpt
 from seqgan_fast.run.lock import is_locked

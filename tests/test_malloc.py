@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seqgan_fast.cli.main import main
+from seqgan_fast.cli.commands import main
 
 REPO = Path(__file__).resolve().parents[1]
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"

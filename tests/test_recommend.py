@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import TINY_TRAIN
 
-from seqgan_fast.cli.main import main
+from seqgan_fast.cli.commands import main
 from seqgan_fast.config import ConfigError, TrainConfig
 from seqgan_fast.data.interactions import read_interactions
 from seqgan_fast.recommend import Recommender, load_run_generator

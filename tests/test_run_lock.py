@@ -14,7 +14,7 @@ import pytest
 from helpers import REPO, copy_run, snapshot, typed_setting
 from helpers import TINY_TRAIN as TINY
 
-from seqgan_fast.cli.main import main
+from seqgan_fast.cli.commands import main
 from seqgan_fast.config import TrainConfig
 from seqgan_fast.run.lock import RunLock, RunLockedError, is_locked
 
