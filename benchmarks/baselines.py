@@ -17,11 +17,10 @@ import logging
 
 import torch
 
-from seqgan_fast.models import prefix_states
 from seqgan_fast.ops.philox import STREAM_ROLLOUT, STREAM_SAMPLE
 from seqgan_fast.ops.rollout import REF_LOGIT_BYTES
 from seqgan_fast.ops.sample_ref import canonical_sample
-from seqgan_fast.ops.weights import LSTMWeights, lstm_step, project
+from seqgan_fast.ops.weights import LSTMWeights, lstm_step, prefix_states, project
 
 log = logging.getLogger("seqgan_fast.benchmarks")
 

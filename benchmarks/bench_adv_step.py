@@ -16,15 +16,15 @@ from seqgan_fast import ops
 
 from .baselines import loop_rewards, loop_sample
 from .common import (
-    RNG_CONTRACT,
     SEED,
     Case,
     backend_case,
     build_models,
-    check_agreement,
-    compiled_backend,
+    by_contender,
+    check_draws,
     expect,
     rewards_from_completions,
+    shares_rng,
 )
 from .configs import BenchConfig
 
@@ -40,19 +40,24 @@ def adv_step_fn(backend: str, cfg: BenchConfig, device: str):
     opt = torch.optim.Adam(gen.parameters(), lr=G_LR)
     B, T, N = cfg.batch, cfg.seq_len, cfg.rollouts
 
-    def draw():
-        # one seed for every update: the weights change between updates, so the batches do
-        # too, and torch_compile's graphs (specialised on the seed) are not rebuilt per step
-        w, pw, seed = gen.kernel_weights(), policy.kernel_weights(), SEED
-        if backend == "reference_loop":
-            x = loop_sample(w, B, T)
-            return x, loop_rewards(pw, d, x, N)
-        if backend == "torch_compile":
-            cb = compiled_backend()
-            x = cb.sample(w, B, T, seed=seed)
-            return x, rewards_from_completions(d, cb.rollout(pw, x, N, seed=seed), x)
-        x = ops.sample(w, B, seed=seed, seq_len=T, backend=backend)
-        return x, ops.rollout_rewards(pw, d, x, N, seed=seed, backend=backend)
+    # one seed for every update: the weights change between updates, so the batches do too,
+    # and torch_compile's graphs (specialised on the seed) are not rebuilt per step
+    def loop():
+        w, pw = gen.kernel_weights(), policy.kernel_weights()
+        x = loop_sample(w, B, T)
+        return x, loop_rewards(pw, d, x, N)
+
+    def compiled(cb):
+        w, pw = gen.kernel_weights(), policy.kernel_weights()
+        x = cb.sample(w, B, T, seed=SEED)
+        return x, rewards_from_completions(d, cb.rollout(pw, x, N, seed=SEED), x)
+
+    def package():
+        w, pw = gen.kernel_weights(), policy.kernel_weights()
+        x = ops.sample(w, B, seed=SEED, seq_len=T, backend=backend)
+        return x, ops.rollout_rewards(pw, d, x, N, seed=SEED, backend=backend)
+
+    draw = by_contender(backend, loop, compiled, package)
 
     def step():
         x, rewards = draw()
@@ -78,8 +83,8 @@ def _check(backend: str, cfg: BenchConfig, device: str):
         expect(tuple(x.shape) == (cfg.batch, cfg.seq_len), f"{backend}: x {tuple(x.shape)}")
         expect(tuple(rewards.shape) == tuple(x.shape), f"{backend}: rewards shape")
         ref_loss, ref_x, _ = case.reference_output()
-        if backend in RNG_CONTRACT and backend != "reference":
-            check_agreement(x, ref_x, backend, case)
+        check_draws(x, lambda: ref_x, cfg.vocab, backend, case)
+        if shares_rng(backend):
             expect(abs(loss - ref_loss) <= 1e-3 * max(1.0, abs(ref_loss)),
                    f"{backend}: loss {loss} != reference {ref_loss}")
         # the shared models must be untouched: each contender updates its own copy

@@ -2,7 +2,7 @@
 length T in minibatches of ``d_batch`` (64): Adam (lr 1e-4), dropout, the paper's L2 term.
 
 Contenders: ``reference`` (today's module with torch's default for-loop Adam) and ``fast``
-(the trainer's step, seqgan_fast/dstep.py: fused Adam, losses summed on the device; on CPU
+(the trainer's step, seqgan_fast/train/dstep.py: fused Adam, losses summed on the device; on CPU
 the sparse max-pool backward of seqgan_fast/ops/dpool.py, on CUDA the module captured in a
 CUDA graph), and on CUDA ``fast_tf32`` (the same with TF32
 matmuls and convolutions, config key ``tf32``). The epoch does not
@@ -17,8 +17,8 @@ import copy
 
 import torch
 
-from seqgan_fast.dstep import DiscriminatorStep, configure_tf32
-from seqgan_fast.optim import fast_adam
+from seqgan_fast.train.dstep import DiscriminatorStep, configure_tf32
+from seqgan_fast.train.optim import fast_adam
 
 from .common import Case, Contender, build_models, expect
 from .configs import BenchConfig

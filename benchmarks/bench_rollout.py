@@ -11,16 +11,16 @@ from seqgan_fast import ops
 
 from .baselines import loop_rewards, loop_rollout
 from .common import (
-    RNG_CONTRACT,
     SEED,
     Case,
     backend_case,
     build_models,
+    by_contender,
     check_agreement,
     check_rollout_output,
-    compiled_backend,
     expect,
     rewards_from_completions,
+    shares_rng,
 )
 from .configs import BenchConfig
 
@@ -29,24 +29,18 @@ def rollout_fn(backend: str, cfg: BenchConfig, device: str):
     """A zero-argument callable: one rollout of the config's B sequences, (T-1, N, B, T)."""
     m = build_models(cfg, device)
     w, x, N = m.weights, m.x, cfg.rollouts
-    if backend == "reference_loop":
-        return lambda: loop_rollout(w, x, N)
-    if backend == "torch_compile":
-        cb = compiled_backend()
-        return lambda: cb.rollout(w, x, N, seed=SEED)
-    return lambda: ops.rollout(w, x, N, seed=SEED, backend=backend)
+    return by_contender(backend, lambda: loop_rollout(w, x, N),
+                        lambda cb: cb.rollout(w, x, N, seed=SEED),
+                        lambda: ops.rollout(w, x, N, seed=SEED, backend=backend))
 
 
 def rewards_fn(backend: str, cfg: BenchConfig, device: str):
     """A zero-argument callable: per-token rewards (B, T) of the config's B sequences."""
     m = build_models(cfg, device)
     w, d, x, N = m.weights, m.discriminator, m.x, cfg.rollouts
-    if backend == "reference_loop":
-        return lambda: loop_rewards(w, d, x, N)
-    if backend == "torch_compile":
-        cb = compiled_backend()
-        return lambda: rewards_from_completions(d, cb.rollout(w, x, N, seed=SEED), x)
-    return lambda: ops.rollout_rewards(w, d, x, N, seed=SEED, backend=backend)
+    return by_contender(backend, lambda: loop_rewards(w, d, x, N),
+                        lambda cb: rewards_from_completions(d, cb.rollout(w, x, N, seed=SEED), x),
+                        lambda: ops.rollout_rewards(w, d, x, N, seed=SEED, backend=backend))
 
 
 def _check_rollout(backend: str, cfg: BenchConfig, device: str):
@@ -54,7 +48,7 @@ def _check_rollout(backend: str, cfg: BenchConfig, device: str):
 
     def check(out: torch.Tensor, case: Case) -> None:
         check_rollout_output(out, x, cfg.rollouts, cfg.vocab, backend)
-        if backend in RNG_CONTRACT and backend != "reference":
+        if shares_rng(backend):
             check_agreement(out, case.reference_output(), backend, case)
 
     return check
@@ -71,7 +65,7 @@ def _check_rewards(backend: str, cfg: BenchConfig, device: str):
         last = m.discriminator.prob_real(m.x)
         expect(torch.allclose(out[:, -1], last, atol=1e-5),
                f"{backend}: last column is not D(x)")
-        if backend in RNG_CONTRACT and backend != "reference":
+        if shares_rng(backend):
             diff = (out - case.reference_output()).abs().mean().item()
             expect(diff <= 1e-3, f"{backend}: rewards differ from reference by {diff:.2e} (mean)")
 

@@ -9,17 +9,7 @@ import torch
 from seqgan_fast import ops
 
 from .baselines import loop_sample
-from .common import (
-    RNG_CONTRACT,
-    SEED,
-    Case,
-    backend_case,
-    build_models,
-    check_agreement,
-    check_tokens_range,
-    compiled_backend,
-    expect,
-)
+from .common import SEED, Case, backend_case, build_models, by_contender, check_draws, expect
 from .configs import BenchConfig
 
 
@@ -27,21 +17,16 @@ def sample_fn(backend: str, cfg: BenchConfig, device: str, num_samples: int | No
     """A zero-argument callable: (num_samples, T) int64 sequences (default sample_batch)."""
     w = build_models(cfg, device).weights
     n, T = num_samples or cfg.sample_batch, cfg.seq_len
-    if backend == "reference_loop":
-        return lambda: loop_sample(w, n, T)
-    if backend == "torch_compile":
-        cb = compiled_backend()
-        return lambda: cb.sample(w, n, T, seed=SEED)
-    return lambda: ops.sample(w, n, seed=SEED, seq_len=T, backend=backend)
+    return by_contender(backend, lambda: loop_sample(w, n, T),
+                        lambda cb: cb.sample(w, n, T, seed=SEED),
+                        lambda: ops.sample(w, n, seed=SEED, seq_len=T, backend=backend))
 
 
 def _check(backend: str, cfg: BenchConfig):
     def check(out: torch.Tensor, case: Case) -> None:
         shape = (cfg.sample_batch, cfg.seq_len)
         expect(tuple(out.shape) == shape, f"{backend}: shape {tuple(out.shape)} != {shape}")
-        check_tokens_range(out, cfg.vocab, backend)
-        if backend in RNG_CONTRACT and backend != "reference":
-            check_agreement(out, case.reference_output(), backend, case)
+        check_draws(out, case.reference_output, cfg.vocab, backend, case)
 
     return check
 

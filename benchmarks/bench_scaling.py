@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from seqgan_fast.config import TrainConfig
-from seqgan_fast.distributed import activate, world_from_env
+from seqgan_fast.parallel.distributed import activate, world_from_env
 
 from .timing import machine_info
 
@@ -57,7 +57,7 @@ def _sequences(cfg: TrainConfig, phase: str) -> int:
 
 def run(config: str, backend: str, repeats: int, timeout_s: float = 300.0) -> dict[str, Any]:
     """Time the phases on this process's rank; the document (rank 0's is the one to keep)."""
-    from seqgan_fast.trainer import SeqGANTrainer
+    from seqgan_fast.train.trainer import SeqGANTrainer
 
     cfg = _config(config, backend)
     world = world_from_env(cfg.device, timeout_s)

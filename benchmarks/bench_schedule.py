@@ -21,7 +21,7 @@ import time
 import torch
 
 from seqgan_fast import Oracle, ops
-from seqgan_fast.optim import fast_adam
+from seqgan_fast.train.optim import fast_adam
 
 from .bench_adv_step import adv_step_fn
 from .bench_d_epoch import d_epoch_fn

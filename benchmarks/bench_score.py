@@ -17,13 +17,13 @@ import torch
 from seqgan_fast import ops
 
 from .common import (
-    RNG_CONTRACT,
     SEED,
     Case,
     backend_case,
     build_models,
     expect,
     select_backends,
+    shares_rng,
     split_backend,
 )
 from .configs import BenchConfig
@@ -48,7 +48,7 @@ def score_fn(backend: str, cfg: BenchConfig, device: str):
 def _check_score(backend: str):
     def check(out: torch.Tensor, case: Case) -> None:
         expect(out.dim() == 1 and bool(torch.isfinite(out).all()), f"{backend}: bad scores")
-        if backend in RNG_CONTRACT and backend != "reference":
+        if shares_rng(backend):
             diff = (out - case.reference_output()).abs().max().item()
             expect(diff <= 1e-5, f"{backend}: scores differ from the reference by {diff:.2e}")
 

@@ -146,6 +146,27 @@ def compiled_backend() -> CompiledBackend:
     return CompiledBackend()
 
 
+def by_contender(backend: str, loop: Callable[[], Any],
+                 compiled: Callable[[CompiledBackend], Any],
+                 package: Callable[[], Any]) -> Callable[[], Any]:
+    """The zero-argument call an op's bench times for ``backend``: the classic Python loop
+    (``reference_loop``), the batched algorithm under torch.compile (``torch_compile``; its
+    compiled graphs are built on first use) or the package's op (``package``, which passes
+    ``backend`` on)."""
+    if backend == "reference_loop":
+        return loop
+    if backend == "torch_compile":
+        cb = compiled_backend()
+        return lambda: compiled(cb)
+    return package
+
+
+def shares_rng(backend: str) -> bool:
+    """Whether ``backend`` keeps the RNG contract and is not the reference itself: its output
+    is then checked against the reference's draw for draw, not only for shape and range."""
+    return backend in RNG_CONTRACT and backend != "reference"
+
+
 def select_backends(requested: list[str] | None, device: str) -> tuple[list[str], dict[str, str]]:
     """(backends to run, {backend: why not}) for a request; None means every available one.
 
@@ -189,6 +210,15 @@ def check_tokens_range(t: torch.Tensor, vocab: int, name: str) -> None:
     if t.numel():
         lo, hi = int(t.min()), int(t.max())
         expect(0 <= lo and hi < vocab, f"{name}: token ids in [{lo}, {hi}] outside [0, {vocab})")
+
+
+def check_draws(tokens: torch.Tensor, reference: Callable[[], torch.Tensor], vocab: int,
+                name: str, case: Case) -> None:
+    """Sampled token ids: int64 within the vocabulary and, for a backend under the RNG
+    contract (``shares_rng``), the reference's draws (``reference()``: its tokens)."""
+    check_tokens_range(tokens, vocab, name)
+    if shares_rng(name):
+        check_agreement(tokens, reference(), name, case)
 
 
 def check_agreement(actual: torch.Tensor, expected: torch.Tensor, name: str, case: Case,

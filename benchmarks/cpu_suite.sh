@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The CPU figures of the README, as run for it (2-core machine class, idle: no build, test or
-# other job beside it). Writes docs/bench_*_cpu*.json (and the paper run's .png); prints each
-# table (`python benchmarks/report.py FILE.json --markdown` prints one as in the README).
-# Every run uses the allocator settings of `seqgan-fast train` (seqgan_fast/malloc.py; the
+# The CPU figures of the README and docs/performance.md, as run for them (2-core machine class,
+# idle: no build, test or other job beside it). Writes docs/bench/cpu-avx512/*.json (and the
+# paper run's .png); prints each table (`python benchmarks/report.py FILE.json --markdown`
+# prints one as in the docs). docs/bench/README.md lists which command wrote each file.
+# Every run uses the allocator settings of `seqgan-fast train` (seqgan_fast/cli/malloc.py; the
 # JSON's machine.malloc); SEQGAN_FAST_MALLOC=system measures glibc's defaults instead.
 #   bash benchmarks/cpu_suite.sh [paper|avx2|train|large|cells|all]   (default: all)
-# SEQGAN_FAST_SUITE_TAG=NAME writes docs/bench_*_cpu_NAME*.json instead (another instance's
-# figures beside the committed ones; e.g. zen5).
+# SEQGAN_FAST_BENCH_DIR=DIR writes into DIR instead (another machine class, e.g.
+# docs/bench/cpu-avx2; a measurement that does not replace the committed one, e.g. /tmp/x).
 # paper  every op with a cpp kernel at the paper size, every ISA path of the one build forced
 #        in the same run (cpp = the best this CPU supports, cpp@avx2, cpp@baseline)
 # avx2   an AVX2 instance emulated on this one: our core on its avx2 path and torch (ATen,
@@ -21,43 +22,44 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
-tag=${SEQGAN_FAST_SUITE_TAG:+_$SEQGAN_FAST_SUITE_TAG}
+out=${SEQGAN_FAST_BENCH_DIR:-docs/bench/cpu-avx512}
+mkdir -p "$out"
 bench() { python -m seqgan_fast bench "$@"; }
 paths=cpp,cpp@avx2,cpp@baseline
 
 if [[ $what == paper || $what == all ]]; then
   bench --op rollout,rewards,score,sample,decode,adv_step --config paper \
-    --backends reference_loop,reference,$paths --budget 20 --json docs/bench_paper_cpu${tag}.json
-  python benchmarks/plot.py docs/bench_paper_cpu${tag}.json -o docs/bench_paper_cpu${tag}.png
+    --backends reference_loop,reference,$paths --budget 20 --json "$out/paper.json"
+  python benchmarks/plot.py "$out/paper.json" -o "$out/paper.png"
 fi
 if [[ $what == avx2 || $what == all ]]; then
   SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
   ONEDNN_MAX_CPU_ISA=AVX2 bench --op rollout,rewards,score,sample,adv_step --config paper \
-    --backends reference_loop,reference,cpp --budget 20 --json docs/bench_paper_cpu${tag}_avx2emu.json
+    --backends reference_loop,reference,cpp --budget 20 --json "$out/paper_avx2emu.json"
 fi
 if [[ $what == train || $what == all ]]; then
-  bench --op d_epoch,schedule --config paper --repeats 3 --json docs/bench_paper_cpu${tag}_train.json
+  bench --op d_epoch,schedule --config paper --repeats 3 --json "$out/train.json"
   SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
   ONEDNN_MAX_CPU_ISA=AVX2 bench --op d_epoch --config paper --repeats 3 \
-    --json docs/bench_paper_cpu${tag}_train_avx2emu.json
+    --json "$out/train_avx2emu.json"
 fi
 if [[ $what == large || $what == all ]]; then
   bench --op rollout --config large --backends $paths --repeats 2 --warmup 0 \
-    --budget 60 --json docs/bench_large_cpu${tag}.json
+    --budget 60 --json "$out/large.json"
   bench --op sample,decode --config large --backends reference,$paths --repeats 2 \
-    --warmup 0 --budget 60 --json docs/bench_large_cpu${tag}_sample.json
+    --warmup 0 --budget 60 --json "$out/large_sample.json"
   bench --op score --config large --backends reference,cpp,cpp@avx2 --repeats 2 --warmup 0 \
-    --budget 60 --json docs/bench_large_cpu${tag}_score.json
+    --budget 60 --json "$out/large_score.json"
 fi
 if [[ $what == cells || $what == all ]]; then
   bench --op rollout,sample,decode --config paper --cell lstm,gru \
-    --backends reference_loop,reference,$paths --budget 20 --json docs/bench_paper_cpu${tag}_cells.json
+    --backends reference_loop,reference,$paths --budget 20 --json "$out/paper_cells.json"
   SEQGAN_FAST_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
   ONEDNN_MAX_CPU_ISA=AVX2 bench --op rollout --config paper --cell lstm,gru \
     --backends reference_loop,reference,cpp --budget 20 \
-    --json docs/bench_paper_cpu${tag}_cells_avx2emu.json
+    --json "$out/paper_cells_avx2emu.json"
   bench --op rollout --config large --cell lstm,gru --backends $paths --repeats 2 --warmup 0 \
-    --budget 60 --json docs/bench_large_cpu${tag}_cells.json
+    --budget 60 --json "$out/large_cells.json"
   bench --op sample,decode --config large --cell lstm,gru --backends reference,$paths \
-    --repeats 2 --warmup 0 --budget 60 --json docs/bench_large_cpu${tag}_cells_sample.json
+    --repeats 2 --warmup 0 --budget 60 --json "$out/large_cells_sample.json"
 fi

@@ -8,7 +8,7 @@ Exit status: 0 when every stage that ran passed (skipped stages are listed, not 
 1 when a stage failed, timed out or a test failed, 2 on a missing work folder.
 
 Test counts are per backend: ``cuda`` (the extension's kernels), ``triton`` (compiled on the
-GPU) and ``cuda_graph`` (the discriminator step of seqgan_fast/dstep.py). A CUDA build that
+GPU) and ``cuda_graph`` (the discriminator step of seqgan_fast/train/dstep.py). A CUDA build that
 failed counts as a failure even where its tests only skipped.
 
 The roofline: a rollout's completion token costs 2*H*(V + 4*(E + H)) FLOPs (the output

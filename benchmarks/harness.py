@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from seqgan_fast.malloc import keep_freed_memory
+from seqgan_fast.cli.malloc import keep_freed_memory
 
 from . import (
     bench_adv_step,
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_sizes(args)
         if args.json:
             check_json_target(args.json)
-        # the allocator `seqgan-fast train` runs with (seqgan_fast/malloc.py), so that the
+        # the allocator `seqgan-fast train` runs with (seqgan_fast/cli/malloc.py), so that the
         # figures, the schedule's projection above all, are those of training;
         # SEQGAN_FAST_MALLOC=system measures glibc's defaults
         malloc = "keep" if keep_freed_memory() else "system"

@@ -10,7 +10,7 @@
                                       # the trainer does not use it), and the fused sparse
                                       # pooling backward (ops/dpool.py: the trainer's step)
   python benchmarks/micro.py d_profile [N] [quick]  # the trainer's D step at 2 threads: self time
-                                      # per step of its largest ops (README: what is left)
+                                      # per step of its largest ops (docs/performance.md)
   python benchmarks/micro.py highway  # the paper's highway layer at batch 64, 2 threads: each
                                       # product of a step, MKL against the unpacked gemm_nn,
                                       # and the layer forward + backward, module against fused;
@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from seqgan_fast import Discriminator, Generator, ops
 from seqgan_fast.ops.highway import inference_weights
 from seqgan_fast.ops.score import SCORE_PASS_BYTES, _fold_pool, _head, _pool, fold, fold_operands
-from seqgan_fast.optim import fast_adam
+from seqgan_fast.train.optim import fast_adam
 
 
 def _t(fn, reps: int = 3) -> float:
@@ -204,13 +204,13 @@ def d_step() -> None:
 def d_profile(threads: int = 2) -> None:
     """The trainer's CPU D step (fused pool, fused Adam) at ``threads``: torch.profiler's self
     time per step of its largest ops (argv[2]: how many, default 8) at the paper size, or at
-    preset ``quick``'s 860 filters with argv[3] = quick; with seqgan_fast/malloc.py applied,
+    preset ``quick``'s 860 filters with argv[3] = quick; with seqgan_fast/cli/malloc.py applied,
     as in ``seqgan-fast train``."""
     from torch.profiler import profile
 
+    from seqgan_fast.cli.malloc import keep_freed_memory
     from seqgan_fast.config import PRESETS
-    from seqgan_fast.dstep import DiscriminatorStep
-    from seqgan_fast.malloc import keep_freed_memory
+    from seqgan_fast.train.dstep import DiscriminatorStep
 
     keep_freed_memory()
     torch.set_num_threads(threads)
@@ -346,13 +346,13 @@ def d_conv(threads: int = 2) -> None:
 
 def g_profile(threads: int = 2) -> None:
     """The trainer's generator MLE step (batch 64, T = 20, V = 5000, clip 5, Adam) with
-    seqgan_fast/malloc.py applied as ``seqgan-fast train`` does: wall time with torch's
+    seqgan_fast/cli/malloc.py applied as ``seqgan-fast train`` does: wall time with torch's
     output layer + cross-entropy and with the fused kernel (ops/linear_nll.py), best of 5
     interleaved rounds; then torch.profiler's self time per step of each one's largest ops
     (argv[2]: how many, default 6)."""
     from torch.profiler import profile
 
-    from seqgan_fast.malloc import keep_freed_memory
+    from seqgan_fast.cli.malloc import keep_freed_memory
 
     kept = keep_freed_memory()
     torch.set_num_threads(threads)
@@ -394,7 +394,7 @@ def guard(threads: int = 2) -> None:
     parameters: the extension's one-pass op against per-tensor vector norms (the check before
     it), best of 20, interleaved."""
     from seqgan_fast.config import TrainConfig
-    from seqgan_fast.guard import first_non_finite
+    from seqgan_fast.ops.finite import first_non_finite
 
     torch.set_num_threads(threads)
     for name in ("quick", "paper"):

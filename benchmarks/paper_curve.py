@@ -3,11 +3,11 @@
     python benchmarks/paper_curve.py [--mle-epochs 120] [--adv-batches N] --out DIR
 
 Trains with ``TrainConfig.preset("paper")`` (the reference code's schedule and its effective
-behaviour, README "Faithfulness") on ``seqgan_oracle/target_params.npz`` from the shared data
-folder (``SEQGAN_FAST_DATA``), then prints our curve beside the official experiment log
-(``seqgan_oracle/experiment-log.txt``, read where it lies, never copied) at the same points:
-the paper preset evaluates where the reference code does and labels as its log does (MLE
-"epoch k" = after k+1 epochs; adversarial "k" = after batch k's generator step, before its
+behaviour, docs/training-and-faithfulness.md) on ``seqgan_oracle/target_params.npz`` from the
+shared data folder (``SEQGAN_FAST_DATA``), then prints our curve beside the official
+experiment log (``seqgan_oracle/experiment-log.txt``, read where it lies, never copied) at the
+same points: the paper preset evaluates where the reference code does and labels as its log
+does (MLE "epoch k" = after k+1 epochs; adversarial "k" = after batch k's generator step, before its
 discriminator rounds). ``--report-only`` re-prints the table of a finished run in ``--out``;
 ``--json PATH`` writes the curve, the alignment and the machine to a small JSON.
 Exit status 2 (with the reason) when the oracle or the log is missing.

@@ -1,7 +1,7 @@
 """Ratios within one run, and the readable tables of a run: the plain one printed after it and
-the Markdown one the README's figures are pasted from.
+the Markdown one the docs' figures are pasted from.
 
-    python benchmarks/report.py docs/bench_paper_cpu_zen5c.json [more.json ...] [--markdown]
+    python benchmarks/report.py docs/bench/cpu-avx512/paper.json [more.json ...] [--markdown]
 """
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def _md_x(x: float | None) -> str:
 
 
 def markdown_table(doc: dict[str, Any]) -> str:
-    """The JSON document's timed rows as one Markdown table (the README's layout), the machine
+    """The JSON document's timed rows as one Markdown table (the docs' layout), the machine
     line above it; a `cpp` row names the ISA path it ran (``cpp (avx512)``)."""
     rows = [r for r in doc["results"] if r.get("median_s") and not r.get("error")]
     m = doc.get("machine", {})
@@ -173,7 +173,7 @@ def markdown_table(doc: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="print the table of saved benchmark JSON file(s)")
     p.add_argument("json", nargs="+", help="benchmark JSON file(s) from seqgan-fast bench")
-    p.add_argument("--markdown", action="store_true", help="Markdown (the README's layout)")
+    p.add_argument("--markdown", action="store_true", help="Markdown (the docs' layout)")
     args = p.parse_args(argv)
     for i, path in enumerate(args.json):
         try:

@@ -25,8 +25,7 @@ from seqgan_fast.benchmarks.common import (
 )
 from seqgan_fast.benchmarks.configs import CONFIGS, BenchConfig
 from seqgan_fast.benchmarks.report import add_ratios, format_table, markdown_table
-from seqgan_fast.models import prefix_states
-from seqgan_fast.ops.weights import lstm_step, project
+from seqgan_fast.ops.weights import lstm_step, prefix_states, project
 
 ROOT = Path(__file__).resolve().parent
 

@@ -2,7 +2,7 @@
 from . import ops
 from .config import TrainConfig
 from .models import Discriminator, Generator, Oracle
-from .trainer import SeqGANTrainer
+from .train.trainer import SeqGANTrainer
 
 __version__ = "0.1.0"
 

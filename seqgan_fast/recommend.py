@@ -24,8 +24,15 @@ from typing import Any
 
 import torch
 
-from .config import ConfigError, TrainConfig
+from .config import TrainConfig
+from .config.device import check_device
 from .data.interactions import ItemVocab
+from .errors import ConfigError
+from .models import Generator
+from .run.checkpoint import latest_checkpoint, load_checkpoint
+from .run.folder import check_run_state
+from .run.state import BEST_DIR
+from .tasks.recsys import RecsysTask
 
 DEFAULT_BATCH = 1024
 
@@ -48,12 +55,6 @@ def load_run_generator(run_dir: str | os.PathLike, device: str = "cpu",
     """The generator of a run folder: ``latest`` (the last checkpoint), ``best`` (the one
     selected by validation, ``best/``, see config ``select_metric``) or ``auto`` (best where
     the run has one). Errors (ConfigError / CheckpointError) name the folder or file."""
-    from .checkpoint import latest_checkpoint, load_checkpoint
-    from .models import Generator
-    from .runfolder import check_run_state
-    from .runstate import BEST_DIR
-    from .trainer import check_device
-
     if checkpoint not in CHECKPOINTS:
         raise ConfigError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got "
                           f"{checkpoint!r}")
@@ -76,7 +77,7 @@ def load_run_generator(run_dir: str | os.PathLike, device: str = "cpu",
     m = Generator.complete_arch(state["model"])  # old checkpoints: LSTM, tied encoder
     generator = Generator(m["vocab_size"], m["g_emb_dim"], m["g_hidden_dim"], m["seq_len"],
                           m["start_token"], cell=m["g_cell"], encoder=m["g_encoder"],
-                          history_len=m["g_history"] or None)
+                          encoder_len=m["g_history"] or None)
     generator.load_state_dict(tensors["generator"])
     cfg = TrainConfig.from_dict(state["config"]).replace(device=str(dev))
     return LoadedRun(generator.to(dev).eval(), cfg, state, path)
@@ -122,8 +123,6 @@ class Recommender:
         """From a recsys run folder; ``exclude_seen`` defaults to the run's ``mask_history``;
         ``checkpoint``: auto (the validation-selected generator where there is one) | best |
         latest."""
-        from .tasks.recsys import RecsysTask
-
         loaded = load_run_generator(run_dir, device, checkpoint)
         if loaded.state.get("task") != "recsys":
             raise ConfigError(f"{run_dir} is a {loaded.state.get('task')!r} run, not a "

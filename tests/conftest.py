@@ -4,6 +4,18 @@ import torch
 from seqgan_fast.data.paths import ENV_VAR, data_dir
 
 
+@pytest.fixture(scope="module")
+def pristine_run(tmp_path_factory):
+    """One finished tiny run (helpers.train_tiny) per test module; tests copy it before
+    touching it."""
+    from helpers import train_tiny
+
+    out = tmp_path_factory.mktemp("pristine") / "run"
+    torch.set_num_threads(1)
+    assert train_tiny(out) == 0
+    return out
+
+
 @pytest.fixture
 def shared_data():
     """The shared data folder; tests that need it skip where it is absent."""

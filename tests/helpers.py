@@ -1,11 +1,19 @@
 """Assertion helpers shared by the tests."""
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from scipy.stats import chisquare
 
-from seqgan_fast import Generator
+from seqgan_fast import Generator, TrainConfig
+from seqgan_fast.cli.commands import main
+from seqgan_fast.run import checkpoint as ckpt
 
 # A tiny training run: every phase of the schedule in a second or two (CLI --set values).
 TINY_TRAIN = ["vocab_size=61", "seq_len=7", "g_emb_dim=8", "g_hidden_dim=16", "num_train=120",
@@ -74,6 +82,93 @@ def outputs_per_isa_and_threads(fn, threads=(1, 2, 3)) -> dict:
     finally:
         torch.set_num_threads(old)
     return out
+
+
+# -- a run folder on disk (the CLI's error cases, the run lock, the guard) ---------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train_tiny(out: Path, *extra: str) -> int:
+    """``seqgan-fast train`` of the TINY_TRAIN schedule into ``out`` (reference, one thread)."""
+    return main(["train", "--out", str(out), "--backend", "reference", "--threads", "1", "-q",
+                 "--set", *TINY_TRAIN, *extra])
+
+
+def tiny(**changes) -> TrainConfig:
+    """The quick preset shrunk to a toy oracle (odd sizes on purpose)."""
+    base = dict(vocab_size=61, seq_len=7, g_emb_dim=8, g_hidden_dim=16, num_train=200,
+                num_eval=150, mle_epochs=3, eval_every=2, d_pretrain_rounds=1,
+                d_num_negatives=100, d_epochs=1, d_emb_dim=8, d_filter_sizes=(2, 3),
+                d_num_filters=(8, 8), adv_batches=3, adv_d_rounds=1, num_rollouts=3,
+                batch_size=32, backend="reference")
+    return TrainConfig.preset("quick", **{**base, **changes})
+
+
+def typed_setting(key: str, raw: str):
+    """A ``--set key=raw`` value as TrainConfig holds it."""
+    current = getattr(TrainConfig(), key)
+    if isinstance(current, tuple):
+        return tuple(int(v) for v in raw.split(","))
+    return type(current)(raw)
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def copy_run(run: Path, dst: Path) -> Path:
+    shutil.copytree(run, dst)
+    return dst
+
+
+def latest_checkpoint_dir(run: Path) -> Path:
+    return run / "checkpoints" / (run / "checkpoints" / "LATEST").read_text().strip()
+
+
+def edit_state(run: Path, change: Callable[[dict], object]) -> None:
+    """Rewrite the latest checkpoint's state.json through ``change`` (which may return a
+    replacement list)."""
+    path = latest_checkpoint_dir(run) / "state.json"
+    state = json.loads(path.read_text())
+    new = change(state)
+    path.write_text(json.dumps(new if isinstance(new, list) else state))
+
+
+def rewrite_group(run: Path, group: str, change: Callable[[dict], None],
+                  update_digest: bool) -> None:
+    """Rewrite one tensor file of the latest checkpoint (and its digest, when asked)."""
+    file = latest_checkpoint_dir(run) / f"{group}.safetensors"
+    tensors = load_file(str(file))
+    change(tensors)
+    save_file(tensors, str(file))
+    if update_digest:
+        edit_state(run, lambda s: s["digests"].__setitem__(group, ckpt.file_digest(file)))
+
+
+def flip_bytes(run: Path) -> None:
+    file = latest_checkpoint_dir(run) / "generator.safetensors"
+    data = bytearray(file.read_bytes())
+    for i in range(len(data) - 64, len(data)):  # inside the tensor data, past the header
+        data[i] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+def nan_fill(tensors: dict) -> None:
+    for t in tensors.values():
+        t.fill_(float("nan"))
+
+
+def wrong_optimizer_shape(tensors: dict) -> None:
+    key = next(k for k in sorted(tensors) if k.endswith("exp_avg"))
+    tensors[key] = torch.zeros(3, 5)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (but the lock) and its bytes."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and p.name != ".lock"}
 
 
 def triton_interpreter_problem() -> str | None:

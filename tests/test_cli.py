@@ -12,14 +12,12 @@ import pytest
 import torch
 from helpers import TINY_TRAIN as TINY
 
-from seqgan_fast.cli import main
+from seqgan_fast.cli.commands import main
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs on one torch thread (conftest.one_thread)."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.one_thread
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +165,7 @@ def test_bench_without_harness_is_one_line(monkeypatch, capsys):
 
 
 def test_defaults_and_task_inference(tmp_path):
-    from seqgan_fast.cli import _train_config, build_parser
+    from seqgan_fast.cli.commands import _train_config, build_parser
 
     def resolve(*argv):
         return _train_config(build_parser().parse_args(["train", *argv]))

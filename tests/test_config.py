@@ -97,9 +97,9 @@ def test_validate_names_the_bad_key(changes, key):
 
 def test_a_separate_encoder_reads_the_conditioning_history_by_default():
     base = TrainConfig().replace(g_encoder="separate")
-    assert base.encoder_positions() is None  # the model's seq_len // 2
-    assert base.replace(history_len=15).encoder_positions() == 15
-    assert base.replace(history_len=15, g_history=4).validate().encoder_positions() == 4
+    assert base.encoder_len() is None  # the model's seq_len // 2
+    assert base.replace(history_len=15).encoder_len() == 15
+    assert base.replace(history_len=15, g_history=4).validate().encoder_len() == 4
 
 
 def test_json_round_trip_and_unknown_keys():

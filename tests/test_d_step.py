@@ -1,6 +1,6 @@
 """The discriminator step the schedule repeats ~1 million times: the trainer's fused Adam
-(seqgan_fast/optim.py) trains exactly as torch's default Adam up to float rounding; the step
-object (seqgan_fast/dstep.py) trains exactly as the plain loop on CPU and, captured in a CUDA
+(seqgan_fast/train/optim.py) trains exactly as torch's default Adam up to float rounding; the step
+object (seqgan_fast/train/dstep.py) trains exactly as the plain loop on CPU and, captured in a CUDA
 graph, follows the eager curve on a GPU (those tests skip without one)."""
 import copy
 
@@ -10,18 +10,18 @@ from helpers import outputs_per_isa_and_threads
 
 from seqgan_fast import Discriminator
 from seqgan_fast.config import ConfigError, TrainConfig
-from seqgan_fast.dstep import DiscriminatorStep, configure_tf32
-from seqgan_fast.guard import NonFiniteError, first_non_finite, non_finite_flags, watch_optimizer
+from seqgan_fast.errors import NonFiniteError
 from seqgan_fast.ops.dpool import fused_available, resolve_pool
-from seqgan_fast.optim import fast_adam
+from seqgan_fast.ops.finite import first_non_finite, non_finite_flags
+from seqgan_fast.train.dstep import DiscriminatorStep, configure_tf32
+from seqgan_fast.train.guard import watch_optimizer
+from seqgan_fast.train.optim import fast_adam
 
 needs_fused = pytest.mark.skipif(not fused_available("cpu"), reason="needs the compiled "
                                  "extension (pip install --no-build-isolation -e .)")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs on one torch thread (conftest.one_thread)."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.one_thread
 
 
 def _train(d: Discriminator, opt, steps: int, seed: int = 0) -> list[float]:
@@ -64,7 +64,7 @@ def test_fast_adam_is_fused_where_torch_supports_it():
         assert opt.defaults.get("fused") is True
 
 
-# -- the trainer's step object (seqgan_fast/dstep.py) ---------------------------------------
+# -- the trainer's step object (seqgan_fast/train/dstep.py) ---------------------------------------
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -456,7 +456,7 @@ def test_conv_pool_backward_op_rejects_bad_input():
 def test_trainer_step_uses_the_fused_pool_only_off_the_reference_backend(tmp_path):
     from helpers import TINY_TRAIN
 
-    from seqgan_fast.trainer import SeqGANTrainer
+    from seqgan_fast.train.trainer import SeqGANTrainer
 
     def trainer(backend: str, run: str) -> SeqGANTrainer:
         cfg = TrainConfig.preset("quick").with_overrides([*TINY_TRAIN, f"backend={backend}"])

@@ -20,15 +20,17 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import read_metrics
 
 from seqgan_fast import Discriminator, Generator, ops
-from seqgan_fast import checkpoint as ckpt
-from seqgan_fast.cli import main
-from seqgan_fast.distributed import World, activate, shard_rollout_rewards, world_from_env
-from seqgan_fast.draws import sample_in_chunks
+from seqgan_fast.cli.commands import main
+from seqgan_fast.parallel.distributed import World, activate, shard_rollout_rewards, world_from_env
+from seqgan_fast.run import checkpoint as ckpt
+from seqgan_fast.train.draws import sample_in_chunks
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                                reason="torch.distributed with gloo is not available")
+pytestmark = [pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                                 reason="torch.distributed with gloo is not available"),
+              pytest.mark.usefixtures("one_thread")]  # the ranks set theirs in _rank
 
 REPO = Path(__file__).resolve().parents[1]
 # Odd batch (31 -> shards of 15 and 16) and odd evaluation sizes on purpose.
@@ -46,11 +48,6 @@ METRIC_RTOL = 1e-5  # relative, metrics.jsonl values (measured ~2e-9)
 JOIN_S = 90         # a rank that is not done by then is a hang: the test fails
 # gloo picks its interface from the host name, which a CI container may not resolve
 LOOPBACK = {"GLOO_SOCKET_IFNAME": "lo"} if sys.platform.startswith("linux") else {}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """One torch thread per process (the ranks set theirs in _rank)."""
 
 
 def free_port() -> int:
@@ -79,7 +76,7 @@ def _job_train(rank: int, folder: Path, argv: list[str]) -> dict:
 
 def _job_train_kill_rank1(rank: int, folder: Path, argv: list[str]) -> dict:
     """Rank 1 dies (SIGKILL-like: no clean-up) in its first discriminator round."""
-    from seqgan_fast.trainer import SeqGANTrainer
+    from seqgan_fast.train.trainer import SeqGANTrainer
 
     if rank == 1:
         def die(self):
@@ -156,10 +153,6 @@ def one_process(out: Path, *extra: str, sets: list[str] = TRAIN) -> None:
 
 
 # -- comparisons ------------------------------------------------------------------------------
-def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 def assert_same_metrics(a: Path, b: Path) -> None:
     ra, rb = read_metrics(a), read_metrics(b)
     assert [(r["phase"], r["epoch"]) for r in ra] == [(r["phase"], r["epoch"]) for r in rb]

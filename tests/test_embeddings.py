@@ -1,4 +1,4 @@
-"""Pretrained generator embeddings (seqgan_fast/embeddings.py, config g_embeddings): text and
+"""Pretrained generator embeddings (seqgan_fast/data/embeddings.py, config g_embeddings): text and
 .npy files, dimension mismatch (PCA down, orthogonal up), missing tokens, freezing, errors."""
 from __future__ import annotations
 
@@ -9,16 +9,14 @@ import pytest
 import torch
 from helpers import TINY_TRAIN
 
-from seqgan_fast.cli import main
+from seqgan_fast.cli.commands import main
+from seqgan_fast.data.embeddings import load_embeddings
 from seqgan_fast.data.text import DataError
-from seqgan_fast.embeddings import load_embeddings
 
 TOKENS = ["<pad>", "<bos>", "apple", "pear", "fig", "plum"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs on one torch thread (conftest.one_thread)."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.one_thread
 
 
 def _glove(path, rows, header=False):

@@ -8,17 +8,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_trainer import read_metrics, tiny
+from helpers import read_metrics, tiny
 
 from seqgan_fast import Generator, SeqGANTrainer, TrainConfig
-from seqgan_fast import trainer as trainer_mod
 from seqgan_fast.config import OFFICIAL, ConfigError
 from seqgan_fast.models import Discriminator, Highway
+from seqgan_fast.train import trainer as trainer_mod
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs on one torch thread (conftest.one_thread)."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.one_thread
 
 
 def test_paper_preset_is_the_official_behaviour():
@@ -180,7 +177,7 @@ def test_mle_batches_are_in_a_fixed_order_unless_shuffled(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("d_shuffle", ["once", "epoch"])
 def test_discriminator_data_shuffled_once_per_round(tmp_path, monkeypatch, d_shuffle):
-    from seqgan_fast.dstep import DiscriminatorStep
+    from seqgan_fast.train.dstep import DiscriminatorStep
 
     seen: list[torch.Tensor] = []
     original = DiscriminatorStep.__call__

@@ -112,7 +112,7 @@ def test_separate_encoder_gets_gradients(cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_separate_encoder_trains_in_mle_and_policy_gradient(cell):
     # the trainer's calls (no explicit state): the model's own factorisation reaches the encoder
-    g = Generator(50, 6, 8, 6, cell=cell, encoder="separate", history_len=2)
+    g = Generator(50, 6, 8, 6, cell=cell, encoder="separate", encoder_len=2)
     x = torch.randint(0, 50, (4, 6))
     for loss in (g.mle_loss(x), g.pg_loss(x, torch.rand(4, 6))):
         g.zero_grad(set_to_none=True)
@@ -146,24 +146,24 @@ def test_state_validation():
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_separate_encoder_sample_and_rollout(cell, backend):
-    from seqgan_fast.ops.encoded import derive_seed
+    from seqgan_fast.models.encoded import stage_seed
 
     torch.manual_seed(0)
-    g = Generator(120, 6, 9, 7, cell=cell, encoder="separate", history_len=3)
+    g = Generator(120, 6, 9, 7, cell=cell, encoder="separate", encoder_len=3)
     w, L, B, N = g.kernel_weights(), 3, 5, 2
     x = ops.sample(g, B, seed=11, backend=backend)
     # the history from zeros, the continuation from the encoder's state
     assert torch.equal(x[:, :L], ops.sample(w, B, seed=11, seq_len=L, backend=backend))
     with torch.no_grad():
         h0, c0 = g.encode(x[:, :L])
-    cont = ops.sample(w, B, seed=derive_seed(11, 1), seq_len=4, h0=h0, c0=c0, backend=backend)
+    cont = ops.sample(w, B, seed=stage_seed(11, 1), seq_len=4, h0=h0, c0=c0, backend=backend)
     assert torch.equal(x[:, L:], cont)
     comps = ops.rollout(g, x, N, seed=4, backend=backend)
     assert comps.shape == (6, N, B, 7)
     for t in range(1, 7):
         assert torch.equal(comps[t - 1, :, :, :t], x[:, :t].expand(N, B, t))
     # prefixes past the history: the continuation's rollout from the encoder's state
-    tail = ops.rollout(w, x[:, L:].contiguous(), N, seed=derive_seed(4, 1), h0=h0, c0=c0,
+    tail = ops.rollout(w, x[:, L:].contiguous(), N, seed=stage_seed(4, 1), h0=h0, c0=c0,
                        backend=backend)
     assert torch.equal(comps[L:, :, :, L:], tail)
     # completed histories (t < L) are re-encoded: continuations differ from x's state

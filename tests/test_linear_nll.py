@@ -161,7 +161,7 @@ def test_mle_training_curve_is_the_modules(lr, tol):
 
 def test_trainer_uses_the_fused_loss_except_on_the_reference_backend(tmp_path, monkeypatch):
     from seqgan_fast.config import TrainConfig
-    from seqgan_fast.trainer import SeqGANTrainer
+    from seqgan_fast.train.trainer import SeqGANTrainer
 
     calls = []
     original = Generator.mle_loss

@@ -1,4 +1,4 @@
-"""seqgan_fast/malloc.py: glibc keeps freed memory for ``seqgan-fast train``; the opt-out and
+"""seqgan_fast/cli/malloc.py: glibc keeps freed memory for ``seqgan-fast train``; the opt-out and
 a bad value of its variable."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seqgan_fast.cli import main
+from seqgan_fast.cli.commands import main
 
 REPO = Path(__file__).resolve().parents[1]
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
@@ -19,7 +19,7 @@ GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 # how many bytes malloc holds in mmap'ed chunks (mallinfo2().hblkhd) before and after.
 PROBE = """
 import ctypes, sys
-from seqgan_fast.malloc import keep_freed_memory
+from seqgan_fast.cli.malloc import keep_freed_memory
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
                 "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import TINY_TRAIN
 
-from seqgan_fast.cli import main
+from seqgan_fast.cli.commands import main
 from seqgan_fast.config import ConfigError, TrainConfig
 from seqgan_fast.data.interactions import read_interactions
 from seqgan_fast.recommend import Recommender, load_run_generator
@@ -21,9 +21,7 @@ RECSYS_TRAIN = [s for s in TINY_TRAIN if not s.startswith(("vocab_size", "seq_le
 RECSYS_TRAIN += ["max_len=6", "seq_len=6", "topk=1,3", "mle_epochs=3"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs on one torch thread (conftest.one_thread)."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.one_thread
 
 
 def _write_data(path):

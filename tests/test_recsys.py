@@ -313,7 +313,7 @@ def test_history_conditioned_training(tmp_path, monkeypatch):
 
     def spy_rewards(*a, **kw):
         out = real_rewards(*a, **kw)
-        seen["rewards"] = (kw.get("given"), out)
+        seen["rewards"] = (kw.get("history_len"), out)
         return out
 
     monkeypatch.setattr(ops, "sample", spy_sample)

@@ -125,15 +125,15 @@ def test_min_prefix_rewards_and_validation():
     for backend in [b for b in ("reference", "cpp") if ops.is_available(b, "cpu")]:
         full = ops.rollout_rewards(g, d, x, 3, seed=9, backend=backend)
         for given in (0, 3, 6):
-            part = ops.rollout_rewards(g, d, x, 3, seed=9, backend=backend, given=given)
+            part = ops.rollout_rewards(g, d, x, 3, seed=9, backend=backend, history_len=given)
             assert torch.equal(part[:, :given], torch.zeros(5, given))
             torch.testing.assert_close(part[:, given:], full[:, given:], atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="min_prefix must be an int in"):
         ops.rollout(g, x, 3, min_prefix=0)
     with pytest.raises(ValueError, match="min_prefix must be an int in"):
         ops.rollout(g, x, 3, min_prefix=8)
-    with pytest.raises(ValueError, match="given must be an int in"):
-        ops.rollout_rewards(g, d, x, 3, given=7)
+    with pytest.raises(ValueError, match="history_len must be an int in"):
+        ops.rollout_rewards(g, d, x, 3, history_len=7)
 
 
 @pytest.mark.parametrize("backend", [b for b in ("reference", "cpp") if ops.is_available(b, "cpu")])

@@ -7,35 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import read_metrics, tiny
 
 from seqgan_fast import Generator, SeqGANTrainer, TrainConfig
-from seqgan_fast import checkpoint as ckpt
 from seqgan_fast.config import ConfigError
+from seqgan_fast.run import checkpoint as ckpt
 from seqgan_fast.tasks.oracle import OracleTask
-from seqgan_fast.trainer import derive_seed, update_rollout_policy
+from seqgan_fast.train.draws import draw_seed
+from seqgan_fast.train.trainer import update_rollout_policy
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs on one torch thread (conftest.one_thread)."""
-
-
-def tiny(**changes) -> TrainConfig:
-    """The quick preset shrunk to a toy oracle (odd sizes on purpose)."""
-    base = dict(vocab_size=61, seq_len=7, g_emb_dim=8, g_hidden_dim=16, num_train=200,
-                num_eval=150, mle_epochs=3, eval_every=2, d_pretrain_rounds=1,
-                d_num_negatives=100, d_epochs=1, d_emb_dim=8, d_filter_sizes=(2, 3),
-                d_num_filters=(8, 8), adv_batches=3, adv_d_rounds=1, num_rollouts=3,
-                batch_size=32, backend="reference")
-    return TrainConfig.preset("quick", **{**base, **changes})
-
-
-def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.one_thread
 
 
 def temp_files(run: Path) -> list[Path]:
-    return [p for p in run.rglob("*") if p.name.startswith(ckpt._TMP_PREFIX)]
+    return [p for p in run.rglob("*") if p.name.startswith(ckpt.TMP_PREFIX)]
 
 
 def test_fit_writes_every_artefact(tmp_path):
@@ -81,7 +66,7 @@ def test_best_generator_selected_by_validation_and_resumed(tmp_path):
     """select_metric (oracle: nll_oracle, minimised) keeps the best of the final MLE and the
     adversarial evaluations in best/; the summary reports it beside the last point; an
     interrupted run resumes to the same best, and best/ follows the restored state."""
-    from seqgan_fast.trainer import BEST_DIR
+    from seqgan_fast.train.trainer import BEST_DIR
 
     cfg = tiny(adv_batches=4, eval_every=1)
     full = SeqGANTrainer(cfg, tmp_path / "full", progress=False).fit()
@@ -133,8 +118,8 @@ def test_select_min_z_keeps_the_selected_unless_the_paired_gain_is_significant(
         with torch.no_grad():
             next(t.generator.parameters()).add_(1.0)  # a new generator for each evaluation
         per_user[_key(t.generator)] = values
-        t._consider_best({"phase": phase, "epoch": epoch, "val_q": float(values.mean())},
-                         candidate=True)
+        t.run.consider_best({"phase": phase, "epoch": epoch, "val_q": float(values.mean())},
+                            candidate=True)
 
     base = (users % 10 == 0).astype(float)  # 0.10
     evaluate("mle", 3, base)
@@ -151,7 +136,7 @@ def test_select_min_z_keeps_the_selected_unless_the_paired_gain_is_significant(
     assert (t.state["best"]["phase"], t.state["best"]["epoch"]) == ("adv", 2)
     assert t.state["best"]["gain_z"] > 2.0
     # a resumed run has no per-user values in memory: they are recomputed from best/'s weights
-    t._best_per_user = None
+    t.run._best_per_user = None
     worse = strong.copy()
     worse[0] = 0.0
     evaluate("adv", 3, worse)  # a lower value: not even tested
@@ -162,7 +147,7 @@ def test_select_min_z_keeps_the_selected_unless_the_paired_gain_is_significant(
 
 
 def test_select_metric_errors_and_off(tmp_path):
-    from seqgan_fast.trainer import BEST_DIR
+    from seqgan_fast.train.trainer import BEST_DIR
 
     with pytest.raises(ConfigError, match="select_metric='val_ndcg@10' is not among"):
         SeqGANTrainer(tiny(select_metric="val_ndcg@10"), tmp_path / "a", progress=False).fit()
@@ -248,7 +233,7 @@ def test_separate_encoder_reads_history_len_and_a_resume_keeps_what_was_recorded
     cfg = tiny(g_encoder="separate", history_len=4, mle_epochs=1, d_pretrain_rounds=0,
                adv_batches=1)
     trainer = SeqGANTrainer(cfg, tmp_path, progress=False)
-    assert trainer.generator.history_len == 4  # the conditioning history, not T // 2 = 3
+    assert trainer.generator.encoder_len == 4  # the conditioning history, not T // 2 = 3
     trainer.fit()
     # a run from before that default recorded the model's seq_len // 2: resuming keeps it
     ckpt_dir = tmp_path / "checkpoints" / (tmp_path / "checkpoints" / "LATEST").read_text().strip()
@@ -257,7 +242,7 @@ def test_separate_encoder_reads_history_len_and_a_resume_keeps_what_was_recorded
     state["model"]["g_history"] = 3
     (ckpt_dir / "state.json").write_text(json.dumps(state))
     resumed = SeqGANTrainer(cfg.replace(adv_batches=2), tmp_path, resume=True, progress=False)
-    assert resumed.generator.history_len == 3
+    assert resumed.generator.encoder_len == 3
     with pytest.raises(ConfigError, match="g_history"):  # T = 7: at most 6 positions
         SeqGANTrainer(tiny(g_encoder="separate", g_history=7), tmp_path / "bad")
 
@@ -346,10 +331,10 @@ def test_rollout_policy_update_rule():
 
 
 def test_derived_seeds_are_stable_and_distinct():
-    seeds = [derive_seed(0, 1, i) for i in range(100)]
+    seeds = [draw_seed(0, 1, i) for i in range(100)]
     assert len(set(seeds)) == 100 and all(0 <= s < 2**64 for s in seeds)
-    assert seeds == [derive_seed(0, 1, i) for i in range(100)]
-    assert derive_seed(1, 1, 0) != seeds[0] and derive_seed(0, 2, 0) != seeds[0]
+    assert seeds == [draw_seed(0, 1, i) for i in range(100)]
+    assert draw_seed(1, 1, 0) != seeds[0] and draw_seed(0, 2, 0) != seeds[0]
 
 
 def test_oracle_task_seeded_and_from_file(tmp_path, oracle_npz):

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DataError
 from .paths import ENV_VAR, data_dir
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ PAD, UNK, BOS = 0, 1, 2
 SPECIALS = ("<pad>", "<unk>", "<bos>")
 TOKENIZERS = ("word", "space", "char")
 _WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file (and line where there is one)."""
 
 
 def resolve_data_path(path: str | os.PathLike, what: str = "data") -> Path:

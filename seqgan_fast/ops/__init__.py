@@ -1,8 +1,13 @@
 """Ops with one Python entry point each and several backends (DESIGN §3):
-``sample``, ``decode``, ``rollout`` (+ ``rollout_rewards``)."""
+``sample``, ``decode``, ``rollout`` (+ ``rollout_rewards``), ``score``, and the checks that
+guard them (``first_non_finite``).
+
+This package is the spine: it imports only the compiled extension (``seqgan_fast._ext``),
+never the models, training or run code above it."""
 from .backends import available_backends, is_available, resolve
 from .cpu_isa import cpu_isa, cpu_isa_best, cpu_isa_paths, force_cpu_isa, set_cpu_isa
 from .decode import decode
+from .finite import first_non_finite
 from .philox import philox4x32, to_uniform
 from .rollout import rollout, rollout_rewards
 from .sample import sample
@@ -14,4 +19,4 @@ from .weights import LSTMWeights
 __all__ = ["available_backends", "is_available", "resolve", "cpu_isa", "cpu_isa_best",
            "cpu_isa_paths", "force_cpu_isa", "set_cpu_isa", "decode", "rollout",
            "rollout_rewards", "sample", "score", "release_score_workspace", "canonical_sample",
-           "philox4x32", "to_uniform", "LSTMWeights"]
+           "first_non_finite", "philox4x32", "to_uniform", "LSTMWeights"]

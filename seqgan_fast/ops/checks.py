@@ -5,8 +5,10 @@ import math
 
 import torch
 
-from ..limits import MAX_TEMPERATURE, MIN_TEMPERATURE
 from .weights import CELLS, LSTMWeights
+
+MIN_TEMPERATURE = 1e-3       # below, logits / t overflow float32 for ordinary logits
+MAX_TEMPERATURE = 1e3
 
 
 def check_seed(seed) -> int:

@@ -28,7 +28,7 @@ def _decode_kernel(w: LSTMWeights, tokens, h, c, seed, step, row_offset, stream,
 
 
 def _decode_triton(w: LSTMWeights, tokens, h, c, seed, step, row_offset, stream, temperature):
-    from .triton_decode import decode_triton
+    from .triton_decode import decode_triton  # local: triton is optional (and heavy to import)
 
     return decode_triton(w, tokens, h, c, seed, step, row_offset, stream, temperature)
 

@@ -12,10 +12,17 @@ import torch
 from .. import _ext
 from .backends import resolve
 from .checks import check_seed, check_state, check_temperature, check_tokens, check_weights
-from .encoded import has_separate_encoder, rollout_encoded
 from .philox import STREAM_ROLLOUT
 from .sample_ref import canonical_sample
-from .weights import LSTMWeights, as_weights, lstm_step, project
+from .score import rollout_scores
+from .weights import (
+    LSTMWeights,
+    as_weights,
+    has_separate_encoder,
+    lstm_step,
+    prefix_states,
+    project,
+)
 
 # The reference backend holds at most this many bytes of logits (and as many again of
 # softmax temporaries) at once; completions are decoded in row chunks that fit.
@@ -32,8 +39,6 @@ def rollout_ref(w: LSTMWeights, x: torch.Tensor, num_rollouts: int, seed: int,
     prefixes t >= min_prefix (logical rows from (min_prefix-1)*N*B on); the prefix pass
     starts from (h0, c0) (B, H) (default zeros). ``batch_rows=(lo, total)``: x is rows
     lo..lo+B-1 of a batch of ``total``; Philox rows are the whole batch's."""
-    from ..models import prefix_states
-
     B, T = x.shape
     N = num_rollouts
     out = x.expand(max(T - min_prefix, 0), N, B, T).clone()
@@ -86,7 +91,7 @@ def _rollout_kernel(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, 
 
 def _rollout_triton(w: LSTMWeights, x, num_rollouts, seed, temperature, h0, c0, min_prefix,
                     batch_rows):
-    from .triton_rollout import rollout_triton
+    from .triton_rollout import rollout_triton  # local: triton is optional (and heavy to import)
 
     return rollout_triton(w, x, num_rollouts, seed, temperature, h0, c0, min_prefix=min_prefix)
 
@@ -121,7 +126,8 @@ def rollout(
     policy: Generator/Oracle or LSTMWeights; x: (B, T) int64. ``h0``, ``c0`` (B, H): the
     state row b started from before its start token (default zeros): the prefix states,
     and so every completion, start from it (a separate encoder's output). A generator with a
-    separate encoder and no h0 completes history and continuation (ops/encoded.py).
+    separate encoder and no h0 completes history and continuation (its
+    ``rollout_with_encoder``, seqgan_fast/models/encoded.py).
     Returns (T-min_prefix, N, B, T) int64 (1 <= min_prefix <= T); completion
     [t-min_prefix, n, b, :t] == x[b, :t], and equal to the full rollout's completion
     [t-1, n, b] (the Philox rows are logical, so skipping short prefixes changes no token).
@@ -150,8 +156,8 @@ def rollout(
             raise ValueError(f"batch_rows={batch_rows}: x's {B} rows must lie inside the batch "
                              "and (T-1)*num_rollouts*total fit in 32 bits")
     if h0 is None and c0 is None and has_separate_encoder(policy):
-        return rollout_encoded(policy, x.contiguous(), num_rollouts, seed, temperature,
-                               backend, min_prefix=min_prefix)
+        return policy.rollout_with_encoder(x.contiguous(), num_rollouts, seed, temperature,
+                                           backend, min_prefix=min_prefix)
     h0, c0 = check_state(w, B, h0, c0)
     return _IMPLS[be](w, x.contiguous(), num_rollouts, seed, temperature, h0, c0, min_prefix,
                       batch_rows)
@@ -169,7 +175,7 @@ def rollout_rewards(
     score_batch: int = 4096,
     h0: torch.Tensor | None = None,
     c0: torch.Tensor | None = None,
-    given: int = 0,
+    history_len: int = 0,
 ) -> torch.Tensor:
     """Per-token rewards (B, T) float: column t-1 (t < T) is the mean over the N completions
     of prefix t of D's P(real); the last column is D(x). Scored ``score_batch`` rows at a time
@@ -177,24 +183,35 @@ def rollout_rewards(
     call for the completions and x, folding the table pass by pass, prefix windows shared
     between completions).
 
-    ``given`` (0 <= given < T): the first ``given`` positions are a given history, not
-    generated (history-conditioned generation): they get reward 0 and only the prefixes that
-    contain a generated token (t > given) are rolled out and scored; the other columns equal
-    the full computation's.
+    ``history_len`` (0 <= history_len < T): the first ``history_len`` positions are a given
+    history, not generated (history-conditioned generation, config key ``history_len``): they
+    get reward 0 and only the prefixes that contain a generated token (t > history_len, i.e.
+    ``min_prefix = history_len + 1`` of ``rollout``) are rolled out and scored; the other
+    columns equal the full computation's.
     """
-    from .score import rollout_scores
-
     check_discriminator(discriminator, policy, x, score_batch)
     B, T = x.shape
-    if isinstance(given, bool) or not isinstance(given, int) or not 0 <= given < T:
-        raise ValueError(f"given must be an int in [0, T-1={T - 1}], got {given!r}")
-    m = given + 1  # the shortest prefix that ends in a generated token
+    if isinstance(history_len, bool) or not isinstance(history_len, int) or \
+            not 0 <= history_len < T:
+        raise ValueError(f"history_len must be an int in [0, T-1={T - 1}], got {history_len!r}")
+    m = history_len + 1  # the shortest prefix that ends in a generated token
     comps = rollout(policy, x, num_rollouts, seed, temperature, backend, h0=h0, c0=c0,
                     min_prefix=m)
     scores, last = rollout_scores(discriminator, comps.view(-1, T), x, num_rollouts, backend,
                                   score_batch, min_prefix=m)
-    rewards = torch.zeros(B, T, dtype=torch.float32, device=x.device)
-    rewards[:, m - 1 : T - 1] = scores.view(T - m, num_rollouts, B).mean(dim=1).t()
+    return reward_table(scores, last, num_rollouts, T, m)
+
+
+def reward_table(scores: torch.Tensor, last: torch.Tensor, num_rollouts: int, seq_len: int,
+                 min_prefix: int) -> torch.Tensor:
+    """Per-token rewards (B, T) float32 from D's P(real) of the completions, ``scores``
+    ((T - min_prefix) * N * B,) in rollout order (prefix t, rollout n, row b), and of the
+    sequences themselves, ``last`` (B,): column t-1 (min_prefix <= t < T) is the mean over n
+    of prefix t's scores, column T-1 is ``last``, the columns before min_prefix-1 are 0."""
+    B, T = last.shape[0], seq_len
+    rewards = torch.zeros(B, T, dtype=torch.float32, device=last.device)
+    rewards[:, min_prefix - 1 : T - 1] = \
+        scores.view(T - min_prefix, num_rollouts, B).mean(dim=1).t()
     rewards[:, T - 1] = last
     return rewards
 

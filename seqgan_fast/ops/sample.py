@@ -6,10 +6,16 @@ import torch
 from .. import _ext
 from .backends import resolve
 from .checks import check_seed, check_state, check_temperature, check_tokens, check_weights
-from .encoded import has_separate_encoder, sample_encoded
 from .philox import STREAM_SAMPLE
 from .sample_ref import canonical_sample
-from .weights import LSTMWeights, as_weights, lstm_step, project
+from .weights import (
+    LSTMWeights,
+    as_weights,
+    has_separate_encoder,
+    initial_state,
+    lstm_step,
+    project,
+)
 
 
 @torch.no_grad()
@@ -18,8 +24,6 @@ def sample_ref(w: LSTMWeights, prefix: torch.Tensor, seq_len: int, seed: int,
                c0: torch.Tensor | None = None) -> torch.Tensor:
     """Reference: prefix (B, P) int64 -> (B, seq_len); positions P.. drawn at row row_offset+b,
     from the initial state (h0, c0) (B, H) (default zeros)."""
-    from ..models import initial_state
-
     B, P = prefix.shape
     out = torch.empty(B, seq_len, dtype=torch.int64, device=prefix.device)
     out[:, :P] = prefix
@@ -43,7 +47,7 @@ def _sample_kernel(w: LSTMWeights, prefix, seq_len, seed, temperature, row_offse
 
 
 def _sample_triton(w: LSTMWeights, prefix, seq_len, seed, temperature, row_offset, h0, c0):
-    from .triton_sample import sample_triton
+    from .triton_sample import sample_triton  # local: triton is optional (and heavy to import)
 
     return sample_triton(w, prefix, seq_len, seed, temperature, row_offset, h0, c0)
 
@@ -71,7 +75,8 @@ def sample(
     parts reproduces the whole when offsets are given). ``h0``, ``c0`` (B, H) float32: the
     state before the start token is fed (default zeros; ``c0`` only for an LSTM), e.g. a
     separate encoder's output (``Generator.encode``). A generator with a separate encoder and
-    no h0 samples history and continuation (seqgan_fast/ops/encoded.py).
+    no h0 samples history and continuation (its ``sample_with_encoder``,
+    seqgan_fast/models/encoded.py).
     """
     w = as_weights(generator)
     check_weights(w)
@@ -90,8 +95,8 @@ def sample(
         raise ValueError(f"prefix must have shape ({num_samples}, <= {seq_len}), "
                          f"got {tuple(prefix.shape)}")
     if h0 is None and c0 is None and has_separate_encoder(generator):
-        return sample_encoded(generator, num_samples, seed, temperature, backend, prefix,
-                              row_offset)
+        return generator.sample_with_encoder(num_samples, seed, temperature, backend, prefix,
+                                             row_offset)
     h0, c0 = check_state(w, num_samples, h0, c0)
     impl = _IMPLS[resolve(backend, w.device)]
     return impl(w, prefix, seq_len, seed, temperature, row_offset, h0, c0)

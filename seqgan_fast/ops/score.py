@@ -254,7 +254,7 @@ def rollout_scores(discriminator, completions: torch.Tensor, x: torch.Tensor,
 
 def _triton_pooler(device: torch.device):
     """The Triton kernel's pooling over a whole folded table (rows scored whole)."""
-    from .triton_score import pool_triton
+    from .triton_score import pool_triton  # local: triton is optional (and heavy to import)
 
     def pool_rows(rows, folded):
         return pool_triton(rows, folded.table, folded.bias, folded.widths, folded.filters,

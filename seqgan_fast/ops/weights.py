@@ -77,6 +77,13 @@ def gru_bias(b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
     return torch.cat([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :], b_hh[2 * H :]])
 
 
+def has_separate_encoder(model) -> bool:
+    """Whether ``model`` draws in two stages, history then continuation (a Generator with
+    ``encoder="separate"``): ops.sample / ops.rollout then call its ``sample_with_encoder``
+    / ``rollout_with_encoder``, which compose these ops (seqgan_fast/models/encoded.py)."""
+    return getattr(model, "encoder", None) is not None and getattr(model, "encoder_len", 0) > 0
+
+
 def as_weights(model_or_weights) -> LSTMWeights:
     """Accept a Generator/Oracle (anything with kernel_weights()) or LSTMWeights."""
     if isinstance(model_or_weights, LSTMWeights):
@@ -126,3 +133,33 @@ def zero_state(w: LSTMWeights, rows: int, device=None):
 def project(w: LSTMWeights, h: torch.Tensor) -> torch.Tensor:
     """Output projection: h (R, H) -> logits (R, V)."""
     return torch.addmm(w.b_out, h, w.w_out.t())
+
+def prefix_states(w: LSTMWeights, x: torch.Tensor, h0: torch.Tensor | None = None,
+                  c0: torch.Tensor | None = None):
+    """(h, c) of shape (T, B, H): the state after the start token and x[:, :t], t = 0..T-1,
+    from (h0, c0) (B, H) (default zeros). c is None for a GRU."""
+    B, T = x.shape
+    inp = torch.cat([torch.full_like(x[:, :1], w.start_token), x[:, :-1]], dim=1)
+    emb = w.emb[inp]  # (B, T, E)
+    h, c = initial_state(w, B, h0, c0)
+    hs, cs = [], []
+    for t in range(T):
+        h, c = lstm_step(w, emb[:, t], h, c)
+        hs.append(h)
+        cs.append(c)
+    return torch.stack(hs), (torch.stack(cs) if w.has_cell_state else None)
+
+
+def initial_state(w: LSTMWeights, rows: int, h0: torch.Tensor | None = None,
+                  c0: torch.Tensor | None = None):
+    """(h, c) working copies (rows, H) from optional h0, c0 (zeros where absent; c None for
+    a GRU)."""
+    h = torch.zeros(rows, w.hidden_dim, device=w.device, dtype=w.emb.dtype)
+    if h0 is not None:
+        h.copy_(h0)
+    if not w.has_cell_state:
+        return h, None
+    c = torch.zeros_like(h)
+    if c0 is not None:
+        c.copy_(c0)
+    return h, c

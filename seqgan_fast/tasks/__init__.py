@@ -6,20 +6,17 @@ from __future__ import annotations
 
 from ..config import ConfigError, TrainConfig
 from .base import Task
+from .oracle import OracleTask
+from .recsys import RecsysTask
+from .text import TextTask
 
 
 def make_task(cfg: TrainConfig) -> Task:
     if cfg.task == "oracle":
-        from .oracle import OracleTask
-
         return OracleTask(cfg)
     if cfg.task == "text":
-        from .text import TextTask
-
         return TextTask(cfg)
     if cfg.task == "recsys":
-        from .recsys import RecsysTask
-
         return RecsysTask(cfg)
     raise ConfigError(f"unknown task {cfg.task!r}; choose from oracle, text, recsys")
 

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, TrainConfig
-from ..distributed import active
-from ..draws import derive_seed, sample_in_chunks, sample_rows
 from ..models import Oracle
+from ..parallel.distributed import active
+from ..train.draws import draw_seed, sample_in_chunks, sample_rows
 from .base import Task
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class OracleTask(Task):
         self._test: torch.Tensor | None = None
 
     def _seed(self, stream: int) -> int:
-        return derive_seed(self.cfg.oracle_seed, stream, 0)
+        return draw_seed(self.cfg.oracle_seed, stream, 0)
 
     def train_sequences(self) -> torch.Tensor:
         """``num_train`` oracle samples (fixed seed): (num_train, seq_len) int64."""

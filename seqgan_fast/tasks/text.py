@@ -33,9 +33,9 @@ from ..data.text import (
     encode_file,
     resolve_data_path,
 )
-from ..distributed import active
-from ..draws import sample_in_chunks
 from ..metrics import BleuReferences, self_bleu_scores
+from ..parallel.distributed import active
+from ..train.draws import sample_in_chunks
 from .base import Task
 
 log = logging.getLogger(__name__)
