@@ -123,7 +123,7 @@ def loadavg() -> list[float] | None:
 
 def machine_info(device: str) -> dict[str, Any]:
     """What the numbers were measured on (the JSON's ``machine``)."""
-    from seqgan_fast import __version__
+    from seqgan_fast._version import __version__
     from seqgan_fast.ops import available_backends, cpu_isa, cpu_isa_best
 
     dev = torch.device(device)

@@ -43,6 +43,22 @@ def test_train_in_process(trained_run, capsys):
         assert (trained_run / name).is_file()
 
 
+def test_one_version_string_everywhere(trained_run, capsys):
+    """The package metadata's version (pyproject reads seqgan_fast/_version.py) is what
+    __version__, seqgan-fast --version, summary.json and the bench JSON's machine say."""
+    import importlib.metadata
+
+    import seqgan_fast
+    from seqgan_fast.benchmarks.timing import machine_info
+
+    version = importlib.metadata.version("seqgan_fast")
+    assert seqgan_fast.__version__ == version
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"seqgan-fast {version}"
+    assert json.loads((trained_run / "summary.json").read_text())["version"] == version
+    assert machine_info("cpu")["seqgan_fast"] == version
+
+
 def test_train_prints_a_short_summary(tmp_path, capsys):
     rc = main(["train", "--out", str(tmp_path / "r"), "--backend", "reference", "--seed", "5",
                "-q", "--set", *TINY, "adv_batches=0", "d_pretrain_rounds=0"])

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from .. import ops
+from .._version import __version__
 from ..config import PRESETS, ConfigError, TrainConfig
 from ..data.interactions import read_interactions
 from ..data.paths import data_dir
@@ -54,6 +55,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="SeqGAN with fused sampling and rollout kernels.")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = p.add_subparsers(dest="command", metavar="{train,sample,recommend,bench}")
 
     t = sub.add_parser("train", help="train a SeqGAN (default: preset quick on the oracle)",
@@ -468,8 +470,10 @@ def _recommend(args: argparse.Namespace) -> int:
 # -- bench ------------------------------------------------------------------------------------
 def _bench(argv: list[str]) -> int:
     try:
-        # local: the harness lives in the repository (benchmarks/), not every install has it
+        # local: the harness lives in the repository (benchmarks/), not in wheels
         from ..benchmarks.harness import main as bench_main
     except ImportError as exc:
-        return _fail(f"the benchmark harness is unavailable ({exc})")
+        return _fail("bench: the benchmark harness ships with the source tree (a git checkout "
+                     "or the sdist, installed with pip install --no-build-isolation -e .), not "
+                     f"with wheels ({exc})")
     return int(bench_main(argv) or 0)

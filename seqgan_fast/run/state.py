@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._version import __version__
 from ..config import ConfigError, TrainConfig
 from ..metrics import paired_gain_z
 from ..models import Generator
@@ -327,7 +328,8 @@ class RunState:
                     summary[f"{key}_{tag}"] = value
         summary.update(jsonable(self.task.summary_extras()))
         summary.update({
-            "task": self.task.name, "preset": self.cfg.preset_name, "device": str(self.device),
+            "version": __version__, "task": self.task.name, "preset": self.cfg.preset_name,
+            "device": str(self.device),
             "backend": self.backend, "wall_s": round(self.elapsed(), 3),
             "phase_s": {k: round(v, 3) for k, v in self.state["phase_s"].items()},
             "mle_epochs": self.state["mle_epoch"], "d_pretrain_rounds": self.state["d_round"],
