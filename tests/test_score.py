@@ -273,3 +273,22 @@ def test_workspace_is_reused_grown_and_released():
     assert score_mod._workspace.pooled is None
     assert torch.ops.seqgan_fast.score_workspace_bytes() == 0
     assert torch.equal(ops.score(d, x, backend="cpp"), want)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpp"])
+@pytest.mark.parametrize("weight", ["embedding.weight", "convs.1.weight", "convs.0.bias",
+                                    "highway.gate.weight", "output.weight"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_discriminator_weights_are_refused_by_name(backend, weight, bad):
+    """The cpp path folded a NaN embedding or filter into finite scores (0.5026...) where the
+    reference gives NaN: every backend refuses, naming the weight, as the generator ops do."""
+    V, T = 50, 7
+    d = make_d(V, T, (1, 3, 7), (5, 17, 3))
+    x = torch.randint(0, V, (9, T))
+    with torch.no_grad():
+        d.get_parameter(weight).fill_(bad)
+    with pytest.raises(ValueError, match=rf"discriminator weight {weight} holds NaN or inf"):
+        ops.score(d, x, backend=backend)
+    g = small_generator(vocab=V, seq_len=T)
+    with pytest.raises(ValueError, match=rf"discriminator weight {weight}"):
+        ops.rollout_rewards(g, d, x[:3], num_rollouts=2, seed=1, backend=backend)

@@ -40,6 +40,7 @@ from typing import NamedTuple
 import torch
 
 from .backends import is_available, resolve
+from .checks import check_finite
 from .cpu_isa import cpu_isa
 from .highway import fused_available, highway_logits, inference_weights
 
@@ -181,9 +182,17 @@ def _check(d, x: torch.Tensor, name: str) -> None:
                          "discriminator's vocabulary")
 
 
+def check_discriminator_weights(d) -> None:
+    """ValueError naming the first discriminator weight that holds NaN or inf: the ``cpp``
+    path (a folded table, ReLU and max-pool) would otherwise turn it into finite scores
+    where the reference gives NaN. Every backend refuses alike, as the generator ops do."""
+    check_finite(((n, t.detach()) for n, t in d.named_parameters()), "discriminator weight")
+
+
 def _check_job(d, x: torch.Tensor, prefix_x: torch.Tensor | None, num_rollouts: int | None,
                batch_size: int, min_prefix: int = 1) -> None:
     _check(d, x, "x")
+    check_discriminator_weights(d)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if prefix_x is not None:
