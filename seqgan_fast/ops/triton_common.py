@@ -55,6 +55,15 @@ def join_seed(seed_lo, seed_hi):
 
 
 @triton.jit
+def row_block(scr_ptr, B, BLOCK_R: tl.constexpr, HP: tl.constexpr):
+    """This program's logical rows b (BLOCK_R,) int64 of the first B, their mask, and its
+    (BLOCK_R, HP) scratch block (every kernel over batch rows starts here)."""
+    pid = tl.program_id(0)
+    b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    return b, b < B, scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
+
+
+@triton.jit
 def philox_uniforms(seed, j, step, rows, stream):
     """(u0, u1) float32 of Philox4x32-10 at counters (j, step, rows, stream); rows: (R,) int."""
     zero = rows.to(tl.int64) * 0  # scalars may arrive as Python ints (loop variables, constants)

@@ -19,6 +19,7 @@ from .triton_common import (
     plan_launch,
     publish_state,
     rnn_cell,
+    row_block,
     sample_rows,
     seed_words,
 )
@@ -32,12 +33,9 @@ def _decode_kernel(tok_ptr, h_ptr, c_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr,
                    CELL: tl.constexpr, BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr,
                    KC: tl.constexpr, K: tl.constexpr, PRECISION: tl.constexpr):
     seed = join_seed(seed_lo, seed_hi)
-    pid = tl.program_id(0)
-    b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
-    rmask = b < B
+    b, rmask, scr = row_block(scr_ptr, B, BLOCK_R, HP)
     oh = tl.arange(0, HP)
     smask = rmask[:, None] & (oh[None, :] < H)
-    scr = scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
     tok = tl.load(tok_ptr + b, mask=rmask, other=0)
     h = tl.load(h_ptr + b[:, None] * H + oh[None, :], mask=smask, other=0.0)
     if CELL == 1:  # a GRU has no cell state: c passes through as zeros

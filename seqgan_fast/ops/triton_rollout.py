@@ -29,6 +29,7 @@ from .triton_common import (
     plan_launch,
     publish_state,
     rnn_cell,
+    row_block,
     sample_rows,
     seed_words,
 )
@@ -41,12 +42,9 @@ def _prefix_kernel(x_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, hs_ptr, cs_ptr,
                    HAS_H0: tl.constexpr, HAS_C0: tl.constexpr,
                    BLOCK_R: tl.constexpr, HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr,
                    PRECISION: tl.constexpr):
-    pid = tl.program_id(0)
-    b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
-    rmask = b < B
+    b, rmask, scr = row_block(scr_ptr, B, BLOCK_R, HP)
     oh = tl.arange(0, HP)
     smask = rmask[:, None] & (oh[None, :] < H)
-    scr = scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
     h = load_state(h0_ptr, b, rmask, H, HAS_H0, BLOCK_R, HP)
     c = load_state(c0_ptr, b, rmask, H, HAS_C0, BLOCK_R, HP)
     tok = tl.zeros((BLOCK_R,), tl.int64) + start_token

@@ -21,6 +21,7 @@ from .triton_common import (
     plan_launch,
     publish_state,
     rnn_cell,
+    row_block,
     sample_rows,
     seed_words,
 )
@@ -35,10 +36,7 @@ def _sample_kernel(prefix_ptr, emb_ptr, w_ih_ptr, w_hh_ptr, bias_ptr, w_out_ptr,
                    HP: tl.constexpr, EP: tl.constexpr, KC: tl.constexpr, K: tl.constexpr,
                    PRECISION: tl.constexpr):
     seed = join_seed(seed_lo, seed_hi)
-    pid = tl.program_id(0)
-    b = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
-    rmask = b < B
-    scr = scr_ptr + pid.to(tl.int64) * (BLOCK_R * HP)
+    b, rmask, scr = row_block(scr_ptr, B, BLOCK_R, HP)
     h = load_state(h0_ptr, b, rmask, H, HAS_H0, BLOCK_R, HP)
     c = load_state(c0_ptr, b, rmask, H, HAS_C0, BLOCK_R, HP)
     tok = tl.zeros((BLOCK_R,), tl.int64) + start_token
