@@ -27,7 +27,8 @@ import torch
 from .config import TrainConfig
 from .config.device import check_device
 from .data.interactions import ItemVocab
-from .errors import ConfigError
+from .data.text import iter_lines
+from .errors import ConfigError, DataError
 from .models import Generator
 from .run.checkpoint import latest_checkpoint, load_checkpoint
 from .run.folder import check_run_state
@@ -224,14 +225,21 @@ class Recommender:
 def read_user_list(path: str | os.PathLike) -> list[str]:
     """User ids, one per line (blank lines and ``#`` comments skipped; a CSV's first column)."""
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"--users {p} is a directory; give a file of user ids")
     if not p.is_file():
         raise FileNotFoundError(f"--users file not found: {p}")
     users = []
-    with open(p, encoding="utf-8", newline="") as f:
-        for row in csv.reader(f):
-            if not row or not row[0].strip() or row[0].lstrip().startswith("#"):
-                continue
-            users.append(row[0].strip())
+    for lineno, text in iter_lines(p):  # not UTF-8: DataError naming the file and line
+        if "\x00" in text:
+            raise DataError(f"{p}:{lineno}: a NUL byte; a binary file, not a list of user ids")
+        try:
+            row = next(csv.reader([text]), [])
+        except csv.Error as exc:
+            raise DataError(f"{p}:{lineno}: unreadable as CSV ({exc})") from None
+        if not row or not row[0].strip() or row[0].lstrip().startswith("#"):
+            continue
+        users.append(row[0].strip())
     if not users:
-        raise ValueError(f"{p}: no user ids")
+        raise DataError(f"{p}: no user ids")
     return users

@@ -108,3 +108,47 @@ def test_bad_embeddings_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "embeddings file not found" in err[0]
     assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+# -- issue 33, part 2: reliability ----------------------------------------------------------
+@pytest.mark.parametrize("array,match", [
+    (np.zeros((6, 0), np.float32), r"shape \(6, 0\), expected \(6, D\) with D >= 1"),
+    ((np.ones((6, 3)) + 1j).astype(np.complex64), r"dtype complex64, expected real numbers"),
+    (np.ones((6, 3), bool), r"dtype bool, expected real numbers"),
+    (np.full((6, 3), 1e30, np.float32), r"row 0 has a value of magnitude >= 2\^64"),
+    (np.vstack([np.zeros((5, 3)), [[0, -2.0**64, 0]]]), r"row 5 has a value of magnitude"),
+])
+def test_npy_without_usable_vectors_is_refused(tmp_path, array, match):
+    p = tmp_path / "v.npy"
+    np.save(p, array)
+    with pytest.raises(DataError, match=rf"v.npy: {match}"):
+        load_embeddings(p, TOKENS, 3)
+
+
+def test_npy_just_below_the_limit_loads(tmp_path):
+    p = tmp_path / "v.npy"
+    np.save(p, np.full((6, 3), 1e18, np.float32))
+    assert load_embeddings(p, TOKENS, 3).weight.abs().max() < 2.0**64
+
+
+def test_text_vectors_too_large_or_not_utf8(tmp_path):
+    p = tmp_path / "v.txt"
+    p.write_text("apple 1 2\npear 1e30 2\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"v.txt:2: a value of 'pear' has magnitude >= 2\^64"):
+        load_embeddings(p, TOKENS, 2)
+    p.write_bytes(b"apple 1 2\n\x94\x95 3 4\n")
+    with pytest.raises(DataError, match=r"v.txt:2: not valid UTF-8 \(byte 0x94"):
+        load_embeddings(p, TOKENS, 2)
+    with pytest.raises(DataError, match=r"embeddings file .* is a directory"):
+        load_embeddings(tmp_path, TOKENS, 2)
+
+
+def test_huge_embeddings_refused_before_training(tmp_path, capsys):
+    """Scaled to 1e30 they trained until the finite-value guard blamed g_lr."""
+    p = tmp_path / "big.npy"
+    np.save(p, np.full((61, 8), 1e30, np.float32))
+    assert main(["train", "--out", str(tmp_path / "r"), "--backend", "reference", "-q",
+                 "--set", *TINY_TRAIN, f"g_embeddings={p}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "big.npy" in err[0] and "2^64" in err[0] and "g_lr" not in err[0]
+    assert not (tmp_path / "r" / "checkpoints").exists()

@@ -13,7 +13,8 @@ from helpers import TINY_TRAIN
 from seqgan_fast.cli.commands import main
 from seqgan_fast.config import ConfigError, TrainConfig
 from seqgan_fast.data.interactions import read_interactions
-from seqgan_fast.recommend import Recommender, load_run_generator
+from seqgan_fast.errors import DataError
+from seqgan_fast.recommend import Recommender, load_run_generator, read_user_list
 from seqgan_fast.tasks.recsys import RecsysTask
 
 RECSYS_TRAIN = [s for s in TINY_TRAIN if not s.startswith(("vocab_size", "seq_len",
@@ -221,3 +222,30 @@ def test_config_of_a_recsys_run_is_recorded(recsys_run):
     run, _ = recsys_run
     cfg = load_run_generator(run).cfg
     assert isinstance(cfg, TrainConfig) and cfg.task == "recsys" and cfg.max_len == 6
+
+
+# -- issue 33, part 2: reliability ----------------------------------------------------------
+def test_read_user_list_binary_or_odd_files_name_the_file(tmp_path):
+    b = tmp_path / "users.bin"
+    b.write_bytes(b"cust001\n\x94\xff\x00abc\n")
+    with pytest.raises(DataError, match=r"users.bin:2: not valid UTF-8 \(byte 0x94"):
+        read_user_list(b)
+    n = tmp_path / "nul.txt"
+    n.write_bytes(b"cust001\nab\x00cd\n")
+    with pytest.raises(DataError, match=r"nul.txt:2: a NUL byte"):
+        read_user_list(n)
+    with pytest.raises(DataError, match=r"--users .* is a directory"):
+        read_user_list(tmp_path)
+    ok = tmp_path / "ok.csv"
+    ok.write_text("# users\ncust001,x\n\n  cust002 \n", encoding="utf-8")
+    assert read_user_list(ok) == ["cust001", "cust002"]
+
+
+def test_cli_recommend_binary_users_file_is_one_line(recsys_run, tmp_path, capsys):
+    run, _ = recsys_run
+    b = tmp_path / "users.bin"
+    b.write_bytes(b"\x94\xff\x00abc\n")
+    assert main(["recommend", "--run", str(run), "--users", str(b), "-k", "3", "--out",
+                 str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{b}:1: not valid UTF-8" in err[0]

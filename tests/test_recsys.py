@@ -2,6 +2,7 @@
 baselines, RecsysTask contract and bad input."""
 import json
 import math
+import random
 from collections import Counter
 
 import pytest
@@ -12,12 +13,14 @@ from seqgan_fast.config import ConfigError, TrainConfig
 from seqgan_fast.data.interactions import (
     BOS,
     PAD,
+    UNRANKED,
     LeaveOneOut,
     rank_targets,
     read_interactions,
     training_windows,
 )
 from seqgan_fast.data.text import DataError
+from seqgan_fast.metrics import hit_rate, mrr, ndcg
 from seqgan_fast.tasks.recsys import RecsysTask
 
 INTER = (
@@ -329,3 +332,140 @@ def test_history_conditioned_training(tmp_path, monkeypatch):
     assert bool((rewards[:, 2:] > 0).all())
     with pytest.raises(ConfigError, match="history_len"):
         SeqGANTrainer(_task_cfg(tmp_path, history_len=4), tmp_path / "bad", progress=False)
+
+
+# -- issue 33, part 2: reliability ----------------------------------------------------------
+def _csv_of(tmp_path, name, seqs):
+    lines = ["user_id,item_id,timestamp"]
+    for u, s in seqs.items():
+        lines += [f"{u},{it},{t}" for t, it in enumerate(s.split())]
+    return _write(tmp_path, name, "\n".join(lines) + "\n")
+
+
+def test_rank_targets_masked_or_nan_target_is_unranked():
+    scores = torch.tensor([[float("-inf"), float("-inf"), 0.3],
+                           [float("nan"), 0.1, 0.2],
+                           [float("-inf"), 0.5, 0.4]])
+    ranks = rank_targets(scores, torch.tensor([0, 0, 2]), torch.tensor([0, 1, 2]))
+    # a -inf target once ranked 0 (first in tie order among the -inf), a NaN one 0 too
+    assert ranks.tolist() == [UNRANKED, UNRANKED, 1]
+    assert hit_rate(ranks, 2**40) == pytest.approx(1 / 3)
+    assert ndcg(ranks, 10**9) == pytest.approx(1 / 3 / math.log2(3))
+    assert mrr(ranks, 10**9) == pytest.approx(1 / 6)
+
+
+def _all_rank_metrics_zero(metrics, prefix=""):
+    keys = [k for k in metrics if k.split("@")[0] in (f"{prefix}hr", f"{prefix}ndcg",
+                                                      f"{prefix}mrr")]
+    assert keys
+    return {k: metrics[k] for k in keys if metrics[k] != 0.0}
+
+
+def test_masked_repeat_targets_are_never_hits(tmp_path):
+    """8 items, every test item a repeat, mask_history: no candidate list can hold the test
+    item, so hr/ndcg/mrr are 0 at every K (K = 20 > the catalogue too), for the generator and
+    for both baselines (hr@20 was 1.0: the masked target ranked by tie order among the masked)."""
+    rng = random.Random(0)
+    seqs = {}
+    for u in range(30):
+        s = [f"i{rng.randrange(8)}" for _ in range(6)]
+        seqs[f"u{u}"] = " ".join([*s, s[0]])
+    p = _csv_of(tmp_path, "rep.csv", seqs)
+    cfg = TrainConfig(task="recsys", data=str(p), max_len=5, seq_len=5, topk=(1, 5, 20),
+                      mask_history=True, seed=0)
+    task = RecsysTask(cfg)
+    assert task.vocab_size - 2 == 8 and task.repeat_test_items == 30
+    for name in ("popularity", "repeat"):
+        assert _all_rank_metrics_zero(task.baselines[name]) == {}, name
+    g = small_generator(vocab=task.vocab_size, seq_len=5, seed=2, scale=3.0)
+    m = task.evaluate(g, phase="mle", epoch=1)
+    assert _all_rank_metrics_zero(m) == {}
+    # validation items that are new to the user are still found
+    new_val = sum(task.split.valid[i] not in task.split.train[i] for i in range(30))
+    assert m["val_hr@20"] == pytest.approx(new_val / 30)
+
+
+def test_one_item_catalogue_masked_is_no_hit(tmp_path):
+    """One item, mask_history: nothing is recommended (coverage 0) and nothing is hit (hr@5
+    was 1.0 beside coverage@5 0.0)."""
+    p = _csv_of(tmp_path, "one.csv", {f"u{u}": "x x x x" for u in range(6)})
+    task = RecsysTask(TrainConfig(task="recsys", data=str(p), max_len=3, seq_len=3, topk=(5,),
+                                  mask_history=True, seed=0))
+    g = small_generator(vocab=task.vocab_size, seq_len=3, seed=1)
+    m = task.evaluate(g, phase="mle", epoch=1)
+    assert m["coverage@5"] == 0.0
+    assert m["hr@5"] == m["ndcg@5"] == m["mrr@5"] == m["val_hr@5"] == 0.0
+    assert task.baselines["popularity"]["hr@5"] == task.baselines["repeat"]["hr@5"] == 0.0
+    # unmasked, the only item is a hit at rank 0
+    task2 = RecsysTask(task.cfg.replace(mask_history=False))
+    assert task2.baselines["popularity"]["hr@5"] == 1.0
+
+
+def test_columns_naming_one_column_twice_is_refused(tmp_path):
+    p = _write(tmp_path, "c.csv", CSV)
+    with pytest.raises(DataError, match=r"columns='user_id,user_id'.*named twice"):
+        read_interactions(p, columns="user_id,user_id")
+    with pytest.raises(DataError, match=r"columns=.*\['product_id'\] named twice"):
+        read_interactions(p, columns="user_id,product_id,product_id")
+
+
+@pytest.mark.parametrize("name", ["big.csv", "big.inter"])
+def test_field_over_the_csv_limit_is_one_line(tmp_path, name):
+    sep = "\t" if name.endswith(".inter") else ","
+    head = (["user_id:token", "item_id:token", "timestamp:float"] if sep == "\t"
+            else ["user_id", "item_id", "timestamp"])
+    rows = [sep.join(head)] + [sep.join(["u1", f"i{t}", str(t)]) for t in range(4)]
+    rows.append(sep.join(["u2", "x" * 140_000, "1"]))
+    p = _write(tmp_path, name, "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=rf"{name}:6: .*longer than 131,072 characters") as e:
+        read_interactions(p)
+    assert "xxxx" not in str(e.value)
+
+
+@pytest.mark.parametrize("header,match", [
+    ("user_id:float\titem_id:token\ttimestamp:float", r"'user_id:float' is the user column"),
+    ("user_id:token\titem_id:token_seq\ttimestamp:float",
+     r"'item_id:token_seq' is the item column, which must be of type :token"),
+    ("user_id:token\titem_id:token\ttimestamp:token",
+     r"'timestamp:token' is the order \(timestamp\) column, which must be of type :float"),
+])
+def test_inter_type_suffixes_are_checked(tmp_path, header, match):
+    body = "\n".join("\t".join(line.split("\t")[:2] + line.split("\t")[-1:])
+                     for line in INTER.splitlines()[1:])
+    p = _write(tmp_path, "t.inter", header + "\n" + body + "\n")
+    with pytest.raises(DataError, match=r"t.inter:1: header field " + match):
+        read_interactions(p)
+    # the same file with RecBole's types reads (and a field without a suffix is taken as is)
+    good = "user_id:token\titem_id:token\ttimestamp"
+    assert read_interactions(_write(tmp_path, "g.inter", good + "\n" + body + "\n")).users
+
+
+def test_data_path_that_is_a_directory(tmp_path):
+    with pytest.raises(DataError, match=r"interaction file .* is a directory"):
+        RecsysTask(TrainConfig(task="recsys", data=str(tmp_path), max_len=4, seq_len=4))
+
+
+def test_resume_refuses_an_edited_interaction_file(tmp_path):
+    """items.json is the run's token -> item map: a resume whose data now give another one
+    (same size) is refused instead of silently renaming trained ids."""
+    cfg = _task_cfg(tmp_path)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    RecsysTask(cfg).save(run)
+    (run / "checkpoints" / "000001").mkdir()
+    (run / "checkpoints" / "LATEST").write_text("000001\n")
+    RecsysTask(cfg).save(run)  # unchanged data: resumes
+    data = tmp_path / "toy.csv"
+    data.write_text(data.read_text().replace(",d,", ",zz,"), encoding="utf-8")
+    task = RecsysTask(cfg)
+    assert task.vocab_size == 6 and "zz" in task.vocab.stoi
+    saved = (run / "items.json").read_text()
+    with pytest.raises(ConfigError, match=r"cannot resume: .*toy.csv no longer gives the "
+                                          r"vocabulary saved in .*items.json \(token id 5 "
+                                          r"was 'd', is now 'zz'\)"):
+        task.save(run)
+    assert (run / "items.json").read_text() == saved
+    # a new run in the folder (no checkpoint: --overwrite cleared them) writes its own
+    (run / "checkpoints" / "LATEST").unlink()
+    task.save(run)
+    assert "zz" in (run / "items.json").read_text()

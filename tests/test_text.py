@@ -201,3 +201,82 @@ def test_coco_preset_loads(shared_data):
     for row, e in zip(x[:200], ends[:200], strict=True):
         if row[e] == PAD:
             assert (row[e:] == PAD).all() and (row[:e] != PAD).all()
+
+
+# -- issue 33, part 2: reliability ----------------------------------------------------------
+@pytest.mark.parametrize("name", ["<pad>", "<bos>"])
+def test_control_special_names_in_the_text_are_refused(tmp_path, name):
+    """With tokenize=space a literal <pad>/<bos> was encoded as the end/start id inside a
+    sentence (and sample printed <bos>): refused, naming the file and line."""
+    p = _write(tmp_path, "s.txt", f"the cat sat\na dog {name} ran\n")
+    with pytest.raises(DataError, match=rf"s.txt:2: the token {name} is the name of a special"):
+        TextTask(TrainConfig(task="text", data=str(p), tokenize="space", max_len=5,
+                             num_eval=4))
+    v = Vocab.from_counts(count_tokens_from_lines(["a dog ran"]), tokenize="space")
+    with pytest.raises(DataError, match=rf"s.txt:2: the token {name}"):
+        encode_file(p, v, 5, "space")  # a test file is checked too
+    # the word tokenizer splits it into ordinary tokens; <unk> stays the unknown token
+    task = TextTask(TrainConfig(task="text", data=str(p), tokenize="word", max_len=6,
+                                num_eval=4))
+    assert PAD not in task.train_sequences()[1, :5].tolist()
+    assert BOS not in task.train_sequences().tolist()
+    q = _write(tmp_path, "u.txt", "the <unk> sat\n")
+    t2 = TextTask(TrainConfig(task="text", data=str(q), tokenize="space", max_len=3,
+                              num_eval=4))
+    assert t2.train_sequences()[0].tolist()[1] == UNK
+
+
+def test_data_path_that_is_a_directory(tmp_path):
+    with pytest.raises(DataError, match=r"training file .* is a directory"):
+        TextTask(TrainConfig(task="text", data=str(tmp_path), max_len=5, num_eval=4))
+    with pytest.raises(DataError, match="is a directory"):
+        resolve_data_path(tmp_path, "test")
+
+
+def _fake_checkpoint(run):
+    (run / "checkpoints" / "000001").mkdir(parents=True)
+    (run / "checkpoints" / "LATEST").write_text("000001\n")
+
+
+def test_resume_refuses_an_edited_data_file(tmp_path):
+    """Same vocabulary size, one word replaced: the id of 'cat' would silently mean another
+    word."""
+    cfg = _text_cfg(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    TextTask(cfg).save(run)
+    _fake_checkpoint(run)
+    TextTask(cfg).save(run)  # the same data: a resume goes on
+    train = tmp_path / "train.txt"
+    train.write_text(train.read_text().replace("cat", "zebra"), encoding="utf-8")
+    task = TextTask(cfg)
+    saved = json.loads((run / "vocab.json").read_text(encoding="utf-8"))["itos"]
+    assert len(task.vocab) == len(saved) and "cat" in saved and "cat" not in task.vocab.itos
+    i = saved.index("cat")
+    with pytest.raises(ConfigError, match=rf"cannot resume: .*train.txt no longer gives the "
+                                          rf"vocabulary saved in .*vocab.json \(token id {i} "
+                                          rf"was 'cat', is now '"):
+        task.save(run)
+    assert json.loads((run / "vocab.json").read_text(encoding="utf-8"))["itos"] == saved
+
+
+def test_cli_resume_after_the_data_file_changed(tmp_path, capsys):
+    from helpers import TINY_TRAIN
+
+    from seqgan_fast.cli.commands import main
+
+    _text_cfg(tmp_path)  # writes train.txt
+    train = tmp_path / "train.txt"
+    out = tmp_path / "run"
+    tiny = [s for s in TINY_TRAIN if not s.startswith(("vocab_size", "seq_len"))]
+    assert main(["train", "--threads", "1", "--data", str(train), "--out", str(out), "-q",
+                 "--backend", "reference", "--set", *tiny, "max_len=9", "seq_len=9",
+                 "batch_size=8"]) == 0
+    before = (out / "vocab.json").read_text(encoding="utf-8")
+    train.write_text(train.read_text().replace("cat", "zebra"), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["train", "--threads", "1", "--out", str(out), "--resume", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot resume" in err[0] and str(train) in err[0]
+    assert str(out / "vocab.json") in err[0]
+    assert (out / "vocab.json").read_text(encoding="utf-8") == before

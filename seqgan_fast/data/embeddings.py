@@ -28,9 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .text import DataError, resolve_data_path
+from ..ops.finite import OVERFLOW
+from .text import DataError, iter_lines, resolve_data_path
 
 log = logging.getLogger(__name__)
+
+# Vectors from 2^64 on would square to inf in Adam's second moment; the training guard would
+# stop at the first step and blame the learning rate.
+_TOO_LARGE = "the training guard's limit; rescale the vectors"
 
 
 @dataclass
@@ -50,30 +55,33 @@ class LoadedEmbeddings:
 def _read_text(path: Path, index: dict[str, int]) -> tuple[dict[int, np.ndarray], int]:
     rows: dict[int, np.ndarray] = {}
     dim = -1
-    with open(path, encoding="utf-8", errors="strict") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.rstrip("\n").rstrip(" ").split(" ")
-            if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                dim = int(parts[1])  # word2vec header "N D"
-                continue
-            if not line.strip():
-                continue
-            if len(parts) < 2:
-                raise DataError(f"{path}:{lineno}: expected 'token v1 ... vD'")
-            if dim < 0:
-                dim = len(parts) - 1
-            if len(parts) - 1 != dim:
-                raise DataError(f"{path}:{lineno}: {len(parts) - 1} values, expected {dim}")
-            tok = parts[0]
-            if tok not in index:
-                continue
-            try:
-                vec = np.asarray(parts[1:], dtype=np.float32)
-            except ValueError:
-                raise DataError(f"{path}:{lineno}: values of {tok!r} are not numbers") from None
-            if not np.isfinite(vec).all():
-                raise DataError(f"{path}:{lineno}: non-finite value for {tok!r}")
-            rows.setdefault(index[tok], vec)  # the first occurrence wins
+    # iter_lines: UTF-8 checked line by line (DataError naming the file and line)
+    for lineno, line in iter_lines(path):
+        parts = line.rstrip(" ").split(" ")
+        if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+            dim = int(parts[1])  # word2vec header "N D"
+            continue
+        if not line.strip():
+            continue
+        if len(parts) < 2:
+            raise DataError(f"{path}:{lineno}: expected 'token v1 ... vD'")
+        if dim < 0:
+            dim = len(parts) - 1
+        if len(parts) - 1 != dim:
+            raise DataError(f"{path}:{lineno}: {len(parts) - 1} values, expected {dim}")
+        tok = parts[0]
+        if tok not in index:
+            continue
+        try:
+            vec = np.asarray(parts[1:], dtype=np.float32)
+        except ValueError:
+            raise DataError(f"{path}:{lineno}: values of {tok!r} are not numbers") from None
+        if not np.isfinite(vec).all():
+            raise DataError(f"{path}:{lineno}: non-finite value for {tok!r}")
+        if np.abs(vec).max() >= OVERFLOW:
+            raise DataError(f"{path}:{lineno}: a value of {tok!r} has magnitude >= 2^64 "
+                            f"({_TOO_LARGE})")
+        rows.setdefault(index[tok], vec)  # the first occurrence wins
     if dim < 0:
         raise DataError(f"{path}: no vectors")
     return rows, dim
@@ -84,12 +92,17 @@ def _read_npy(path: Path, vocab_size: int) -> tuple[dict[int, np.ndarray], int]:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from None
-    if arr.ndim != 2 or arr.shape[0] != vocab_size:
-        raise DataError(f"{path}: shape {arr.shape}, expected ({vocab_size}, D) aligned to "
-                        "the vocabulary")
+    if arr.dtype.kind not in "fiu":  # complex, bool, strings, records: no real vectors
+        raise DataError(f"{path}: dtype {arr.dtype}, expected real numbers (float or int)")
+    if arr.ndim != 2 or arr.shape[0] != vocab_size or arr.shape[1] < 1:
+        raise DataError(f"{path}: shape {arr.shape}, expected ({vocab_size}, D) with D >= 1, "
+                        "aligned to the vocabulary")
     arr = arr.astype(np.float32)
     if not np.isfinite(arr).all():
         raise DataError(f"{path}: non-finite values")
+    if np.abs(arr).max() >= OVERFLOW:
+        row = int(np.nonzero(np.abs(arr).max(1) >= OVERFLOW)[0][0])
+        raise DataError(f"{path}: row {row} has a value of magnitude >= 2^64 ({_TOO_LARGE})")
     return {i: arr[i] for i in range(vocab_size)}, arr.shape[1]
 
 
@@ -129,6 +142,9 @@ def load_embeddings(path: str | os.PathLike, tokens: Sequence[str], dim: int,
     gen = torch.Generator().manual_seed(seed + 1)
     weight = torch.randn(V, dim, generator=gen) * std
     weight[torch.tensor(ids)] = proj
+    if not bool(weight.abs().max() < OVERFLOW):  # a projection can enlarge near-limit values
+        raise DataError(f"{p}: the vectors mapped to dimension {dim} reach magnitude 2^64 "
+                        f"({_TOO_LARGE})")
     log.info("g_embeddings: %d of %d vocabulary entries found in %s (dimension %d%s)",
              len(ids), V, p, file_dim, "" if how == "none" else f", {how} to {dim}")
     return LoadedEmbeddings(weight.contiguous(), len(ids), V, file_dim, how, str(p))

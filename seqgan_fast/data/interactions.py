@@ -4,14 +4,17 @@ Formats:
 
 * RecBole atomic ``.inter``: tab-separated, header fields ``name:type``
   (``user_id:token	item_id:token	rating:float	timestamp:float``); the ``:type`` suffix is
-  dropped from the column names.
+  dropped from the column names after checking the chosen columns' types: user and item
+  ``:token``, order (timestamp) ``:float`` (a field without a suffix is taken as it is).
 * CSV (``.csv``; ``.tsv`` or a tab in the header line means tab-separated) with a header of
   named columns, e.g. Instacart's ``user_id, order_number, add_to_cart_order, product_id``.
 
 Columns: ``columns="USER,ITEM[,ORDER...]"`` names them; otherwise they are auto-detected: user
 from ``user_id, user, userid, customer_id, visitor_id``, item from ``item_id, product_id,
 item, itemid, movie_id, song_id, book_id``, order from ``timestamp`` (or ``time``, ``ts``),
-else ``order_number`` then ``add_to_cart_order`` when present. Order columns must be numbers
+else ``order_number`` then ``add_to_cart_order`` when present; the named columns must be
+different. A field the csv module cannot read (e.g. over its 131,072-character limit) raises
+DataError with file and line. Order columns must be numbers
 (a bad one raises DataError with file and line); rows with equal keys keep their file order;
 with no order column the file order is the chronology. User and item ids are opaque strings.
 
@@ -83,6 +86,10 @@ def _choose_columns(header: list[str], spec: str | None, path: Path) -> tuple[in
         names = [s.strip() for s in spec.split(",") if s.strip()]
         if len(names) < 2:
             raise DataError(f"columns={spec!r}: expected 'USER,ITEM[,ORDER...]'")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise DataError(f"columns={spec!r}: column(s) {dupes} named twice; the user, item "
+                            "and order columns must be different columns")
         return need(names[0]), need(names[1]), [need(n) for n in names[2:]]
 
     def find(cands: Sequence[str], what: str) -> int:
@@ -99,6 +106,46 @@ def _choose_columns(header: list[str], spec: str | None, path: Path) -> tuple[in
         if "add_to_cart_order" in index:
             order.append(index["add_to_cart_order"])
     return user, item, order
+
+
+# RecBole's atomic-file types the chosen columns must have (a field without a ``:type`` suffix
+# is taken as it is): ids are tokens, the order keys numbers.
+_ID_TYPE, _ORDER_TYPE = "token", "float"
+
+
+def _check_inter_types(path: Path, header: list[str], types: Sequence[str | None], u_col: int,
+                       i_col: int, o_cols: Sequence[int]) -> None:
+    """A RecBole ``.inter`` header's ``name:type`` suffixes of the chosen columns: the user
+    and item ``:token``, order (timestamp) columns ``:float``; DataError names the field."""
+    wanted = [(u_col, _ID_TYPE, "user"), (i_col, _ID_TYPE, "item")]
+    wanted += [(c, _ORDER_TYPE, "order (timestamp)") for c in o_cols]
+    for col, want, role in wanted:
+        have = types[col]
+        if have is not None and have != want:
+            raise DataError(f"{path}:1: header field '{header[col]}:{have}' is the {role} "
+                            f"column, which must be of type :{want} (RecBole atomic files: "
+                            f"'{header[col]}:{want}')")
+
+
+def _csv_error(path: Path, lineno: int, exc: csv.Error) -> DataError:
+    msg = str(exc)
+    if "field larger than field limit" in msg:
+        msg = (f"a field longer than {csv.field_size_limit():,} characters (a missing "
+               "closing quote, or not an interaction file?)")
+    return DataError(f"{path}:{lineno}: unreadable as CSV: {msg}")
+
+
+def _csv_rows(reader, path: Path):
+    """The rows of a csv reader (over the lines after the header); a csv.Error (e.g. a field
+    over the csv module's limit) becomes one DataError naming the file and line."""
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _csv_error(path, reader.line_num + 1, exc) from None
+        yield fields
 
 
 def read_interactions(path: str | os.PathLike, columns: str | None = None,
@@ -119,14 +166,21 @@ def read_interactions(path: str | os.PathLike, columns: str | None = None,
         raise DataError(f"{path}: the file is empty") from None
     is_tab = path.suffix in (".inter", ".tsv") or ("\t" in first and path.suffix != ".csv")
     delim = "\t" if is_tab else ","
-    header = next(csv.reader([first], delimiter=delim))
+    try:
+        fields = next(csv.reader([first], delimiter=delim))
+    except csv.Error as exc:
+        raise _csv_error(path, 1, exc) from None
+    types: list[str | None] = [None] * len(fields)
     if path.suffix == ".inter":
-        header = [h.split(":", 1)[0] for h in header]
-    header = [h.strip() for h in header]
+        split = [h.split(":", 1) for h in fields]
+        fields = [h[0] for h in split]
+        types = [h[1].strip() if len(h) > 1 else None for h in split]
+    header = [h.strip() for h in fields]
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise DataError(f"{path}:1: duplicate column name(s) {dupes} in the header")
     u_col, i_col, o_cols = _choose_columns(header, columns, path)
+    _check_inter_types(path, header, types, u_col, i_col, o_cols)
     names = {"user": header[u_col], "item": header[i_col], "order": [header[c] for c in o_cols]}
     if not o_cols:
         log.info("%s: no timestamp/order column; using the file order as the chronology", path)
@@ -135,7 +189,7 @@ def read_interactions(path: str | os.PathLike, columns: str | None = None,
     counts: Counter = Counter()
     reader = csv.reader(lines, delimiter=delim)
     rows = 0
-    for fields in reader:
+    for fields in _csv_rows(reader, path):
         lineno = reader.line_num + 1  # +1: the header line was consumed before
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue
@@ -268,20 +322,28 @@ def training_windows(prefixes: Sequence[Sequence[int]], max_len: int,
     return torch.tensor(rows, dtype=torch.int64)
 
 
+# The rank of a held-out item that is not a candidate (masked, or scored -inf or NaN): no
+# cut-off K reaches it, so it is never a hit in HR, NDCG or MRR, whatever the catalogue size.
+UNRANKED = torch.iinfo(torch.int64).max
+
+
 def rank_targets(scores: torch.Tensor, targets: torch.Tensor, tie_order: torch.Tensor
                  ) -> torch.Tensor:
     """0-based rank of each target among all items: (U,) int64.
 
     scores: (U, V) float, excluded items already set to -inf; targets: (U,) int64;
     tie_order: (V,) a fixed random permutation that breaks ties (equal scores, e.g. items with
-    the same popularity) as a random order would, without favouring the target.
+    the same popularity) as a random order would, without favouring the target. A target
+    scored -inf (masked: a repeat under ``mask_history``, a special) or NaN is not ranked among
+    the other excluded items by tie order: its rank is ``UNRANKED``, a miss at every K.
     """
     s_t = scores.gather(1, targets[:, None])
     greater = (scores > s_t).sum(1)
     ties = ((scores == s_t) & (tie_order[None, :] < tie_order[targets][:, None])).sum(1)
-    return greater + ties
+    excluded = ~(s_t[:, 0] > float("-inf"))  # -inf or NaN
+    return torch.where(excluded, UNRANKED, greater + ties)
 
 
 __all__ = ["PAD", "BOS", "ITEM_SPECIALS", "MIN_INTERACTIONS", "InteractionStats",
            "Interactions", "ItemVocab", "LeaveOneOut", "read_interactions",
-           "training_windows", "rank_targets"]
+           "training_windows", "rank_targets", "UNRANKED"]

@@ -17,8 +17,11 @@ benchmarks' image_coco setting (max 37 tokens); ``space`` splits on whitespace o
 makes every non-whitespace character a token and drops whitespace (for scripts without word
 spaces, e.g. Chinese, and files that space-separate characters). Lines longer than ``max_len``
 tokens are truncated to their first ``max_len`` tokens; how many is counted, logged and
-reported. Blank lines are skipped (counted). Files are read line by line as UTF-8 (a leading
-BOM is ignored); invalid bytes raise ``DataError`` naming the file and line.
+reported. Blank lines are skipped (counted). The names ``<pad>`` and ``<bos>`` as tokens (only
+``space`` can produce them) are refused with the file and line, since they would become control
+ids inside a sentence; a literal ``<unk>`` is read as the unknown token. Files are read line by
+line as UTF-8 (a leading BOM is ignored); invalid bytes raise ``DataError`` naming the file and
+line.
 """
 from __future__ import annotations
 
@@ -43,6 +46,10 @@ log = logging.getLogger(__name__)
 PAD, UNK, BOS = 0, 1, 2
 SPECIALS = ("<pad>", "<unk>", "<bos>")
 TOKENIZERS = ("word", "space", "char")
+# Specials that are control ids (end/padding, start), never data: a line holding one of their
+# names as a token (possible with tokenize=space) is refused. A literal <unk> is read as the
+# unknown token, as in corpora that mark rare words so (e.g. Penn Treebank).
+CONTROL_TOKENS = (SPECIALS[PAD], SPECIALS[BOS])
 _WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
 
 
@@ -53,15 +60,21 @@ def resolve_data_path(path: str | os.PathLike, what: str = "data") -> Path:
     """
     p = Path(path).expanduser()
     if p.exists():
-        return p.resolve()
+        return _not_a_directory(p.resolve(), what)
     if not p.is_absolute():
         q = data_dir() / p
         if q.exists():
-            return q
+            return _not_a_directory(q, what)
         raise FileNotFoundError(
             f"{what} file not found: {p} (also looked in {q}; set {ENV_VAR} to the shared "
             f"data folder)")
     raise FileNotFoundError(f"{what} file not found: {p}")
+
+
+def _not_a_directory(p: Path, what: str) -> Path:
+    if p.is_dir():
+        raise DataError(f"{what} file {p} is a directory; give a file")
+    return p
 
 
 def tokenize(line: str, mode: str = "word") -> list[str]:
@@ -97,11 +110,23 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
             yield lineno, text.rstrip("\r\n")
 
 
+def check_control_tokens(path: str | os.PathLike, lineno: int, toks: Sequence[str]) -> None:
+    """DataError naming the file and line if ``toks`` holds the name of a control special
+    (``<pad>``, ``<bos>``): encoded, it would become the end or start id inside a sentence."""
+    for name in CONTROL_TOKENS:
+        if name in toks:
+            role = "end/padding" if name == SPECIALS[PAD] else "start"
+            raise DataError(f"{path}:{lineno}: the token {name} is the name of a special token "
+                            f"(the {role} id), so it cannot be text; rename it in the file")
+
+
 def iter_tokenized(path: str | os.PathLike, mode: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, tokens) of the non-blank lines of ``path``."""
+    """(line number, tokens) of the non-blank lines of ``path``; a control special's name as
+    a token raises DataError (check_control_tokens)."""
     for lineno, text in iter_lines(path):
         toks = tokenize(text, mode)
         if toks:
+            check_control_tokens(path, lineno, toks)
             yield lineno, toks
 
 
@@ -206,6 +231,7 @@ def encode_file(path: str | os.PathLike, vocab: Vocab, max_len: int, mode: str,
         if not toks:
             stats.blank_lines += 1
             continue
+        check_control_tokens(path, lineno, toks)
         if keep_tokens:
             kept.append(toks)
         lengths.append(len(toks))
@@ -237,5 +263,5 @@ def encode_file(path: str | os.PathLike, vocab: Vocab, max_len: int, mode: str,
 
 
 __all__ = ["PAD", "UNK", "BOS", "SPECIALS", "TOKENIZERS", "DataError", "Vocab", "EncodeStats",
-           "tokenize", "detokenize", "iter_lines", "iter_tokenized", "count_tokens",
-           "encode_file", "resolve_data_path"]
+           "tokenize", "detokenize", "iter_lines", "iter_tokenized", "check_control_tokens",
+           "count_tokens", "encode_file", "resolve_data_path"]

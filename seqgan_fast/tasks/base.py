@@ -6,6 +6,9 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError
+from ..run.checkpoint import CHECKPOINT_DIR, LATEST
+
 
 class Task:
     """A source of real sequences and the metrics that judge a generator on it.
@@ -45,7 +48,13 @@ class Task:
         return {}
 
     def save(self, run_dir: Path) -> None:
-        """Write what ``load`` needs to rebuild the task's decoding (e.g. vocab.json)."""
+        """Write what ``load`` needs to rebuild the task's decoding (e.g. vocab.json).
+        Tasks with a vocabulary first ``check_saved`` (a resumed run keeps its token ids)."""
+
+    def check_saved(self, run_dir: Path) -> None:
+        """ConfigError if ``run_dir`` holds a run (a checkpoint) whose saved vocabulary is not
+        this task's: the data changed since the run started, and resuming would silently give
+        its trained token ids other meanings. Nothing to check by default."""
 
     @classmethod
     def load(cls, run_dir: Path, cfg: Any) -> Task:
@@ -57,3 +66,31 @@ class Task:
     def decode(self, tokens: torch.Tensor) -> list[str]:
         """Human-readable form of (N, T) tokens, one string per sequence."""
         return [" ".join(str(int(t)) for t in row) for row in tokens]
+
+
+def check_same_vocabulary(run_dir: Path, saved_file: Path, saved: list[str] | None,
+                          current: list[str], data: object) -> None:
+    """The body of ``check_saved`` for a token list: only where ``run_dir`` has a checkpoint
+    (a resume; a new or overwritten run has none when its task is saved) and ``saved_file``
+    exists. ``saved``: its token list (None: unreadable); ``data``: the file the current
+    list was built from, for the message."""
+    if not (Path(run_dir) / CHECKPOINT_DIR / LATEST).is_file():
+        return
+    if saved is None:
+        raise ConfigError(f"cannot resume: {saved_file} is unreadable, so the run's token ids "
+                          f"cannot be checked against {data}; start a new run (--overwrite or "
+                          "another --out)")
+    if saved == current:
+        return
+    if len(saved) != len(current):
+        detail = f"{len(saved)} tokens then, {len(current)} now"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(saved, current, strict=True)) if a != b)
+        detail = f"token id {i} was {_short(saved[i])}, is now {_short(current[i])}"
+    raise ConfigError(f"cannot resume: {data} no longer gives the vocabulary saved in "
+                      f"{saved_file} ({detail}); the data file changed since the run started. "
+                      "Restore it, or start a new run (--overwrite or another --out)")
+
+
+def _short(token: str, limit: int = 24) -> str:
+    return repr(token if len(token) <= limit else token[:limit] + "...")

@@ -52,7 +52,7 @@ from ..metrics import (
     per_user_gain,
     popularity_percentile,
 )
-from .base import Task
+from .base import Task, check_same_vocabulary
 from .text import task_seed
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class RecsysTask(Task):
         self.cfg = cfg
         self._setup_shape(cfg)
         path = resolve_data_path(cfg.data, "interaction")
+        self.data_path = path
         data = read_interactions(path, getattr(cfg, "columns", None), cfg.min_count)
         self.stats: InteractionStats | None = data.stats
         self.vocab = ItemVocab.from_sequences(data.sequences)
@@ -281,10 +282,23 @@ class RecsysTask(Task):
         """Write ``items.json`` (token -> item id, for decoding samples); remember the run folder
         so the MLE baseline survives a resume (``baselines.json``)."""
         run_dir = Path(run_dir)
+        self.check_saved(run_dir)
         _write_json(run_dir / ITEMS_FILE, {"itos": self.vocab.itos})
         self._run_dir = run_dir
         self._read_baselines()
         self._write_baselines()
+
+    def check_saved(self, run_dir: Path) -> None:
+        """On a resume, the interaction file must still give the saved ``items.json``."""
+        path = Path(run_dir) / ITEMS_FILE
+        if not path.is_file():
+            return
+        try:
+            itos = json.loads(path.read_text(encoding="utf-8"))["itos"]
+        except (ValueError, KeyError, TypeError, OSError):
+            itos = None
+        check_same_vocabulary(Path(run_dir), path, itos, self.vocab.itos,
+                              getattr(self, "data_path", self.cfg.data))
 
     def _read_baselines(self) -> None:
         if self._run_dir is None or "mle" in self.baselines:

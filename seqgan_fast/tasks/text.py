@@ -26,6 +26,7 @@ from ..data.text import (
     BOS,
     PAD,
     TOKENIZERS,
+    DataError,
     EncodeStats,
     Vocab,
     count_tokens,
@@ -36,7 +37,7 @@ from ..data.text import (
 from ..metrics import BleuReferences, self_bleu_scores
 from ..parallel.distributed import active
 from ..train.draws import sample_in_chunks
-from .base import Task
+from .base import Task, check_same_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class TextTask(Task):
         self.cfg = cfg
         self._setup_shape(cfg)
         path = resolve_data_path(cfg.data, "training")
+        self.data_path = path
         counts = count_tokens(path, cfg.tokenize)
         if counts and max(counts.values()) < cfg.min_count:
             raise ConfigError(f"bad value {cfg.min_count} for min_count: above every token's "
@@ -172,8 +174,22 @@ class TextTask(Task):
         return {"data": data}
 
     def save(self, run_dir: Path) -> None:
-        """Write ``vocab.json`` (what ``load`` needs to decode samples)."""
+        """Write ``vocab.json`` (what ``load`` needs to decode samples); on a resume, refuse
+        (``check_saved``) if the data no longer give the saved vocabulary."""
+        self.check_saved(run_dir)
         self.vocab.save(Path(run_dir) / VOCAB_FILE)
+
+    def check_saved(self, run_dir: Path) -> None:
+        path = Path(run_dir) / VOCAB_FILE
+        if not path.is_file():
+            return
+        try:
+            saved = Vocab.load(path)
+            itos = saved.itos if saved.tokenize == self.vocab.tokenize else None
+        except DataError:
+            itos = None
+        check_same_vocabulary(Path(run_dir), path, itos, self.vocab.itos,
+                              getattr(self, "data_path", self.cfg.data))
 
     @classmethod
     def load(cls, run_dir: Path, cfg: TrainConfig) -> TextTask:
