@@ -39,3 +39,9 @@ class CLIError(Exception):
 
 class NonFiniteError(RuntimeError):
     """A NaN or inf in a loss, gradient or weight (train/guard.py); one line for the user."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread by the command line's handler (as Python raises
+    KeyboardInterrupt for SIGINT), so that temporary files are removed on the way out. A
+    BaseException: no ``except Exception`` may swallow it."""

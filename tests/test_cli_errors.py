@@ -87,6 +87,33 @@ def _cases() -> list[tuple[str, Callable[[Path, Path], list[str]], str]]:
         (tmp / "afile").write_text("x")
         return ["train", "--out", str(tmp / "afile" / "run"), "-q"]
 
+    def text_file(tmp: Path, lines: int) -> Path:
+        f = tmp / "t.txt"
+        f.write_text("".join(f"w{i % 5} w{i % 7} w{i % 3} w{i % 4}\n" for i in range(lines)))
+        return f
+
+    def text_train(lines: int, *a: str) -> Callable[[Path, Path], list[str]]:
+        return lambda tmp, run: ["train", "--out", str(tmp / "new"), "-q", "--data",
+                                 str(text_file(tmp, lines)), "--set", "min_count=1", *a]
+
+    def state_file(text: str) -> Callable[[Path], None]:
+        return lambda r: (latest_checkpoint_dir(r) / "state.json").write_text(text)
+
+    def big_fill(tensors: dict) -> None:
+        for t in tensors.values():
+            t.fill_(1e30)
+
+    def latest_link(run: Path) -> None:
+        secret = run.parent / "passwd"
+        secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+        (run / "checkpoints" / "LATEST").unlink()
+        (run / "checkpoints" / "LATEST").symlink_to(secret)
+
+    def deep_metrics(run: Path) -> None:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        lines[1] = "[" * 100_000 + "]" * 100_000
+        (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
     def bench(*a: str) -> Callable[[Path, Path], list[str]]:
         return lambda tmp, run: ["bench", "--quick", "-q", "--op", "sample",
                                  *[x.replace("TMP", str(tmp)) for x in a]]
@@ -102,7 +129,7 @@ def _cases() -> list[tuple[str, Callable[[Path, Path], list[str]], str]]:
         ("checkpoint NaN-filled", tamper(lambda r: rewrite_group(
             r, "generator", nan_fill, update_digest=False), "sample"), "corrupted"),
         ("checkpoint NaN-filled, digest forged", tamper(lambda r: rewrite_group(
-            r, "generator", nan_fill, update_digest=True), "sample"), "NaN or inf"),
+            r, "generator", nan_fill, update_digest=True), "sample"), "NaN, inf"),
         ("checkpoint 64 bytes flipped", tamper(flip_bytes, "sample"), "corrupted"),
         ("checkpoint 64 bytes flipped (resume)", tamper(flip_bytes), "corrupted"),
         # 3. settings that crashed minutes later, and tracebacks
@@ -160,6 +187,44 @@ def _cases() -> list[tuple[str, Callable[[Path, Path], list[str]], str]]:
         ("train --seed 2**64 (flag)",
          lambda tmp, run: ["train", "--out", str(tmp / "new"), "--seed", str(2**64)], "seed"),
         ("vocab_size overflow", train(f"vocab_size={2**40}"), "vocab_size"),
+        # issue 33, part 2: state.json numbers, format and nesting
+        ("state.json elapsed_s NaN", tamper(lambda r: edit_state(
+            r, lambda s: s.__setitem__("elapsed_s", float("nan")))), "'elapsed_s'"),
+        ("state.json elapsed_s 1e30", tamper(lambda r: edit_state(
+            r, lambda s: s.__setitem__("elapsed_s", 1e30))), "'elapsed_s'"),
+        ("state.json mle_epoch 10**30", tamper(lambda r: edit_state(
+            r, lambda s: s.__setitem__("mle_epoch", 10**30))), "'mle_epoch'"),
+        ("state.json phase_s.adv inf", tamper(lambda r: edit_state(
+            r, lambda s: s["phase_s"].__setitem__("adv", float("inf")))), "'phase_s.adv'"),
+        ("state.json NaN in its config (sample)", tamper(lambda r: edit_state(
+            r, lambda s: s["config"].__setitem__("g_lr", float("nan"))), "sample"),
+         "'config.g_lr'"),
+        ("state.json format 2 (sample)", tamper(lambda r: edit_state(
+            r, lambda s: s.__setitem__("format", 2)), "sample"), "'format'"),
+        ("state.json format 2 (resume)", tamper(lambda r: edit_state(
+            r, lambda s: s.__setitem__("format", 2))), "'format'"),
+        ("state.json deeply nested (sample)", tamper(state_file(
+            "[" * 100_000 + "]" * 100_000), "sample"), "state.json: unreadable"),
+        ("config.json deeply nested on resume", tamper(
+            lambda r: (r / "config.json").write_text("[" * 100_000 + "]" * 100_000)),
+         "config.json: unreadable"),
+        ("metrics.jsonl deeply nested line on resume", tamper(deep_metrics), "metrics.jsonl:2"),
+        # sizes that failed after MLE (seq_len=1) or ran for minutes (batch_size)
+        ("seq_len=1", train("seq_len=1", "d_filter_sizes=1", "d_num_filters=8"),
+         "seq_len: expected at least 2"),
+        ("text max_len=1", text_train(40, "max_len=1", "d_filter_sizes=1", "d_num_filters=8"),
+         "max_len: expected at least 2"),
+        ("batch_size above num_train", train("batch_size=100000"), "num_train=120"),
+        ("batch_size above the text data", text_train(20, "batch_size=64", "max_len=5",
+                                                      "d_filter_sizes=2", "d_num_filters=8",
+                                                      "mle_epochs=1", "adv_batches=1"),
+         "larger than the training data"),
+        ("recommend --out /proc/x.csv", lambda tmp, run: [
+            "recommend", "--run", str(run), "--out", "/proc/x.csv"], "--out /proc/x.csv"),
+        # messages
+        ("checkpoint 1e30, digest forged", tamper(lambda r: rewrite_group(
+            r, "generator", big_fill, update_digest=True), "sample"), "magnitude >= 2**64"),
+        ("LATEST a link to another file", tamper(latest_link, "sample"), "symbolic link"),
         ("--threads 0", lambda tmp, run: ["train", "--out", str(tmp / "n"), "--threads", "0"],
          "--threads"),
     ]
@@ -184,6 +249,7 @@ def test_one_line_errors(setup, expect, pristine_run, tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("seqgan-fast: error: "), lines
     assert expect in lines[0], lines[0]
     assert captured.out == "" and "Traceback" not in captured.err
+    assert "root:x:0:0" not in captured.err  # never a file's contents (LATEST as a link)
     assert snapshot(run) == before  # nothing already saved is lost or changed
     assert not (tmp_path / "new").exists()  # nothing written for a refused new run
 
@@ -226,3 +292,105 @@ def test_bench_json_target_is_checked_before_the_run(monkeypatch, tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("seqgan-fast: error: bench: --json") for e in err)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_filesystem_root_or_the_home_folder_is_no_run_folder(tmp_path, monkeypatch, capsys):
+    """--out / wrote config.json, checkpoints/, ... into the root (and --overwrite would clear
+    them there): refused, as is the user's home folder, before anything is written."""
+    from seqgan_fast.config import ConfigError
+    from seqgan_fast.run.folder import check_output_folder
+
+    for root in ("/", "/tmp/.."):
+        with pytest.raises(ConfigError, match="is the file system root"):
+            check_output_folder(root)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for out in (str(home), "~", str(home / "sub" / "..")):
+        assert main(["train", "--out", out, "-q", "--set", *TINY]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "is your home folder" in lines[0], lines
+    assert list(home.iterdir()) == []
+
+
+def test_history_refuses_special_tokens_by_name():
+    """sample --history "<pad> <bos> i1" dropped the specials without a word."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from seqgan_fast.cli.commands import _history_prefix
+    from seqgan_fast.config import ConfigError
+
+    vocab = SimpleNamespace(stoi={"<pad>": 0, "<bos>": 1, "i1": 2, "i2": 3}, num_specials=2)
+    task, gen = SimpleNamespace(vocab=vocab), SimpleNamespace(seq_len=5, device="cpu")
+    with pytest.raises(ConfigError, match="--history: <pad>, <bos> are special tokens"):
+        _history_prefix(task, "recsys", "<pad> <bos> i1", gen)
+    with pytest.raises(ConfigError, match="--history: <bos> is a special token"):
+        _history_prefix(task, "recsys", "i1 <bos> <bos>", gen)
+    assert torch.equal(_history_prefix(task, "recsys", "i1 i2", gen), torch.tensor([[2, 3]]))
+
+
+def test_a_full_disk_during_training_is_one_line_and_keeps_the_checkpoint(
+        tmp_path, monkeypatch, capsys):
+    """safetensors raises its own SafetensorError on ENOSPC (it was a traceback): one line
+    naming the folder, exit status 2, no temporary folder left, the earlier checkpoint
+    readable and resumable."""
+    from safetensors import SafetensorError
+
+    from seqgan_fast.run import checkpoint as ckpt
+
+    out = tmp_path / "run"
+    real = ckpt.save_file
+
+    def filling(tensors, filename, *a, **k):
+        if (out / "checkpoints" / "LATEST").exists() and \
+                str(filename).startswith(str(out / "checkpoints")):
+            raise SafetensorError("Error while serializing: I/O error: No space left on "
+                                  "device (os error 28)")
+        return real(tensors, filename, *a, **k)
+
+    monkeypatch.setattr(ckpt, "save_file", filling)
+    assert main(["train", "--out", str(out), "-q", "--set", *TINY]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqgan-fast: error: cannot write a "
+                                                   f"checkpoint in {out / 'checkpoints'}")
+    assert "No space left on device" in lines[0] and "previous checkpoint is kept" in lines[0]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
+    kept = ckpt.latest_checkpoint(out)
+    ckpt.load_checkpoint(kept)
+    monkeypatch.setattr(ckpt, "save_file", real)
+    assert main(["train", "--out", str(out), "--resume", "-q"]) == 0
+
+
+_SIGTERM_DURING_CHECKPOINT = """
+import os, signal, sys
+from seqgan_fast.run import checkpoint as ckpt
+from seqgan_fast.cli.commands import main
+real, calls = ckpt.save_file, []
+def save_file(tensors, filename, *a, **k):
+    calls.append(filename)
+    real(tensors, filename, *a, **k)
+    if "checkpoints/.tmp-" in str(filename) and len(calls) >= 2:
+        os.kill(os.getpid(), signal.SIGTERM)  # half-way through a checkpoint
+ckpt.save_file = save_file
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_is_one_line_and_leaves_no_temporary_checkpoint(tmp_path):
+    """SIGTERM (a scheduler, torchrun stopping the survivors) ended the process at once:
+    exit 143, no message, a checkpoints/.tmp-* folder left behind. Now as SIGINT: one line,
+    temporaries removed, exit status 143, the run resumable."""
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH",
+                                                                                "")}
+    proc = subprocess.run([sys.executable, "-c", _SIGTERM_DURING_CHECKPOINT, "train",
+                           "--out", str(out), "-q", "--threads", "1", "--set", *TINY],
+                          env=env, capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 143, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("seqgan-fast: terminated (SIGTERM)"), lines
+    assert f"--out {out} --resume" in lines[0]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
+    assert main(["train", "--out", str(out), "--resume", "-q"]) == 0

@@ -11,9 +11,13 @@ import csv
 import json
 import logging
 import os
+import signal
 import sys
+import tempfile
+import threading
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,7 @@ from ..config import PRESETS, ConfigError, TrainConfig
 from ..data.interactions import read_interactions
 from ..data.paths import data_dir
 from ..data.text import resolve_data_path
-from ..errors import CLIError, NonFiniteError
+from ..errors import CLIError, NonFiniteError, Terminated
 from ..ops import cpu_isa
 from ..ops.checks import check_temperature
 from ..parallel.distributed import DistributedError, env_world_size, world_from_env
@@ -201,6 +205,9 @@ def _train_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
             cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text("utf-8")))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{out / 'config.json'}: unreadable run config ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"{out / 'config.json'}: unreadable run config (nested too "
+                              "deeply)") from None
         if args.preset and args.preset != cfg.preset_name:
             raise ConfigError(f"{out} was trained with preset {cfg.preset_name!r}, not "
                               f"{args.preset!r}")
@@ -256,13 +263,55 @@ def _train(args: argparse.Namespace) -> int:
         world_size = env_world_size()
     except DistributedError as exc:
         raise _BadInput(str(exc)) from None
-    if world_size <= 1:
-        return _train_process(args, None)
+    with _sigterm_raises():
+        try:
+            if world_size <= 1:
+                return _train_process(args, None)
+            try:
+                return _train_process(args, world_size)
+            finally:
+                if dist.is_initialized():
+                    dist.destroy_process_group()
+        except Terminated:
+            return _terminated(args, world_size)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` in the main thread (as SIGINT raises KeyboardInterrupt),
+    once: the checkpoint being written removes its temporary folder on the way out (a
+    further SIGTERM is ignored while that happens). Elsewhere than the main thread, nothing
+    changes (Python delivers signals there only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum, frame):
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        return _train_process(args, world_size)
+        yield
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(args: argparse.Namespace, world_size: int) -> int:
+    """One line for a SIGTERM; exit status 143 (128 + SIGTERM), as the signal's own."""
+    out = Path(args.out) if args.out else Path("runs") / (args.preset or "quick")
+    resume = f"continue with: {PROG} train --out {out} --resume"
+    if world_size > 1:  # torchrun stops the survivors this way when one rank fails
+        rank = os.environ.get("RANK", "?")
+        print(f"{PROG}: rank {rank} of {world_size}: stopped by SIGTERM: a peer rank failed "
+              f"(its error is above) or the launcher stopped the job; {resume}",
+              file=sys.stderr)
+    else:
+        print(f"{PROG}: terminated (SIGTERM); {resume}", file=sys.stderr)
+    return 128 + signal.SIGTERM
 
 
 def _train_process(args: argparse.Namespace, world_size: int | None) -> int:
@@ -304,6 +353,9 @@ def _train_process(args: argparse.Namespace, world_size: int | None) -> int:
     except _fit_errors() as exc:  # the guard, the run lock, a disk that filled up, ...
         if not main_rank and not isinstance(exc, OSError):
             return 2  # the guard stops every rank at the same step; rank 0 says why
+        if isinstance(exc, OSError):  # one line naming the folder, not a temporary file
+            raise _BadInput(f"cannot write the run folder {out}: {exc.strerror or exc}; what "
+                            "was already saved is kept") from None
         raise _BadInput(str(exc)) from None
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; continue with: {PROG} train --out {out} --resume",
@@ -392,9 +444,15 @@ def _history_prefix(task, task_name: str, history: str, generator):
     items = history.split()
     if not items:
         raise ConfigError("--history is empty; give space-separated item ids")
+    specials = [it for it in items
+                if it in task.vocab.stoi and task.vocab.stoi[it] < task.vocab.num_specials]
+    if specials:
+        names = list(dict.fromkeys(specials))
+        what = "is a special token" if len(names) == 1 else "are special tokens"
+        raise ConfigError(f"--history: {', '.join(names)} {what}, not item ids; give item ids "
+                          "only")
     unknown = [it for it in items if it not in task.vocab.stoi]
     toks = [task.vocab.stoi[it] for it in items if it in task.vocab.stoi]
-    toks = [t for t in toks if t >= task.vocab.num_specials]
     if not toks:
         raise ConfigError(f"--history: none of its {len(items)} item ids is known to the run "
                           f"(e.g. {unknown[0]!r})")
@@ -413,6 +471,8 @@ def _recommend(args: argparse.Namespace) -> int:
     try:
         if args.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+        out = Path(args.out)
+        _check_out_file(out)  # before the model is loaded and every user scored
         rec = Recommender.from_run(args.run, args.device, args.exclude_seen, args.batch_size,
                                    args.checkpoint)
         if not 1 <= args.k <= rec.num_items:
@@ -421,11 +481,6 @@ def _recommend(args: argparse.Namespace) -> int:
         cfg = rec.cfg
         data = Path(args.data) if args.data else resolve_data_path(cfg.data, "interaction")
         inter = read_interactions(data, cfg.columns, min_count=1, min_interactions=1)
-        out = Path(args.out)
-        if out.is_dir():
-            raise ConfigError(f"--out {out} is a folder; give a file name")
-        if not out.parent.is_dir():
-            raise ConfigError(f"--out: folder {out.parent} does not exist")
         by_user = dict(zip(inter.users, inter.sequences, strict=True))
         if args.users == "all":
             users = list(inter.users)
@@ -456,6 +511,8 @@ def _recommend(args: argparse.Namespace) -> int:
                 empty += len(part.empty)
                 unknown_items += part.unknown_items
         os.replace(tmp, out)
+    except OSError as exc:  # a disk that filled up while writing
+        raise _BadInput(f"--out {out}: cannot write ({exc.strerror or exc})") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -465,6 +522,22 @@ def _recommend(args: argparse.Namespace) -> int:
           f"dropped) in {wall:.2f} s, {rows / max(wall, 1e-9):.0f} users/s; wrote {out}",
           file=sys.stderr)
     return 0
+
+
+def _check_out_file(out: Path) -> None:
+    """--out names a file that can be written: not a folder, in an existing folder in which a
+    (removed at once) probe file can be created."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out: folder {out.parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.probe-", dir=out.parent)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write in {out.parent} "
+                          f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 # -- bench ------------------------------------------------------------------------------------

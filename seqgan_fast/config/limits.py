@@ -96,6 +96,9 @@ def check_limits(cfg: Any) -> None:
                    f"expected a number in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}]")
     T = cfg.seq_len if cfg.task == "oracle" else cfg.max_len
     length_key = "seq_len" if cfg.task == "oracle" else "max_len"
+    if T < 2:  # refused here, not after MLE with the run folder written
+        raise _bad(length_key, T, "expected at least 2 (the adversarial phase rolls out a "
+                   "prefix and scores its continuation)")
     for size in cfg.d_filter_sizes:
         if not 1 <= size <= MAX_DIM:
             raise _bad("d_filter_sizes", list(cfg.d_filter_sizes),
@@ -120,6 +123,12 @@ def check_limits(cfg: Any) -> None:
         raise _bad(key, getattr(cfg, key),
                    f"(length - 1) * num_rollouts * batch_size = {rows} rollout rows exceed "
                    "2**32")
+    if cfg.task == "oracle" and cfg.batch_size > cfg.num_train:
+        # the data cannot fill a batch; each adversarial step would still roll out
+        # (seq_len - 1) * num_rollouts * batch_size completions (30 M at batch_size=100000)
+        raise _bad("batch_size", cfg.batch_size, f"a batch cannot be larger than the training "
+                   f"data: num_train={cfg.num_train} sequences (lower batch_size or raise "
+                   "num_train)")
     mem = physical_memory_bytes()
     if mem is None:
         return

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError, NonFiniteCheckpointError
@@ -142,6 +143,7 @@ def save_checkpoint(run_dir: str | os.PathLike, index: int,
     name = f"{index:06d}"
     final = root / name
     tmp = _temp_name(root, name)
+    renamed = False  # final holds the new checkpoint, which LATEST does not name yet
     try:
         tmp.mkdir()
         digests = {}
@@ -156,9 +158,16 @@ def save_checkpoint(run_dir: str | os.PathLike, index: int,
         if final.exists():  # left by a crash between the rename and LATEST: not referenced
             _remove(final)
         os.replace(tmp, final)
+        renamed = True
         atomic_write_text(root / LATEST, name + "\n")
-    except BaseException:
-        _remove(tmp)
+    except (OSError, SafetensorError) as exc:  # a full disk, a quota, a lost mount
+        _remove(final if renamed else tmp)
+        kept = "the previous checkpoint is kept" if (root / LATEST).exists() else \
+            "no checkpoint had been written yet"
+        raise CheckpointError(f"cannot write a checkpoint in {root}: {_io_reason(exc)}; "
+                              f"{kept}") from None
+    except BaseException:  # also SIGINT / SIGTERM (the CLI turns both into exceptions)
+        _remove(final if renamed else tmp)
         raise
     for old in root.iterdir():  # older checkpoints and stale temporaries
         if old.name not in (name, LATEST):
@@ -167,10 +176,21 @@ def save_checkpoint(run_dir: str | os.PathLike, index: int,
     return final
 
 
+def _io_reason(exc: BaseException) -> str:
+    """An I/O error's reason in a few words (no file names: the caller names the folder)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The folder named by ``checkpoints/LATEST``, or None if the run has no checkpoint."""
     root = Path(run_dir) / CHECKPOINT_DIR
     file = root / LATEST
+    if file.is_symlink():  # LATEST is written in place, never linked: a link leads elsewhere
+        raise CheckpointError(f"{file} is a symbolic link; expected a one-line file naming the "
+                              "newest checkpoint (such as 000007)")
     try:
         name = file.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -184,8 +204,10 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     except OSError as exc:
         raise CheckpointError(f"{file}: unreadable ({exc.strerror or exc})") from None
     if not _NAME.fullmatch(name):  # also rejects ../x, absolute paths and several lines
-        raise CheckpointError(f"{file} names {name[:80]!r}, not a checkpoint folder inside "
-                              f"{root} (expected a name such as 000007)")
+        # never echoed: LATEST may be any file (a file's contents are not printed)
+        raise CheckpointError(f"{file} does not hold the name of a checkpoint folder: its "
+                              f"text is not a checkpoint folder inside {root} (expected one "
+                              "line such as 000007)")
     path = root / name
     if path.is_symlink() or not (path / STATE).is_file():
         raise CheckpointError(f"{root / LATEST} names {name!r}, which is not a complete "
@@ -202,6 +224,9 @@ def load_checkpoint(path: str | os.PathLike,
         state = json.loads((path / STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path / STATE}: unreadable checkpoint state ({exc})") from exc
+    except RecursionError:
+        raise CheckpointError(f"{path / STATE}: unreadable checkpoint state (nested too "
+                              "deeply to be a checkpoint's state)") from None
     _check_index(state, path / STATE)
     tensors = {}
     for group in groups if groups is not None else state["groups"]:
@@ -254,7 +279,8 @@ def _check_finite(tensors: dict[str, torch.Tensor], where: str,
 
     bad = first_non_finite(tensors.items())
     if bad is not None:
-        raise error(f"{where}: tensor {bad!r} holds NaN or inf values")
+        raise error(f"{where}: tensor {bad!r} holds NaN, inf or values of magnitude >= "
+                    "2**64")
 
 
 def clear_checkpoints(run_dir: str | os.PathLike) -> None:

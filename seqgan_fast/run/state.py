@@ -108,6 +108,7 @@ class RunState:
                  device: torch.device, backend: str, world: Any = None, resumed: bool = False,
                  overwrite: bool = False,
                  embeddings_info: dict[str, Any] | None = None) -> None:
+        check_batch_fits(cfg, task)
         self.out_dir, self.cfg, self.task, self.nets = out_dir, cfg, task, nets
         self.device, self.backend, self.world = device, backend, world
         self.resumed, self.overwrite = resumed, overwrite
@@ -356,6 +357,22 @@ class RunState:
         except Exception as exc:  # a figure must never cost a training run
             log.warning("could not draw %s: %s", self.out_dir / CURVES_FILE, exc)
 
+
+
+def check_batch_fits(cfg: TrainConfig, task: Any) -> None:
+    """A batch no larger than the training data (known once the task has read its file;
+    the oracle's num_train is checked with the config): refused before anything is written,
+    not minutes later as (T - 1) * num_rollouts * batch_size completions per step. Also a
+    warning where the discriminator would get fewer positives than negatives."""
+    n = int(task.train_sequences().shape[0])
+    where = "num_train" if task.name == "oracle" else f"the training data ({cfg.data})"
+    if cfg.batch_size > n:
+        raise ConfigError(f"bad value {cfg.batch_size} for batch_size: a batch cannot be "
+                          f"larger than {where}: {n} sequences (lower batch_size)")
+    if cfg.d_num_negatives > n and not cfg.history_len:
+        log.warning("d_num_negatives=%d exceeds the %d training sequences: the discriminator "
+                    "trains on %d positives against %d negatives", cfg.d_num_negatives, n, n,
+                    cfg.d_num_negatives)
 
 
 def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
