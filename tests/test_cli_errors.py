@@ -227,11 +227,9 @@ def _cases() -> list[tuple[str, Callable[[Path, Path], list[str]], str]]:
         ("LATEST a link to another file", tamper(latest_link, "sample"), "symbolic link"),
         ("--threads 0", lambda tmp, run: ["train", "--out", str(tmp / "n"), "--threads", "0"],
          "--threads"),
+        ("--data a directory", lambda tmp, run: ["train", "--out", str(tmp / "new"), "-q",
+                                                 "--data", str(tmp)], "is a directory"),
     ]
-
-
-CASES = _cases()
-
 
 
 CASES = _cases()

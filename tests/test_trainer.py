@@ -11,6 +11,7 @@ from helpers import read_metrics, tiny
 
 from seqgan_fast import Generator, SeqGANTrainer, TrainConfig
 from seqgan_fast.config import ConfigError
+from seqgan_fast.errors import CheckpointError
 from seqgan_fast.run import checkpoint as ckpt
 from seqgan_fast.tasks.oracle import OracleTask
 from seqgan_fast.train.draws import draw_seed
@@ -283,7 +284,8 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         real_save(tensors, path)
 
     monkeypatch.setattr(ckpt, "save_file", failing_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match="cannot write a checkpoint in .*: disk full; "
+                                              "the previous checkpoint is kept"):
         ckpt.save_checkpoint(tmp_path, 3, {"a": {"w": g["w"] * 7}, "b": g}, {"step": 3})
     latest = ckpt.latest_checkpoint(tmp_path)
     tensors, state = ckpt.load_checkpoint(latest)

@@ -237,6 +237,8 @@ def _check_data_file(data: str) -> None:
     p = Path(data).expanduser()
     if p.is_file() or (not p.is_absolute() and (data_dir() / p).is_file()):
         return
+    if p.is_dir() or (not p.is_absolute() and (data_dir() / p).is_dir()):
+        raise ConfigError(f"--data {data} is a directory; give a data file")
     raise ConfigError(f"data file not found: {data}")
 
 

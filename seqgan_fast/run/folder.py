@@ -84,7 +84,10 @@ def check_run_state(state: dict[str, Any], where: Path,
             raise _key_error(where, key, f"must be {what}, got {v!r:.60}")
         return v
 
-    _check_numbers({k: v for k, v in state.items() if k not in _SELECTION}, where)
+    _check_numbers({k: v for k, v in state.items() if k not in (*_SELECTION, "config")}, where)
+    # the run's settings: finite here; their ranges are TrainConfig's (a d_l2_reg of 1e38 is a
+    # legal, if unwise, setting whose run the finite-value guard stops)
+    _check_numbers(state.get("config"), where, "config", bounded=False)
     if isinstance(state.get("best"), dict):  # the selected generator's value: compared
         v = state["best"].get("value")
         if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
@@ -125,20 +128,20 @@ def check_run_state(state: dict[str, Any], where: Path,
         raise _key_error(where, "model.start_token", "must be below model.vocab_size")
 
 
-def _check_numbers(value: Any, where: Path, key: str = "") -> None:
-    """Every number anywhere in ``state.json`` is finite (json reads NaN and Infinity) and
-    no larger in magnitude than 2**64 (nothing a run records is; 1e30 would be carried into
-    summary.json and the next checkpoint)."""
+def _check_numbers(value: Any, where: Path, key: str = "", bounded: bool = True) -> None:
+    """Every number anywhere in ``value`` (part of ``state.json``) is finite (json reads NaN
+    and Infinity) and, where ``bounded``, no larger in magnitude than 2**64 (nothing a run
+    records is; 1e30 would be carried into summary.json and the next checkpoint)."""
     if isinstance(value, dict):
         for k, v in value.items():
-            _check_numbers(v, where, f"{key}.{k}" if key else str(k))
+            _check_numbers(v, where, f"{key}.{k}" if key else str(k), bounded)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _check_numbers(v, where, f"{key}[{i}]")
+            _check_numbers(v, where, f"{key}[{i}]", bounded)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         if isinstance(value, float) and not math.isfinite(value):
             raise _key_error(where, key, f"is {value}; every number must be finite")
-        if abs(value) > 2**64:
+        if bounded and abs(value) > 2**64:
             raise _key_error(where, key, f"is {value:.6g}; no number of a run's state exceeds "
                              "2**64 in magnitude")
 

@@ -151,6 +151,8 @@ class SeqGANTrainer:
             self.train_x = self.task.train_sequences().to(self.device)
         if self.train_x.dim() != 2 or self.train_x.shape[0] == 0:
             raise ConfigError(f"task {self.task.name} gave no training sequences")
+        if ckpt_state is not None:  # every rank, before anything is written: same token ids
+            self.task.check_saved(self.out_dir)
         recorded = Generator.complete_arch((ckpt_state or {}).get("model", {})).get("g_history")
         encoder_len = self.cfg.check_lengths(self.task.seq_len, recorded)
         self.cond_x = self._conditional_rows(self.cfg)
