@@ -129,6 +129,32 @@ def test_cli_recommend_every_user_ids_round_trip(recsys_run, tmp_path, capsys):
     assert "users scored" in capsys.readouterr().err
 
 
+def test_cli_recommend_sigterm_is_one_line_and_writes_nothing(recsys_run, tmp_path, capsys,
+                                                              monkeypatch):
+    """SIGTERM half-way through the CSV: one line, exit 143, no partial file at --out and no
+    temporary file left (the default handler killed the process with both behind)."""
+    import os
+    import signal
+
+    run, _ = recsys_run
+    out = tmp_path / "recs.csv"
+    real = Recommender.iter_recommend
+
+    def stopped_midway(self, *args, **kwargs):
+        for i, part in enumerate(real(self, *args, **kwargs)):
+            if i == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield part
+
+    monkeypatch.setattr(Recommender, "iter_recommend", stopped_midway)
+    rc = main(["recommend", "--run", str(run), "-k", "3", "--out", str(out),
+               "--batch-size", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 143 and err == [f"seqgan-fast: terminated (SIGTERM); {out} not written"], err
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is restored
+
+
 def test_cli_recommend_user_file_and_exclude_seen(recsys_run, tmp_path, capsys):
     run, data = recsys_run
     users = tmp_path / "users.txt"

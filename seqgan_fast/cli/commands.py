@@ -502,7 +502,7 @@ def _recommend(args: argparse.Namespace) -> int:
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     rows = empty = unknown_items = 0
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
+        with _sigterm_raises(), open(tmp, "w", encoding="utf-8", newline="") as f:
             w = csv.writer(f)
             w.writerow(["user", "rank", "item", "score"])
             for part in rec.iter_recommend([by_user[u] for u in users], args.k):
@@ -515,6 +515,9 @@ def _recommend(args: argparse.Namespace) -> int:
         os.replace(tmp, out)
     except OSError as exc:  # a disk that filled up while writing
         raise _BadInput(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    except Terminated:  # the partial file goes (finally); nothing at --out changed
+        print(f"{PROG}: terminated (SIGTERM); {out} not written", file=sys.stderr)
+        return 128 + signal.SIGTERM
     finally:
         if tmp.exists():
             tmp.unlink()
