@@ -293,6 +293,60 @@ def test_instacart_preset(shared_data):
     assert 0 < pop["hr@10"] < 0.2 and pop["ndcg@10"] <= pop["hr@10"]
 
 
+def test_one_user_per_line_file_keeps_order_and_ids_as_strings(tmp_path):
+    """The S3-Rec authors' format: 'user item1 item2 ...', chronological, white space
+    separated; ids are opaque strings (leading zeros kept), the line order is no chronology
+    across users."""
+    f = _write(tmp_path, "seqs.txt", "u10 007 3 3 x\n\n7  b\ta 007\nz 1 2\n")
+    data = read_interactions(f, min_interactions=1)
+    assert data.users == ["u10", "7", "z"]
+    assert data.sequences == [["007", "3", "3", "x"], ["b", "a", "007"], ["1", "2"]]
+    assert data.stats.rows == 9 and data.stats.items == 7
+    short = read_interactions(f)  # a user needs 3 items (train, validation, test)
+    assert short.users == ["u10", "7"] and short.stats.users_skipped == 1
+    rare = read_interactions(f, min_count=2, min_interactions=1)
+    assert rare.sequences == [["007", "3", "3"], ["007"]]
+
+
+@pytest.mark.parametrize("text,match", [
+    ("a 1 2 3\nb\n", r"seqs\.txt:2: user 'b' has no items"),
+    ("a 1 2 3\nb 4 5 6\na 7 8 9\n", r"seqs\.txt:3: user 'a' again \(first at line 1\)"),
+    ("\n\n", r"seqs\.txt: the file is empty"),
+])
+def test_one_user_per_line_bad_lines_name_the_line(tmp_path, text, match):
+    with pytest.raises(DataError, match=match):
+        read_interactions(_write(tmp_path, "seqs.txt", text))
+
+
+def test_one_user_per_line_refuses_columns(tmp_path):
+    f = _write(tmp_path, "seqs.txt", "a 1 2 3\n")
+    with pytest.raises(DataError, match="columns='user,item' does not apply"):
+        read_interactions(f, columns="user,item")
+
+
+def test_a_txt_file_is_recsys_under_a_recsys_preset_and_text_otherwise():
+    from seqgan_fast.cli.commands import _infer_task
+
+    assert _infer_task("toys.txt", "recsys") == "recsys"
+    assert _infer_task("poems.txt", "text") == "text"
+    assert _infer_task("corpus.txt", "oracle") == "text"
+    assert _infer_task("x.inter", "oracle") == "recsys"
+
+
+def test_toys_file_gives_the_published_counts(shared_data):
+    """Amazon Toys & Games as the S3-Rec authors preprocessed it: their paper's 19,412 users,
+    11,924 items and 167,597 interactions; the seqrec preset reads it with no other option."""
+    path = shared_data / "recsys" / "toys_and_games.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    data = read_interactions(path)
+    assert (data.stats.users, data.stats.items, data.stats.interactions) == \
+        (19_412, 11_924, 167_597)
+    cfg = TrainConfig.preset("seqrec")
+    assert cfg.task == "recsys" and cfg.mask_history and cfg.min_count == 1
+    assert (shared_data / cfg.data) == path
+
+
 def test_history_conditioned_training(tmp_path, monkeypatch):
     """history_len=P: D's negatives continue real histories (first P positions real), the PG
     step samples continuations of real histories and rewards only the generated positions."""

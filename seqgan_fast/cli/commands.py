@@ -245,12 +245,15 @@ def _check_data_file(data: str) -> None:
 def _infer_task(data: str, preset_task: str) -> str:
     if data == "oracle":
         return "oracle"
-    task = _TASK_BY_SUFFIX.get(Path(data).suffix.lower())
+    suffix = Path(data).suffix.lower()
+    if suffix == ".txt" and preset_task == "recsys":
+        return "recsys"  # a recommendation preset: one user per line, 'user item1 item2 ...'
+    task = _TASK_BY_SUFFIX.get(suffix)
     if task is None:
         if preset_task != "oracle":
             return preset_task
-        raise ConfigError(f"cannot tell the task from {data!r} (.txt -> text, .inter/.csv -> "
-                          "recsys); pass --task")
+        raise ConfigError(f"cannot tell the task from {data!r} (.txt -> text, or one user per "
+                          "line under a recsys preset; .inter/.csv -> recsys); pass --task")
     return task
 
 

@@ -8,6 +8,10 @@ Formats:
   ``:token``, order (timestamp) ``:float`` (a field without a suffix is taken as it is).
 * CSV (``.csv``; ``.tsv`` or a tab in the header line means tab-separated) with a header of
   named columns, e.g. Instacart's ``user_id, order_number, add_to_cart_order, product_id``.
+* One user per line (``.txt``), ``user item1 item2 ...`` separated by white space, the items
+  in chronological order: the format of the S3-Rec authors' preprocessed Amazon files (Zhou et
+  al., CIKM 2020). No header; a user on two lines, or a line with a user and no item, is an
+  error naming the line; ``columns`` does not apply.
 
 Columns: ``columns="USER,ITEM[,ORDER...]"`` names them; otherwise they are auto-detected: user
 from ``user_id, user, userid, customer_id, visitor_id``, item from ``item_id, product_id,
@@ -159,6 +163,46 @@ def read_interactions(path: str | os.PathLike, columns: str | None = None,
         raise ValueError(f"min_count must be >= 1, got {min_count}")
     if min_interactions < 1:
         raise ValueError(f"min_interactions must be >= 1, got {min_interactions}")
+    if path.suffix.lower() == ".txt":
+        per_user, counts, rows, names = _read_user_lines(path, columns)
+    else:
+        per_user, counts, rows, names = _read_table(path, columns)
+    return _sequences(path, per_user, counts, rows, names, min_count, min_interactions)
+
+
+def _read_user_lines(path: Path, columns: str | None):
+    """``user item1 item2 ...`` lines (see the module docstring): per user its (row, item)
+    events in file order, the item counts, the number of interactions, the column names."""
+    if columns:
+        raise DataError(f"{path}: columns={columns!r} does not apply to a 'user item1 item2 "
+                        "...' file (one user per line)")
+    per_user: dict[str, list[tuple]] = {}
+    first_line: dict[str, int] = {}
+    counts: Counter = Counter()
+    rows = 0
+    for lineno, text in iter_lines(path):
+        fields = text.split()
+        if not fields:
+            continue
+        user, items = fields[0], fields[1:]
+        if not items:
+            raise DataError(f"{path}:{lineno}: user {user!r:.40} has no items; expected "
+                            "'user item1 item2 ...' (one user per line)")
+        if user in per_user:
+            raise DataError(f"{path}:{lineno}: user {user!r:.40} again (first at line "
+                            f"{first_line[user]}); one line per user")
+        first_line[user] = lineno
+        per_user[user] = [(rows + k, item) for k, item in enumerate(items)]
+        counts.update(items)
+        rows += len(items)
+    if rows == 0:
+        raise DataError(f"{path}: the file is empty")
+    return per_user, counts, rows, {"user": "user", "item": "item", "order": ["line order"]}
+
+
+def _read_table(path: Path, columns: str | None):
+    """A ``.inter`` / CSV table (see the module docstring): per user its (order keys..., row,
+    item) events, the item counts, the number of rows, the column names."""
     lines = (text for _, text in iter_lines(path))
     try:
         first = next(lines)
@@ -215,7 +259,12 @@ def read_interactions(path: str | os.PathLike, columns: str | None = None,
         rows += 1
     if rows == 0:
         raise DataError(f"{path}: no interactions (only a header)")
+    return per_user, counts, rows, names
 
+
+def _sequences(path: Path, per_user: dict[str, list[tuple]], counts: Counter, rows: int,
+               names: dict, min_count: int, min_interactions: int) -> Interactions:
+    """Order each user's events, drop rare items, skip short users (module docstring)."""
     stats = InteractionStats(path=str(path), rows=rows, columns=names)
     rare = {it for it, c in counts.items() if c < min_count}
     if len(rare) == len(counts):
