@@ -87,7 +87,7 @@ run_stage() {
 
 # -- env ------------------------------------------------------------------------------------
 { nvidia-smi 2>&1 || echo "nvidia-smi unavailable"; } > "$WORK/nvidia-smi.txt"
-run_stage env 10 "$WORK/env.txt" "$PY" -c '
+run_stage env 10 "$WORK/env.json" "$PY" -c '
 import json, os, platform, subprocess, sys
 info = {"python": sys.version.split()[0], "machine": platform.machine(), "cores": os.cpu_count()}
 try:
@@ -109,7 +109,6 @@ except OSError:
     info["nvcc"] = None
 print(json.dumps(info))
 '
-cp "$WORK/env.txt" "$WORK/env.json" 2>/dev/null
 
 HAVE_CUDA=0
 if (( DRY == 0 )); then

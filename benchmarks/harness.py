@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from seqgan_fast.cli.malloc import keep_freed_memory
+from seqgan_fast.run.checkpoint import atomic_write_text
 
 from . import (
     bench_adv_step,
@@ -263,12 +264,9 @@ def run(ops: list[str], configs: list[BenchConfig], backends: list[str] | None, 
 
 
 def write_json(path: str, doc: dict[str, Any]) -> None:
-    """Write ``doc`` to ``path`` atomically (a temporary file renamed over it): a run killed
-    mid-write leaves the previous complete document."""
-    tmp = Path(f"{path}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=1)
-    tmp.replace(path)
+    """Write ``doc`` to ``path`` atomically (run/checkpoint.py's temporary file renamed over
+    it): a run killed mid-write leaves the previous complete document."""
+    atomic_write_text(path, json.dumps(doc, indent=1))
 
 
 def check_json_target(path: str) -> None:

@@ -190,7 +190,7 @@ def test_run_saves_the_document_after_every_case(tmp_path, monkeypatch):
     assert len(seen) == 3  # after decode, after sample, at the end
     assert {op for op, _ in seen[0]} == {"decode"}
     assert {op for op, _ in seen[1]} == {"decode", "sample"} and seen[2] == seen[1]
-    assert not (tmp_path / "b.json.tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["b.json"]  # no temporary file left
 
 
 def test_run_case_budget_keeps_one_run():

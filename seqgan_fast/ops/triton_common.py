@@ -17,6 +17,7 @@ import triton
 import triton.language as tl
 
 from .backends import triton_interpret
+from .philox import split_seed
 from .sample_ref import GUMBEL_FLOOR, TILE
 
 PRECISIONS = ("ieee", "tf32")
@@ -41,8 +42,7 @@ def seed_words(seed: int) -> tuple[int, int]:
     Triton types a Python int argument by its range (i32, i64 or u64) and compiles one kernel
     per type: passed whole, a fresh seed per call would recompile now and then mid-training.
     Two words in int32 range are always i32 (``join_seed`` rebuilds the seed in the kernel)."""
-    seed &= (1 << 64) - 1
-    lo, hi = seed & 0xFFFFFFFF, seed >> 32
+    lo, hi = split_seed(seed)
     return (lo - (1 << 32) if lo >= 1 << 31 else lo), (hi - (1 << 32) if hi >= 1 << 31 else hi)
 
 

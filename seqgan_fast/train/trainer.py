@@ -497,11 +497,7 @@ class SeqGANTrainer:
                 bar.set_postfix(loss=f"{loss:.3f}")
                 e = st["mle_epoch"]
                 label = e - 1 if official else e  # the official log's "epoch k": k+1 epochs
-                if e == cfg.mle_epochs:
-                    self.evaluate("mle", label, final=True)
-                elif label % cfg.eval_every == 0:
-                    self.evaluate("mle", label)
-                    self.run.maybe_checkpoint()
+                self._scheduled_eval("mle", label, last=e == cfg.mle_epochs)
 
     def _fit_d(self) -> None:
         cfg, st = self.cfg, self.state
@@ -536,11 +532,17 @@ class SeqGANTrainer:
                 if cfg.eval_schedule == "official":
                     if evaluated and b < cfg.adv_batches:
                         self.run.maybe_checkpoint()  # a whole batch: resuming never splits one
-                elif b == cfg.adv_batches:
-                    self.evaluate("adv", b, final=True)
-                elif b % cfg.eval_every == 0:
-                    self.evaluate("adv", b)
-                    self.run.maybe_checkpoint()
+                else:
+                    self._scheduled_eval("adv", b, last=b == cfg.adv_batches)
+
+    def _scheduled_eval(self, phase: str, label: int, last: bool) -> None:
+        """The phase's final evaluation at its last unit; otherwise every ``eval_every`` units
+        an evaluation and, as configured, a checkpoint."""
+        if last:
+            self.evaluate(phase, label, final=True)
+        elif label % self.cfg.eval_every == 0:
+            self.evaluate(phase, label)
+            self.run.maybe_checkpoint()
 
     def _official_adv_eval(self) -> bool:
         """``eval_schedule=official``: evaluate batch k (0-based) after its generator step and
